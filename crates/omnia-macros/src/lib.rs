@@ -1,0 +1,302 @@
+//! The `runtime!` macro (used as `omnia::runtime!`).
+//!
+//! ```ignore
+//! omnia::runtime!({
+//!     "http": WasiHttpCtx,
+//!     #[cfg(feature = "keyvalue")]
+//!     "keyvalue": KeyValueDefault,
+//! });
+//! ```
+//!
+//! expands, in the calling module, to:
+//!
+//! * `Cli`: a `clap` parser whose subcommands are `omnia::Command` (`run`, and `compile` with
+//!   the `jit` feature), with `Cli::parse()` so callers need not import `clap::Parser`;
+//! * `StoreCtx`: the store data, Omnia's core plus one field per entry, implementing
+//!   `WasiView`, `omnia::StoreView` and `omnia::HostView<Entry>` for each entry;
+//! * `Capabilities`: the connected entries, implementing `omnia::Capabilities` (connect each
+//!   entry's `Backend` from the environment, link each `Host`, start each `Server`);
+//! * `async fn runtime_run(cli: Cli) -> anyhow::Result<()>`.
+//!
+//! Keys are the capability names of the Omnia specification; `http` and `messaging` are
+//! triggers (their entry type must also implement `omnia::Server`). Attributes on an entry
+//! (typically `#[cfg(...)]`) are copied onto everything generated for it.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote};
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, LitStr, Token, Type, braced};
+
+/// The capability keys `runtime!` accepts, and whether each is a trigger.
+const KEYS: &[(&str, bool)] = &[
+    ("http", true),
+    ("keyvalue", false),
+    ("messaging", true),
+    ("config", false),
+    ("otel", false),
+];
+
+/// Declares a runtime's capabilities and generates its `Cli` and `runtime_run`.
+/// See the crate documentation.
+#[proc_macro]
+pub fn runtime(input: TokenStream) -> TokenStream {
+    match syn::parse::<Input>(input).and_then(|input| expand(&input)) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+struct Entry {
+    attrs: Vec<Attribute>,
+    key: LitStr,
+    ty: Type,
+}
+
+struct Input {
+    entries: Vec<Entry>,
+}
+
+impl Parse for Entry {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let key: LitStr = input.parse().map_err(|err| {
+            syn::Error::new(
+                err.span(),
+                "expected an entry such as `\"http\": WasiHttpCtx` (a string key, a colon, a type)",
+            )
+        })?;
+        input.parse::<Token![:]>()?;
+        let ty: Type = input.parse().map_err(|_| {
+            syn::Error::new(
+                input.span(),
+                format!(
+                    "entry \"{}\": expected a type (such as `WasiHttpCtx`) after the colon",
+                    key.value()
+                ),
+            )
+        })?;
+        Ok(Self { attrs, key, ty })
+    }
+}
+
+impl Parse for Input {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let content;
+        braced!(content in input);
+        let entries = Punctuated::<Entry, Token![,]>::parse_terminated(&content)?;
+        if !input.is_empty() {
+            return Err(input.error("unexpected tokens after the `{ ... }` of runtime!"));
+        }
+        Ok(Self {
+            entries: entries.into_iter().collect(),
+        })
+    }
+}
+
+fn check(input: &Input) -> syn::Result<()> {
+    if input.entries.is_empty() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "runtime! needs at least one entry, such as `\"http\": WasiHttpCtx`",
+        ));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for entry in &input.entries {
+        let key = entry.key.value();
+        if !KEYS.iter().any(|(k, _)| *k == key) {
+            let known: Vec<_> = KEYS.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+            return Err(syn::Error::new(
+                entry.key.span(),
+                format!("unknown capability \"{key}\": expected one of {}", known.join(", ")),
+            ));
+        }
+        if seen.contains(&key) {
+            return Err(syn::Error::new(
+                entry.key.span(),
+                format!("duplicate capability \"{key}\": each key may appear once"),
+            ));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+fn expand(input: &Input) -> syn::Result<TokenStream2> {
+    check(input)?;
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+
+    let mut fields = Vec::new();
+    let mut host_views = Vec::new();
+    let mut names = Vec::new();
+    let mut connects = Vec::new();
+    let mut links = Vec::new();
+    let mut store_fields = Vec::new();
+    let mut exported = Vec::new();
+    let mut starts = Vec::new();
+
+    for entry in &input.entries {
+        let Entry { attrs, key, ty } = entry;
+        let name = key.value();
+        let field = format_ident!("{}", name);
+        let is_trigger = KEYS.iter().any(|(k, t)| *k == name && *t);
+
+        fields.push(quote! { #(#attrs)* #field: #ty, });
+        host_views.push(quote! {
+            #(#attrs)*
+            impl #omnia::HostView<#ty> for StoreCtx {
+                fn host(&mut self) -> (&mut #ty, &mut #omnia::StoreCore) {
+                    (&mut self.#field, &mut self.core)
+                }
+            }
+        });
+        names.push(quote! { #(#attrs)* names.push(#key); });
+        connects.push(quote! {
+            #(#attrs)*
+            #field: <#ty as #omnia::Backend>::connect().await.map_err(|err| {
+                err.context(concat!("cannot start the \"", #key, "\" capability"))
+            })?,
+        });
+        links.push(quote! {
+            #(#attrs)*
+            <#ty as #omnia::Host<StoreCtx>>::add_to_linker(linker)?;
+        });
+        store_fields.push(quote! { #(#attrs)* #field: self.#field.clone(), });
+        if is_trigger {
+            exported.push(quote! {
+                #(#attrs)*
+                if <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(engine, component) {
+                    names.push(#key);
+                }
+            });
+            starts.push(quote! {
+                #(#attrs)*
+                if <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(#omnia::State::engine(state), component) {
+                    let server = self.#field.clone();
+                    let state = state.clone();
+                    let shutdown = shutdown.clone();
+                    triggers.push(#omnia::Trigger {
+                        name: #key,
+                        serve: Box::pin(async move {
+                            #omnia::Server::<#omnia::Runtime<StoreCtx>>::run(&server, state, shutdown).await
+                        }),
+                    });
+                }
+            });
+        }
+    }
+
+    let items = quote! {
+        /// Command line of this runtime: `run` and (with the `jit` feature) `compile`.
+        #[derive(#private::clap::Parser, Debug)]
+        #[command(version = #omnia::cli::version(&<Capabilities as #omnia::Capabilities>::names()))]
+        #[command(name = match option_env!("CARGO_BIN_NAME") { Some(name) => name, None => env!("CARGO_PKG_NAME") })]
+        #[command(about = "Runs WebAssembly components with host services.")]
+        pub struct Cli {
+            /// What to do.
+            #[command(subcommand)]
+            pub command: #omnia::Command,
+        }
+
+        impl Cli {
+            /// Parses the process's arguments (exits with a usage message on bad input).
+            pub fn parse() -> Self {
+                <Self as #private::clap::Parser>::parse()
+            }
+        }
+
+        /// Store data of this runtime: Omnia's core plus one field per capability.
+        pub struct StoreCtx {
+            core: #omnia::StoreCore,
+            #(#fields)*
+        }
+
+        impl #private::wasmtime_wasi::WasiView for StoreCtx {
+            fn ctx(&mut self) -> #private::wasmtime_wasi::WasiCtxView<'_> {
+                self.core.wasi_view()
+            }
+        }
+
+        impl #omnia::StoreView for StoreCtx {
+            fn core(&mut self) -> &mut #omnia::StoreCore {
+                &mut self.core
+            }
+        }
+
+        #(#host_views)*
+
+        /// The connected capabilities of this runtime.
+        #[derive(Clone)]
+        pub struct Capabilities {
+            #(#fields)*
+        }
+
+        impl #omnia::Capabilities for Capabilities {
+            type StoreCtx = StoreCtx;
+
+            fn names() -> Vec<&'static str> {
+                let mut names = Vec::new();
+                #(#names)*
+                names
+            }
+
+            async fn connect() -> #private::anyhow::Result<Self> {
+                Ok(Self { #(#connects)* })
+            }
+
+            fn add_to_linker(
+                linker: &mut #private::wasmtime::component::Linker<StoreCtx>,
+            ) -> #private::anyhow::Result<()> {
+                #(#links)*
+                Ok(())
+            }
+
+            fn store_ctx(&self, core: #omnia::StoreCore) -> StoreCtx {
+                StoreCtx { core, #(#store_fields)* }
+            }
+
+            #[allow(unused_mut, unused_variables)]
+            fn exported_triggers(
+                engine: &#private::wasmtime::Engine,
+                component: &#private::wasmtime::component::Component,
+            ) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                #(#exported)*
+                names
+            }
+
+            #[allow(unused_mut, unused_variables)]
+            fn triggers(
+                &self,
+                state: &#omnia::Runtime<StoreCtx>,
+                component: &#private::wasmtime::component::Component,
+                shutdown: &#omnia::Shutdown,
+            ) -> Vec<#omnia::Trigger> {
+                let mut triggers = Vec::new();
+                #(#starts)*
+                triggers
+            }
+        }
+
+        /// Runs the command line: serve a component's triggers, run a command component, or
+        /// precompile one.
+        pub async fn runtime_run(cli: Cli) -> #private::anyhow::Result<()> {
+            #omnia::run::<Capabilities>(cli.command).await
+        }
+    };
+    // clap's derive names `clap::...` paths, so the items live in a module that imports clap
+    // from omnia (the caller need not depend on clap) and sees the caller's entry types.
+    Ok(quote! {
+        #[doc(hidden)]
+        #[allow(unused_imports)]
+        mod __omnia_runtime {
+            use super::*;
+            use #private::clap;
+
+            #items
+        }
+        pub use __omnia_runtime::{Capabilities, Cli, StoreCtx, runtime_run};
+    })
+}

@@ -1,0 +1,103 @@
+//! Loading components: `.wasm` (compiled with Cranelift, feature `jit`) or a precompiled `.bin`
+//! written by `omnia compile`.
+//!
+//! The file's bytes decide, not its name: wasmtime recognises its own precompiled artifacts, and
+//! anything else is treated as WebAssembly. Every failure names the file and says what to do.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Precompiled};
+
+/// Loads the component at `path`.
+pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match Engine::detect_precompiled(&bytes) {
+        Some(Precompiled::Component) => load_precompiled(engine, path),
+        Some(Precompiled::Module) => bail!(
+            "{} is a precompiled core module, not a component: recompile the component with \
+             `omnia compile`",
+            path.display()
+        ),
+        None => load_wasm(engine, path, &bytes),
+    }
+}
+
+#[allow(unsafe_code)]
+fn load_precompiled(engine: &Engine, path: &Path) -> Result<Component> {
+    // SAFETY: `deserialize_file` maps the file as machine code. Wasmtime checks that it is one of
+    // its own artifacts for this exact version and engine configuration and refuses anything
+    // else; what it cannot check is that a well-formed artifact was not crafted by hand, so
+    // omnia trusts `.bin` files the way a shell trusts executables: only run ones you built.
+    let loaded = unsafe { Component::deserialize_file(engine, path) };
+    loaded.map_err(anyhow::Error::from).with_context(|| {
+        format!(
+            "{} was precompiled by a different omnia version or engine configuration; \
+             recompile it from the .wasm with `omnia compile` of this build",
+            path.display()
+        )
+    })
+}
+
+fn load_wasm(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+    check_is_component(path, bytes)?;
+    #[cfg(feature = "jit")]
+    {
+        Component::new(engine, bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot compile {}", path.display()))
+    }
+    #[cfg(not(feature = "jit"))]
+    {
+        let _ = engine;
+        bail!(
+            "{} is a WebAssembly file, but this omnia build has no compiler (built without the \
+             `jit` feature): precompile it with `omnia compile {} -o app.bin` on a build with \
+             `jit`, then run the .bin",
+            path.display(),
+            path.display()
+        )
+    }
+}
+
+/// Checks the header: WebAssembly magic, and the component layer rather than a core module.
+fn check_is_component(path: &Path, bytes: &[u8]) -> Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    let is_text = std::str::from_utf8(bytes).is_ok_and(|s| s.trim_start().starts_with('('));
+    if is_text {
+        return Ok(()); // component text format; the parser reports its own errors
+    }
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        bail!(
+            "{} is not a WebAssembly component (no `\\0asm` header): pass a .wasm component or a \
+             .bin from `omnia compile`",
+            path.display()
+        );
+    }
+    // Bytes 4..8: version (2 bytes) and layer (2 bytes); layer 1 is a component.
+    if bytes[6..8] == [0, 0] {
+        bail!(
+            "{} is a core WebAssembly module, not a component: turn it into a component first \
+             (e.g. `wasm-tools component new`, or build for wasm32-wasip2)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Precompiles the `.wasm` component at `input` into `output` (a `.bin` for this omnia build's
+/// engine configuration).
+#[cfg(feature = "jit")]
+pub fn precompile(engine: &Engine, input: &Path, output: &Path) -> Result<()> {
+    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+    if Engine::detect_precompiled(&bytes).is_some() {
+        bail!("{} is already precompiled", input.display());
+    }
+    check_is_component(input, &bytes)?;
+    let compiled = engine
+        .precompile_component(&bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot compile {}", input.display()))?;
+    std::fs::write(output, compiled).with_context(|| format!("cannot write {}", output.display()))
+}

@@ -1,0 +1,153 @@
+//! Configuration from environment variables.
+//!
+//! Every setting has a documented variable and a default; a bad value fails start-up with an
+//! error that names the variable, the value and the expected form.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// Builds options from environment variables.
+pub trait FromEnv: Sized {
+    /// Reads the options; fails naming the variable when a value is malformed.
+    fn from_env() -> Result<Self>;
+}
+
+impl FromEnv for () {
+    fn from_env() -> Result<Self> {
+        Ok(())
+    }
+}
+
+/// The runtime-wide limits and addresses (the `OMNIA_*` variables of the core).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// `OMNIA_REQUEST_TIMEOUT`: how long one guest call may run (default 30 s).
+    pub request_timeout: Duration,
+    /// `OMNIA_MAX_MEMORY`: linear memory limit per instance (default 128 MiB).
+    pub max_memory: usize,
+    /// `OMNIA_MAX_CONCURRENCY`: requests or messages in flight at once (default 256); more are
+    /// refused (HTTP 503) instead of queued without bound.
+    pub max_concurrency: usize,
+    /// `OMNIA_SHUTDOWN_GRACE`: how long in-flight work may take to finish after SIGTERM (default 30 s).
+    pub shutdown_grace: Duration,
+    /// `OMNIA_ADMIN_ADDR`: where `/livez` and `/readyz` are served (default: not served).
+    pub admin_addr: Option<SocketAddr>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            max_memory: 128 << 20,
+            max_concurrency: 256,
+            shutdown_grace: Duration::from_secs(30),
+            admin_addr: None,
+        }
+    }
+}
+
+impl FromEnv for RuntimeConfig {
+    fn from_env() -> Result<Self> {
+        let d = Self::default();
+        let max_concurrency = var("OMNIA_MAX_CONCURRENCY", parse_count)?.unwrap_or(d.max_concurrency);
+        if max_concurrency == 0 {
+            bail!("OMNIA_MAX_CONCURRENCY=0 is not valid: expected a whole number of at least 1");
+        }
+        Ok(Self {
+            request_timeout: var("OMNIA_REQUEST_TIMEOUT", parse_duration)?.unwrap_or(d.request_timeout),
+            max_memory: var("OMNIA_MAX_MEMORY", parse_size)?.unwrap_or(d.max_memory),
+            max_concurrency,
+            shutdown_grace: var("OMNIA_SHUTDOWN_GRACE", parse_duration)?.unwrap_or(d.shutdown_grace),
+            admin_addr: var("OMNIA_ADMIN_ADDR", parse_addr)?.or(d.admin_addr),
+        })
+    }
+}
+
+/// Reads `name` and parses it with `parse`; `Ok(None)` when unset or empty. The error names the
+/// variable, the value and what `parse` expected.
+pub fn var<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => parse(v.trim())
+            .map(Some)
+            .with_context(|| format!("{name}={v:?} is not valid")),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not valid UTF-8"),
+    }
+}
+
+/// A duration: `250ms`, `30s`, `5m`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let (num, unit) = split_unit(s);
+    let n: u64 = num
+        .parse()
+        .ok()
+        .with_context(|| format!("expected a duration such as 30s, 250ms or 5m, got {s:?}"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        _ => bail!("expected a duration such as 30s, 250ms or 5m, got {s:?}"),
+    })
+}
+
+/// A size in bytes: `128MiB`, `64M`, `512KiB`, `1GiB`, or a plain number of bytes.
+pub fn parse_size(s: &str) -> Result<usize> {
+    let (num, unit) = split_unit(s);
+    let n: usize = num
+        .parse()
+        .ok()
+        .with_context(|| format!("expected a size such as 128MiB, 64M or 1048576, got {s:?}"))?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => bail!("expected a size such as 128MiB, 64M or 1048576, got {s:?}"),
+    };
+    n.checked_shl(shift)
+        .filter(|v| v >> shift == n)
+        .with_context(|| format!("size {s:?} is too large"))
+}
+
+/// A positive whole number.
+pub fn parse_count(s: &str) -> Result<usize> {
+    usize::from_str(s).with_context(|| format!("expected a whole number, got {s:?}"))
+}
+
+/// A socket address such as `127.0.0.1:8080` or `[::1]:8080`.
+pub fn parse_addr(s: &str) -> Result<SocketAddr> {
+    SocketAddr::from_str(s)
+        .with_context(|| format!("expected an address such as 127.0.0.1:8080 or [::1]:8080, got {s:?}"))
+}
+
+fn split_unit(s: &str) -> (&str, &str) {
+    let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    (&s[..at], s[at..].trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5h").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("128MiB").unwrap(), 128 << 20);
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! The [`Engine`]: one per process, configured for serving untrusted guests.
+//!
+//! * **Pooling allocator** when the platform allows it (instances are created per request, and
+//!   pooling makes that a few microseconds); if reserving the pool fails (small address space,
+//!   `ulimit -v`), Omnia logs why and falls back to on-demand allocation.
+//! * **Epoch interruption** with one ticker thread: every [`EPOCH_TICK`] each running guest
+//!   yields to the async executor, so a guest in an infinite loop neither starves other
+//!   requests nor escapes its deadline.
+//! * **Memory limit** per instance, enforced both by the pool's slot size and by each store's
+//!   limiter.
+//!
+//! The settings that shape compiled code are identical with and without the `jit` feature, so
+//! a `.bin` written by `omnia compile` loads in an AOT-only build.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::RuntimeConfig;
+
+/// How often the epoch advances; a running guest yields to the executor at least this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Builds the engine for `config`: pooling if possible, on-demand otherwise.
+pub fn build(config: &RuntimeConfig) -> Result<Engine> {
+    let mut pooled = base_config();
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
+    let engine = match Engine::new(&pooled) {
+        Ok(engine) => engine,
+        Err(err) => {
+            tracing::warn!(
+                "pooling allocator unavailable ({err:#}); falling back to on-demand allocation"
+            );
+            Engine::new(&base_config())
+                .map_err(anyhow::Error::from)
+                .context("creating the wasmtime engine")?
+        }
+    };
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// The engine settings shared by every build (JIT or AOT-only) and by `omnia compile`.
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
+fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
+    // One component instance per in-flight request, plus headroom for instances that are
+    // still being torn down.
+    let slots = u32::try_from(config.max_concurrency.saturating_mul(2)).unwrap_or(u32::MAX);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        // Guests built by componentize-py and componentize-js carry tens of core instances
+        // and several memories and tables.
+        .total_core_instances(slots.saturating_mul(16))
+        .total_memories(slots.saturating_mul(4))
+        .total_tables(slots.saturating_mul(8))
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_core_instances_per_component(64)
+        .max_memory_size(config.max_memory);
+    pool
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread (one per process).
+fn start_epoch_ticker(engine: &Engine) {
+    static TICKER: OnceLock<()> = OnceLock::new();
+    let engine = engine.clone();
+    TICKER.get_or_init(move || {
+        std::thread::Builder::new()
+            .name("omnia-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map(drop)
+            .unwrap_or_else(|err| tracing::error!("cannot start the epoch ticker thread: {err}"));
+    });
+}

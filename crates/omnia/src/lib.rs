@@ -1,0 +1,68 @@
+//! # Omnia core
+//!
+//! Omnia runs WebAssembly components (WASI 0.2) with real host services. This crate is the part
+//! every Omnia runtime shares, whatever capabilities it links:
+//!
+//! * the **extension traits** a capability crate implements ([`Host`], [`Server`], [`Backend`],
+//!   [`State`], [`FromEnv`]),
+//! * the **engine**: one [`wasmtime::Engine`] configured for serving untrusted guests (pooling
+//!   allocator, epoch interruption, memory limits), see [`engine`],
+//! * **component loading**: `.wasm` compiled with Cranelift (feature `jit`) or precompiled `.bin`
+//!   files, see [`component`],
+//! * the **lifecycle**: start the triggers, serve health checks, drain on SIGTERM/SIGINT, see
+//!   [`lifecycle`] and [`admin`],
+//! * the **command mode** that runs a `wasi:cli/run` component like any WASI runtime, see [`command`].
+//!
+//! Most users never name these pieces: they write [`runtime!`] and get a `Cli` and a
+//! `runtime_run(cli)` that wire everything together.
+//!
+//! ```no_run
+//! use omnia_wasi_http::WasiHttpCtx;
+//!
+//! omnia::runtime!({
+//!     "http": WasiHttpCtx,
+//! });
+//!
+//! #[tokio::main]
+//! async fn main() -> anyhow::Result<()> {
+//!     let cli = Cli::parse();
+//!     runtime_run(cli).await
+//! }
+//! ```
+
+pub mod admin;
+pub mod cli;
+pub mod command;
+pub mod component;
+pub mod config;
+pub mod engine;
+pub mod lifecycle;
+mod run;
+mod runtime;
+mod store;
+pub mod telemetry;
+mod traits;
+
+pub use cli::Command;
+pub use config::{FromEnv, RuntimeConfig};
+pub use lifecycle::Shutdown;
+pub use run::run;
+pub use runtime::Runtime;
+pub use store::{HostView, StoreCore, StoreView};
+pub use traits::{Backend, Capabilities, Host, Server, State, Trigger};
+
+/// The `runtime!` macro: declare the capabilities of a runtime and get its `Cli` and
+/// `runtime_run`. See the crate documentation for an example.
+pub use omnia_macros::runtime;
+
+/// Whether this build can compile `.wasm` components (the `jit` feature).
+pub const JIT_ENABLED: bool = cfg!(feature = "jit");
+
+/// Re-exports used by the code that [`runtime!`] generates. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use anyhow;
+    pub use clap;
+    pub use wasmtime;
+    pub use wasmtime_wasi;
+}

@@ -1,0 +1,243 @@
+//! `runtime_run`: what `omnia run` and `omnia compile` do, for any set of capabilities.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use tokio::task::JoinSet;
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+
+use wasmtime::component::{Component, InstancePre, Linker, ResourceType};
+
+use crate::admin::{self, Readiness};
+use crate::cli::{Command, RunArgs};
+use crate::config::{FromEnv, RuntimeConfig};
+use crate::lifecycle::{Shutdown, termination_signal};
+use crate::traits::Capabilities;
+use crate::{Runtime, command, component, engine, telemetry};
+
+/// Runs `command` with the capabilities `C` (the code [`runtime!`](crate::runtime) generates
+/// calls this). A command component's exit code becomes the process's exit code.
+pub async fn run<C: Capabilities>(command: Command) -> Result<()> {
+    telemetry::init();
+    match command {
+        Command::Run(args) => run_component::<C>(args).await,
+        #[cfg(feature = "jit")]
+        Command::Compile(args) => compile(&args),
+    }
+}
+
+#[cfg(feature = "jit")]
+fn compile(args: &crate::cli::CompileArgs) -> Result<()> {
+    let config = RuntimeConfig::from_env()?;
+    let engine = engine::build(&config)?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| args.component.with_extension("bin"));
+    component::precompile(&engine, &args.component, &output)?;
+    eprintln!("wrote {}", output.display());
+    Ok(())
+}
+
+async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
+    let config = RuntimeConfig::from_env()?;
+    let engine = engine::build(&config)?;
+    let component = component::load(&engine, &args.component)?;
+    let link = || linker::<C>(&engine);
+    let pre = instantiate_pre(link, &component)
+        .with_context(|| format!("cannot link {}", args.component.display()))?;
+
+    let triggers = C::exported_triggers(&engine, &component);
+    if triggers.is_empty() {
+        if command::is_command(&engine, &component) {
+            let capabilities = C::connect().await?;
+            let code =
+                command::run(pre, &args, &config, |core| capabilities.store_ctx(core)).await?;
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+            std::process::exit(code);
+        }
+        bail!(
+            "{} exports nothing this runtime can run: it needs wasi:cli/run or the interface of \
+             a trigger compiled into this build ({}); its exports are: [{}]",
+            args.component.display(),
+            C::names().join(", "),
+            command::exports(&engine, &component)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if !args.args.is_empty() {
+        bail!(
+            "arguments after the component ({}) are only for wasi:cli/run components; {} is \
+             served by: {}",
+            args.args.join(" "),
+            args.component.display(),
+            triggers.join(", ")
+        );
+    }
+    if !args.env.is_empty() || !args.dirs.is_empty() {
+        bail!("--env and --dir are only for wasi:cli/run components; served guests get nothing");
+    }
+    serve::<C>(pre, &component, config).await
+}
+
+async fn serve<C: Capabilities>(
+    pre: InstancePre<C::StoreCtx>,
+    component: &Component,
+    config: RuntimeConfig,
+) -> Result<()> {
+    let capabilities = C::connect().await?;
+    let (stop, shutdown) = Shutdown::new(config.shutdown_grace);
+    let readiness = Readiness::default();
+    let admin = match config.admin_addr {
+        Some(addr) => Some(tokio::spawn(
+            admin::bind(addr, readiness.clone(), shutdown.clone()).await?,
+        )),
+        None => None,
+    };
+    let grace = config.shutdown_grace;
+    let state = {
+        let capabilities = capabilities.clone();
+        Runtime::new(pre, config, move |core| capabilities.store_ctx(core))
+    };
+
+    let mut servers = JoinSet::new();
+    for trigger in capabilities.triggers(&state, component, &shutdown) {
+        let name = trigger.name;
+        servers.spawn(async move { trigger.serve.await.with_context(|| format!("{name} trigger")) });
+    }
+    readiness.set(true);
+
+    tokio::select! {
+        signal = termination_signal() => {
+            tracing::info!("{}: draining in-flight work for up to {grace:?}", signal?);
+        }
+        Some(ended) = servers.join_next() => {
+            stop.fire();
+            ended.context("a trigger panicked")??;
+            bail!("a trigger stopped on its own");
+        }
+    }
+    stop.fire();
+    while let Some(ended) = servers.join_next().await {
+        ended.context("a trigger panicked")??;
+    }
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The linker: all of WASI p2 (nothing granted unless configured) plus every capability.
+fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI p2")?;
+    C::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// Type-checks and links `component` with the linker `build` makes. When imports are missing the
+/// error lists all of them, not only the first.
+fn instantiate_pre<T: 'static>(
+    build: impl Fn() -> Result<Linker<T>>,
+    component: &Component,
+) -> Result<InstancePre<T>> {
+    let err = match build()?.instantiate_pre(component) {
+        Ok(pre) => return Ok(pre),
+        Err(err) => err,
+    };
+    let missing = missing_imports(build, component, &err);
+    if missing.is_empty() {
+        return Err(err.into());
+    }
+    bail!(
+        "the component imports {} interface(s) this runtime does not provide:\n  - {}\n\
+         run it with an omnia build (profile or cargo features) that has these capabilities; \
+         `omnia --version` lists what this build has",
+        missing.len(),
+        missing.join("\n  - ")
+    )
+}
+
+/// Finds every unsatisfied import: take the one the link error names, stand in for it with
+/// trapping stubs, link again, until the link succeeds or an error is not about a missing import.
+fn missing_imports<T: 'static>(
+    build: impl Fn() -> Result<Linker<T>>,
+    component: &Component,
+    first: &wasmtime::Error,
+) -> Vec<String> {
+    let Ok(mut probe) = build() else {
+        return Vec::new();
+    };
+    let engine = probe.engine().clone();
+    let imports: Vec<(String, ComponentItem)> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, item)| (name.to_string(), item.ty))
+        .collect();
+    let mut missing = Vec::new();
+    let mut message = first.to_string();
+    for _ in 0..imports.len() {
+        let Some(name) = backticked(&message) else { break };
+        let Some((_, item)) = imports.iter().find(|(n, _)| *n == name) else { break };
+        if missing.contains(&name) {
+            break;
+        }
+        missing.push(name.clone());
+        if stub(&mut probe, &name, item, &engine).is_err() {
+            break;
+        }
+        match probe.instantiate_pre(component) {
+            Ok(_) => break,
+            Err(err) => message = err.to_string(),
+        }
+    }
+    missing
+}
+
+/// The first `quoted` name in a link error.
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+/// Stands in for the import `name` with functions that trap and placeholder resources.
+fn stub<T: 'static>(
+    linker: &mut Linker<T>,
+    name: &str,
+    item: &ComponentItem,
+    engine: &Engine,
+) -> Result<()> {
+    struct Placeholder;
+    match item {
+        ComponentItem::ComponentInstance(instance) => {
+            let mut inst = linker.instance(name).map_err(anyhow::Error::from)?;
+            for (export, item) in instance.exports(engine) {
+                match item.ty {
+                    ComponentItem::ComponentFunc(_) => {
+                        inst.func_new(export, |_, _, _, _| Err(wasmtime::format_err!("not provided"))).map_err(anyhow::Error::from)?;
+                    }
+                    ComponentItem::Resource(_) => {
+                        inst.resource(export, ResourceType::host::<Placeholder>(), |_, _| Ok(()))
+                            .map_err(anyhow::Error::from)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ComponentItem::ComponentFunc(_) => {
+            linker
+                .root()
+                .func_new(name, |_, _, _, _| Err(wasmtime::format_err!("not provided")))
+                .map_err(anyhow::Error::from)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}

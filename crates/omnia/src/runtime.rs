@@ -1,0 +1,89 @@
+//! [`Runtime`]: the [`State`] every trigger serves from.
+
+use std::sync::Arc;
+
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::WasiCtx;
+
+use crate::config::RuntimeConfig;
+use crate::store::{StoreCore, StoreView};
+use crate::traits::State;
+
+/// The component, pre-instantiated once, plus what it takes to make a store for each request or
+/// message. Cheap to clone.
+pub struct Runtime<T: 'static> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T: 'static> {
+    pre: InstancePre<T>,
+    config: RuntimeConfig,
+    make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
+}
+
+impl<T: 'static> Clone for Runtime<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: StoreView> Runtime<T> {
+    /// A runtime serving `pre`; `make_ctx` adds the capabilities' data to each store's core.
+    pub fn new(
+        pre: InstancePre<T>,
+        config: RuntimeConfig,
+        make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pre,
+                config,
+                make_ctx: Box::new(make_ctx),
+            }),
+        }
+    }
+
+}
+
+/// A store with the memory limiter installed, in which a guest that runs for an epoch tick
+/// yields to the executor, so other work proceeds and deadlines can fire.
+pub(crate) fn serving_store<T: StoreView>(engine: &Engine, ctx: T) -> Store<T> {
+    let mut store = Store::new(engine, ctx);
+    store.limiter(|ctx| &mut ctx.core().limits);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store
+}
+
+/// The store limits for one instance.
+pub(crate) fn limits(config: &RuntimeConfig) -> wasmtime::StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(config.max_memory)
+        .trap_on_grow_failure(false)
+        .build()
+}
+
+impl<T: StoreView> State for Runtime<T> {
+    type StoreCtx = T;
+
+    fn engine(&self) -> &Engine {
+        self.inner.pre.engine()
+    }
+
+    fn instance_pre(&self) -> &InstancePre<T> {
+        &self.inner.pre
+    }
+
+    fn new_store(&self) -> Store<T> {
+        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
+        let core = StoreCore::new(wasi, limits(&self.inner.config));
+        serving_store(self.engine(), (self.inner.make_ctx)(core))
+    }
+
+    fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+}

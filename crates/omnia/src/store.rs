@@ -1,0 +1,49 @@
+//! Store data: what every store holds, and how a capability reaches its own part of it.
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The part of every store's data that Omnia itself owns: the WASI context (what the guest is
+/// granted), the resource table, and the store's resource limits.
+pub struct StoreCore {
+    /// WASI p2 context: stdio, env, preopened dirs, sockets policy.
+    pub wasi: WasiCtx,
+    /// Handles of every resource the guest holds.
+    pub table: ResourceTable,
+    /// Memory and instance limits, enforced by the store's limiter.
+    pub limits: StoreLimits,
+}
+
+impl StoreCore {
+    /// A core with the given WASI context and limits and an empty resource table.
+    pub fn new(wasi: WasiCtx, limits: StoreLimits) -> Self {
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+        }
+    }
+
+    /// The view `wasmtime-wasi` works on.
+    pub fn wasi_view(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Store data of an Omnia runtime. [`runtime!`](crate::runtime) implements it (and
+/// [`WasiView`]) for the store type it generates.
+pub trait StoreView: WasiView + Send + 'static {
+    /// The core part of the store data.
+    fn core(&mut self) -> &mut StoreCore;
+}
+
+/// Gives a capability `E` its own per-store data together with the [`StoreCore`], as two disjoint
+/// borrows (host functions need both the capability's state and the resource table).
+pub trait HostView<E>: StoreView {
+    /// The capability's data and the core.
+    fn host(&mut self) -> (&mut E, &mut StoreCore);
+}

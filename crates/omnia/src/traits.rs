@@ -1,0 +1,115 @@
+//! The extension points of Omnia.
+//!
+//! A capability crate (`omnia-wasi-http`, a key-value crate, ...) provides one *entry type* that
+//! [`runtime!`](crate::runtime) lists under a key. That type is:
+//!
+//! * a [`Backend`]: connected once at start-up, from the environment ([`FromEnv`]), then cloned
+//!   into every store;
+//! * a [`Host`]: it links its WIT interfaces into the [`Linker`];
+//! * for triggers only, a [`Server`]: it accepts work (HTTP requests, messages) and runs the
+//!   guest for each item through a [`State`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::Result;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::lifecycle::Shutdown;
+use crate::store::{StoreCore, StoreView};
+
+pub use crate::config::FromEnv;
+
+/// Links a WASI interface into a [`Linker`] whose store data is `T`.
+///
+/// Implementations add the host functions for their interface, reading their per-store data
+/// through [`HostView`](crate::HostView).
+pub trait Host<T>: Send + Sync + 'static {
+    /// Adds this interface's imports to `linker`.
+    fn add_to_linker(linker: &mut Linker<T>) -> Result<()>;
+}
+
+/// A connection to an external service (or an embedded default), made once at start-up.
+///
+/// The value is cloned into every store, so it should be a cheap handle (an `Arc`, a connection
+/// manager).
+pub trait Backend: Clone + Sized + Send + Sync + 'static {
+    /// The options [`Backend::connect_with`] takes.
+    type Options: FromEnv + Send;
+
+    /// Connects with explicit options.
+    fn connect_with(options: Self::Options) -> impl Future<Output = Result<Self>> + Send;
+
+    /// Connects with options read from the environment.
+    fn connect() -> impl Future<Output = Result<Self>> + Send {
+        async { Self::connect_with(Self::Options::from_env()?).await }
+    }
+}
+
+/// Per-runtime state shared by every request or message: it makes stores and holds the
+/// pre-instantiated component.
+pub trait State: Clone + Send + Sync + 'static {
+    /// The data of each store.
+    type StoreCtx: StoreView;
+
+    /// The engine every store belongs to.
+    fn engine(&self) -> &Engine;
+
+    /// The component, type-checked and linked once at start-up.
+    fn instance_pre(&self) -> &InstancePre<Self::StoreCtx>;
+
+    /// A fresh store for one request or message, with the memory limit and the epoch deadline
+    /// callback set.
+    fn new_store(&self) -> Store<Self::StoreCtx>;
+
+    /// The runtime-wide limits (deadline, memory, concurrency, shutdown grace).
+    fn config(&self) -> &crate::RuntimeConfig;
+}
+
+/// A trigger: accepts work from outside and dispatches it into the guest.
+pub trait Server<S: State>: Send + Sync + 'static {
+    /// Whether `component` exports the interface this trigger calls.
+    fn exported_by(engine: &Engine, component: &Component) -> bool;
+
+    /// Serves until `shutdown` fires, then drains in-flight work and returns.
+    fn run(&self, state: S, shutdown: Shutdown) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A started trigger: its name (the `runtime!` key) and the future that serves it.
+pub struct Trigger {
+    /// The `runtime!` key of the entry, e.g. `"http"`.
+    pub name: &'static str,
+    /// Serves until shutdown.
+    pub serve: Pin<Box<dyn Future<Output = Result<()>> + Send>>,
+}
+
+/// What [`runtime!`](crate::runtime) generates for one runtime: the connected entries and how to
+/// link, store and trigger them. Implemented by the macro; users do not write it.
+pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
+    /// The store data: the WASI context plus one field per entry.
+    type StoreCtx: StoreView;
+
+    /// The keys of the entries compiled into this runtime, e.g. `["http"]`.
+    fn names() -> Vec<&'static str>;
+
+    /// Connects every entry's backend (from the environment).
+    fn connect() -> impl Future<Output = Result<Self>> + Send;
+
+    /// Links every entry's interfaces.
+    fn add_to_linker(linker: &mut Linker<Self::StoreCtx>) -> Result<()>;
+
+    /// Makes the data of one store.
+    fn store_ctx(&self, core: StoreCore) -> Self::StoreCtx;
+
+    /// The names of the triggers `component` exports an interface for.
+    fn exported_triggers(engine: &Engine, component: &Component) -> Vec<&'static str>;
+
+    /// Starts every trigger `component` exports.
+    fn triggers(
+        &self,
+        state: &crate::Runtime<Self::StoreCtx>,
+        component: &Component,
+        shutdown: &Shutdown,
+    ) -> Vec<Trigger>;
+}

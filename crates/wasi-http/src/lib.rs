@@ -1,0 +1,135 @@
+//! # wasi:http for Omnia
+//!
+//! [`WasiHttpCtx`] is the `"http"` entry of [`omnia::runtime!`]:
+//!
+//! * as a [`Host`], it links `wasi:http/types` and `wasi:http/outgoing-handler` (0.2), backed by
+//!   `wasmtime-wasi-http`;
+//! * as a [`Server`], it serves HTTP/1.1 and HTTP/2 (prior knowledge) with hyper and calls the
+//!   guest's `wasi:http/incoming-handler` once per request, each in a fresh instance made from
+//!   the one pre-instantiated component (see [`server`]);
+//! * outgoing requests go through an allow-list (`OMNIA_HTTP_ALLOWED_HOSTS`), denied by default
+//!   (see [`outgoing`]).
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `OMNIA_HTTP_ADDR` | `0.0.0.0:8080` | where the server listens (`127.0.0.1:0` picks a free port) |
+//! | `OMNIA_HTTP_MAX_BODY` | `16MiB` | largest request body accepted (413 above it) |
+//! | `OMNIA_HTTP_ALLOWED_HOSTS` | empty: deny all | hosts guests may call, see [`outgoing::AllowList`] |
+
+pub mod outgoing;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use omnia::config::{parse_addr, parse_size, var};
+use omnia::{Backend, FromEnv, Host, HostView, Server, State};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings;
+use wasmtime_wasi_http::{WasiHttp, WasiHttpCtxView};
+
+use crate::outgoing::{AllowList, OutgoingPolicy};
+
+/// Settings of the HTTP capability, read from `OMNIA_HTTP_*`.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `OMNIA_HTTP_ADDR`: the listen address.
+    pub addr: SocketAddr,
+    /// `OMNIA_HTTP_MAX_BODY`: the largest request body, in bytes.
+    pub max_body: usize,
+    /// `OMNIA_HTTP_ALLOWED_HOSTS`: where guests may send requests.
+    pub allowed_hosts: AllowList,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_body: 16 << 20,
+            allowed_hosts: AllowList::default(),
+        }
+    }
+}
+
+impl FromEnv for HttpConfig {
+    fn from_env() -> Result<Self> {
+        let d = Self::default();
+        Ok(Self {
+            addr: var("OMNIA_HTTP_ADDR", parse_addr)?.unwrap_or(d.addr),
+            max_body: var("OMNIA_HTTP_MAX_BODY", parse_size)?.unwrap_or(d.max_body),
+            allowed_hosts: var("OMNIA_HTTP_ALLOWED_HOSTS", AllowList::parse)?
+                .unwrap_or(d.allowed_hosts),
+        })
+    }
+}
+
+/// The `"http"` capability: per-store `wasi:http` state plus the shared configuration.
+#[derive(Clone, Debug)]
+pub struct WasiHttpCtx {
+    inner: wasmtime_wasi_http::WasiHttpCtx,
+    policy: OutgoingPolicy,
+    config: Arc<HttpConfig>,
+}
+
+impl WasiHttpCtx {
+    /// A context with explicit settings.
+    pub fn new(config: HttpConfig) -> Self {
+        Self {
+            inner: wasmtime_wasi_http::WasiHttpCtx::new(),
+            policy: OutgoingPolicy::new(config.allowed_hosts.clone()),
+            config: Arc::new(config),
+        }
+    }
+
+    /// The settings this context was made with.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+}
+
+impl Backend for WasiHttpCtx {
+    type Options = HttpConfig;
+
+    async fn connect_with(options: HttpConfig) -> Result<Self> {
+        Ok(Self::new(options))
+    }
+}
+
+/// The `wasi:http` view of a store that holds a [`WasiHttpCtx`].
+pub(crate) fn http_view<T: HostView<WasiHttpCtx>>(store: &mut T) -> WasiHttpCtxView<'_> {
+    let (http, core) = store.host();
+    WasiHttpCtxView {
+        ctx: &mut http.inner,
+        table: &mut core.table,
+        hooks: &mut http.policy,
+    }
+}
+
+impl<T: HostView<WasiHttpCtx>> Host<T> for WasiHttpCtx {
+    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+        let options = bindings::LinkOptions::default();
+        bindings::http::outgoing_handler::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
+        bindings::http::types::add_to_linker::<_, WasiHttp>(
+            linker,
+            &options.into(),
+            http_view::<T>,
+        )?;
+        Ok(())
+    }
+}
+
+impl<S> Server<S> for WasiHttpCtx
+where
+    S: State,
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    fn exported_by(engine: &Engine, component: &Component) -> bool {
+        server::exports_handler(engine, component)
+    }
+
+    async fn run(&self, state: S, shutdown: omnia::Shutdown) -> Result<()> {
+        server::serve(state, Arc::clone(&self.config), shutdown).await
+    }
+}

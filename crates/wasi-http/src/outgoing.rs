@@ -1,0 +1,213 @@
+//! Outgoing requests from guests, filtered by an allow-list.
+//!
+//! Guests may only reach hosts named in `OMNIA_HTTP_ALLOWED_HOSTS`; with the variable unset
+//! nothing is allowed. A denied request fails in the guest with the `wasi:http` error
+//! `HTTP-request-denied`, and the runtime logs the host and the setting to change.
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiHttpHooks};
+
+/// Where guests may send HTTP requests.
+///
+/// A comma-separated list of patterns:
+/// * `api.example.com`: that host on any port;
+/// * `api.example.com:8443`, `127.0.0.1:9000`, `[::1]:9000`: that host on that port only;
+/// * `*.example.com`: any subdomain of `example.com` (not `example.com` itself);
+/// * `*`: any host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList {
+    patterns: Vec<Pattern>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pattern {
+    host: String,
+    port: Option<u16>,
+}
+
+impl AllowList {
+    /// Parses the `OMNIA_HTTP_ALLOWED_HOSTS` form.
+    pub fn parse(s: &str) -> Result<Self> {
+        let mut patterns = Vec::new();
+        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            patterns.push(Pattern::parse(item)?);
+        }
+        Ok(Self { patterns })
+    }
+
+    /// Whether `host` (without brackets for IPv6) on `port` may be called.
+    pub fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.patterns.iter().any(|p| p.matches(&host, port))
+    }
+}
+
+impl Pattern {
+    fn parse(item: &str) -> Result<Self> {
+        let bad = || {
+            format!(
+                "bad entry {item:?}: expected host, host:port, *.domain or *, e.g. \
+                 api.example.com,127.0.0.1:8080"
+            )
+        };
+        let (host, port) = if let Some(rest) = item.strip_prefix('[') {
+            let Some((host, after)) = rest.split_once(']') else { bail!(bad()) };
+            match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None if after.is_empty() => (host, None),
+                None => bail!(bad()),
+            }
+        } else {
+            match item.rsplit_once(':') {
+                Some((host, port)) if !host.contains(':') => (host, Some(port)),
+                Some(_) => (item, None), // a bare IPv6 address
+                None => (item, None),
+            }
+        };
+        let port = match port {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| anyhow::anyhow!(bad()))?),
+            None => None,
+        };
+        let valid = !host.is_empty()
+            && (host == "*"
+                || host
+                    .trim_start_matches("*.")
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')));
+        if !valid {
+            bail!(bad());
+        }
+        Ok(Self {
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    fn matches(&self, host: &str, port: u16) -> bool {
+        if self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        if self.host == "*" {
+            return true;
+        }
+        match self.host.strip_prefix("*.") {
+            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
+            None => host == self.host,
+        }
+    }
+}
+
+impl fmt::Display for AllowList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let items: Vec<String> = self
+            .patterns
+            .iter()
+            .map(|p| match p.port {
+                Some(port) => format!("{}:{port}", p.host),
+                None => p.host.clone(),
+            })
+            .collect();
+        f.write_str(&items.join(","))
+    }
+}
+
+/// The `wasi:http` hooks of a store: the allow-list check in front of the default client.
+#[derive(Clone, Debug)]
+pub struct OutgoingPolicy {
+    allowed: Arc<AllowList>,
+}
+
+impl OutgoingPolicy {
+    /// A policy enforcing `allowed`.
+    pub fn new(allowed: AllowList) -> Self {
+        Self {
+            allowed: Arc::new(allowed),
+        }
+    }
+}
+
+type WasiBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, Error>;
+type SendFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ),
+                Error,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for OutgoingPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> SendFuture {
+        drop(fut);
+        let uri = request.uri();
+        let host = uri.host().unwrap_or_default().to_string();
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if !self.allowed.allows(&host, port) {
+            tracing::warn!(
+                host = %host,
+                port,
+                "outgoing request to {host}:{port} denied: add it to OMNIA_HTTP_ALLOWED_HOSTS \
+                 (now {:?}) to allow it",
+                self.allowed.to_string()
+            );
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+            ))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_denies_everything() {
+        let list = AllowList::parse("").unwrap();
+        assert!(!list.allows("127.0.0.1", 80));
+        assert!(!list.allows("example.com", 443));
+    }
+
+    #[test]
+    fn hosts_ports_and_wildcards() {
+        let list = AllowList::parse("api.example.com, 127.0.0.1:9000, *.svc.local, [::1]:81").unwrap();
+        assert!(list.allows("api.example.com", 443));
+        assert!(list.allows("API.example.com", 80));
+        assert!(!list.allows("example.com", 443));
+        assert!(list.allows("127.0.0.1", 9000));
+        assert!(!list.allows("127.0.0.1", 9001));
+        assert!(list.allows("a.svc.local", 80));
+        assert!(list.allows("a.b.svc.local", 80));
+        assert!(!list.allows("svc.local", 80));
+        assert!(!list.allows("evilsvc.local", 80));
+        assert!(list.allows("[::1]", 81));
+        assert!(list.allows("::1", 81));
+        assert!(!list.allows("::1", 80));
+        assert!(AllowList::parse("*").unwrap().allows("anything", 1));
+    }
+
+    #[test]
+    fn rejects_malformed_entries() {
+        for bad in ["host:notaport", "ho st", "[::1", "a/b", "host:70000"] {
+            assert!(AllowList::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}
