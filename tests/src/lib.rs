@@ -1,1 +1,14 @@
-//! stub
+//! Harness for Omnia's integration tests.
+//!
+//! Tests drive real `omnia` processes (the binaries cargo built, see [`bin`]) serving real guest
+//! components ([`guests`]), and talk to them over loopback HTTP ([`client`]). Nothing is mocked:
+//! what passes here is what a user gets from `omnia run`.
+
+pub mod bin;
+pub mod client;
+pub mod guests;
+pub mod process;
+
+pub use bin::{omnia, omnia_aot};
+pub use client::{Response, get, request};
+pub use process::{Omnia, run_to_end};

@@ -9,8 +9,13 @@
 //! <the body, byte for byte>
 //! ```
 //!
-//! `GET /sleep/<ms>` waits that long before answering (for drain and deadline tests), and
-//! `GET /status/<code>` answers with that status.
+//! A few paths misbehave on purpose, so one process can serve good and bad requests at once:
+//!
+//! * `/sleep/<ms>`: answer after that many milliseconds (drain and deadline tests);
+//! * `/status/<code>`: answer with that status and an empty body;
+//! * `/trap`: trap (a Rust panic, which aborts: `unreachable` in wasm);
+//! * `/loop`: spin forever without answering (the runtime's deadline must stop it);
+//! * `/alloc`: allocate and touch memory without bound (the memory limit must stop it).
 use guest_http::{method_name, read_body, respond, Guest, IncomingRequest, ResponseOutparam};
 
 struct Component;
@@ -27,6 +32,23 @@ impl Guest for Component {
         if let Some(code) = path.strip_prefix("/status/") {
             respond(out, code.parse().unwrap_or(400), &[], b"");
             return;
+        }
+        match path.as_str() {
+            "/trap" => panic!("this request traps on purpose"),
+            "/loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "/alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![7u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => {}
         }
         let mut text = format!("method: {}\npath: {path}\n", method_name(&request.method()));
         for (name, value) in request.headers().entries() {

@@ -1,0 +1,44 @@
+//! Where the `omnia` binaries under test are.
+//!
+//! `tests/run` builds two: the default one (`jit` + `http`) at `target/debug/omnia`, and an
+//! AOT-only one (`--no-default-features --features http`) copied to
+//! `target/omnia-aot/omnia`. `OMNIA_BIN` and `OMNIA_AOT_BIN` override the locations.
+
+use std::path::PathBuf;
+
+/// The workspace's `target` directory, found from the running test binary
+/// (`target/debug/deps/<test>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    exe.ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "target"))
+        .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+fn locate(var: &str, default: PathBuf, how: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or(default, PathBuf::from);
+    assert!(
+        path.is_file(),
+        "{} not found: {how} (or set {var})",
+        path.display()
+    );
+    path
+}
+
+/// The default `omnia` binary (with the `jit` feature).
+pub fn omnia() -> PathBuf {
+    locate(
+        "OMNIA_BIN",
+        target_dir().join("debug/omnia"),
+        "run `cargo build -p omnia-cli` first (tests/run does)",
+    )
+}
+
+/// The AOT-only `omnia` binary (built without the `jit` feature).
+pub fn omnia_aot() -> PathBuf {
+    locate(
+        "OMNIA_AOT_BIN",
+        target_dir().join("omnia-aot/omnia"),
+        "run tests/run, which builds it with --no-default-features",
+    )
+}

@@ -1,0 +1,160 @@
+//! Running `omnia` as a real process.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its listening address. Generous: JIT-compiling a
+/// Python or JS guest takes several seconds on a busy 2-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `omnia run` serving a component. Killed when dropped.
+pub struct Omnia {
+    child: Child,
+    addr: String,
+    admin: Option<String>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Omnia {
+    /// Starts `bin run <component>` with `env` and waits until it listens on HTTP. The server
+    /// binds `127.0.0.1:0` unless `env` sets `OMNIA_HTTP_ADDR`.
+    pub fn serve(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Self {
+        Self::try_serve(bin, component, env).unwrap_or_else(|log| {
+            panic!("omnia did not start serving {}:\n{log}", component.display())
+        })
+    }
+
+    /// Like [`Omnia::serve`], but returns the log if the process exits before listening.
+    pub fn try_serve(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("run")
+            .arg(component)
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .env("OMNIA_HTTP_ADDR", "127.0.0.1:0")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("omnia starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut log = log.lock().expect("log lock");
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        let started = Instant::now();
+        loop {
+            let text = log.lock().expect("log lock").clone();
+            let admin_wanted = env.iter().any(|(k, _)| *k == "OMNIA_ADMIN_ADDR");
+            let admin = find_after(&text, "admin: health checks on http://");
+            if let Some(addr) = find_after(&text, "http: listening on http://") {
+                if !admin_wanted || admin.is_some() {
+                    return Ok(Self {
+                        child,
+                        addr,
+                        admin,
+                        log,
+                    });
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100)); // let the readers drain
+                let text = log.lock().expect("log lock").clone();
+                return Err(format!("exited with {status}:\n{text}"));
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                return Err(format!("no listening line after {START_TIMEOUT:?}:\n{text}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `host:port` of the HTTP server.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// `http://host:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://host:port{path}` on the admin address.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.as_deref().expect("started with OMNIA_ADMIN_ADDR");
+        format!("http://{admin}{path}")
+    }
+
+    /// Everything the process printed so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Omnia {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_after(text: &str, marker: &str) -> Option<String> {
+    let at = text.find(marker)? + marker.len();
+    let rest = &text[at..];
+    let end = rest.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}
+
+/// Runs `bin` with `args` to completion (no inherited environment but `env`).
+pub fn run_to_end(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("omnia runs")
+}
