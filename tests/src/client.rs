@@ -67,7 +67,7 @@ pub async fn request(
             version,
         })
     };
-    tokio::time::timeout(Duration::from_secs(60), send)
+    tokio::time::timeout(Duration::from_mins(1), send)
         .await
         .map_err(|_| format!("{url}: no response within 60 s"))?
 }

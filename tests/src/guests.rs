@@ -18,7 +18,11 @@ fn guests_dir() -> PathBuf {
 /// A checked-in Rust guest, e.g. `rust("http-echo")`.
 pub fn rust(name: &str) -> PathBuf {
     let path = guests_dir().join("bin").join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} missing: run tests/guests/build", path.display());
+    assert!(
+        path.is_file(),
+        "{} missing: run tests/guests/build",
+        path.display()
+    );
     path
 }
 
@@ -115,7 +119,10 @@ pub fn wat_exit_code(code: u8) -> PathBuf {
     (i32.const 0))
 )"#
     );
-    write_temp(&format!("wat-exit-{code}.wasm"), &componentize(&wat, "exit-code"))
+    write_temp(
+        &format!("wat-exit-{code}.wasm"),
+        &componentize(&wat, "exit-code"),
+    )
 }
 
 /// A `wasi:cli/run` command in WAT that prints `preopen <guest path>` for every directory it

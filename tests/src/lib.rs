@@ -1,3 +1,8 @@
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "a test harness: failing loudly is its job"
+)]
+
 //! Harness for Omnia's integration tests.
 //!
 //! Tests drive real `omnia` processes (the binaries cargo built, see [`bin`]) serving real guest

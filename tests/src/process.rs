@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to print its listening address. Generous: JIT-compiling a
 /// Python or JS guest takes several seconds on a busy 2-core machine.
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+const START_TIMEOUT: Duration = Duration::from_mins(2);
 
 /// A running `omnia run` serving a component. Killed when dropped.
 pub struct Omnia {
@@ -23,7 +23,10 @@ impl Omnia {
     /// binds `127.0.0.1:0` unless `env` sets `OMNIA_HTTP_ADDR`.
     pub fn serve(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Self {
         Self::try_serve(bin, component, env).unwrap_or_else(|log| {
-            panic!("omnia did not start serving {}:\n{log}", component.display())
+            panic!(
+                "omnia did not start serving {}:\n{log}",
+                component.display()
+            )
         })
     }
 
@@ -42,8 +45,14 @@ impl Omnia {
         let mut child = cmd.spawn().expect("omnia starts");
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -62,15 +71,15 @@ impl Omnia {
             let text = log.lock().expect("log lock").clone();
             let admin_wanted = env.iter().any(|(k, _)| *k == "OMNIA_ADMIN_ADDR");
             let admin = find_after(&text, "admin: health checks on http://");
-            if let Some(addr) = find_after(&text, "http: listening on http://") {
-                if !admin_wanted || admin.is_some() {
-                    return Ok(Self {
-                        child,
-                        addr,
-                        admin,
-                        log,
-                    });
-                }
+            if let Some(addr) = find_after(&text, "http: listening on http://")
+                && (!admin_wanted || admin.is_some())
+            {
+                return Ok(Self {
+                    child,
+                    addr,
+                    admin,
+                    log,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100)); // let the readers drain
@@ -79,7 +88,9 @@ impl Omnia {
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.kill();
-                return Err(format!("no listening line after {START_TIMEOUT:?}:\n{text}"));
+                return Err(format!(
+                    "no listening line after {START_TIMEOUT:?}:\n{text}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -97,7 +108,10 @@ impl Omnia {
 
     /// `http://host:port{path}` on the admin address.
     pub fn admin_url(&self, path: &str) -> String {
-        let admin = self.admin.as_deref().expect("started with OMNIA_ADMIN_ADDR");
+        let admin = self
+            .admin
+            .as_deref()
+            .expect("started with OMNIA_ADMIN_ADDR");
         format!("http://{admin}{path}")
     }
 
@@ -144,7 +158,9 @@ impl Drop for Omnia {
 fn find_after(text: &str, marker: &str) -> Option<String> {
     let at = text.find(marker)? + marker.len();
     let rest = &text[at..];
-    let end = rest.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '/')
+        .unwrap_or(rest.len());
     Some(rest[..end].to_string())
 }
 

@@ -12,10 +12,19 @@ async fn compiled_bin_is_served_by_the_aot_only_build() {
     let wasm = guests::rust("http-echo");
     let out = run_to_end(
         &omnia(),
-        &["compile", wasm.to_str().unwrap(), "-o", bin.to_str().unwrap()],
+        &[
+            "compile",
+            wasm.to_str().unwrap(),
+            "-o",
+            bin.to_str().unwrap(),
+        ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(bin.is_file());
 
     let server = Omnia::serve(&omnia_aot(), &bin, &[]);
@@ -35,7 +44,10 @@ fn aot_only_build_refuses_wasm_and_says_what_to_do() {
     let out = run_to_end(&omnia_aot(), &["run", wasm.to_str().unwrap()], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("built without the `jit` feature"), "{stderr}");
+    assert!(
+        stderr.contains("built without the `jit` feature"),
+        "{stderr}"
+    );
     assert!(stderr.contains("omnia compile"), "{stderr}");
 }
 
@@ -43,15 +55,25 @@ fn aot_only_build_refuses_wasm_and_says_what_to_do() {
 fn aot_only_build_has_no_compile_command() {
     let out = run_to_end(&omnia_aot(), &["--version"], &[]);
     let version = String::from_utf8_lossy(&out.stdout);
-    assert!(version.contains("aot-only") && !version.contains("jit"), "{version}");
+    assert!(
+        version.contains("aot-only") && !version.contains("jit"),
+        "{version}"
+    );
     let out = run_to_end(&omnia_aot(), &["compile", "x.wasm"], &[]);
     assert_eq!(out.status.code(), Some(2), "clap usage error");
 }
 
 #[test]
 fn compile_output_defaults_next_to_the_input() {
-    let wasm = guests::write_temp("default-out.wasm", &std::fs::read(guests::rust("http-hello")).unwrap());
+    let wasm = guests::write_temp(
+        "default-out.wasm",
+        &std::fs::read(guests::rust("http-hello")).unwrap(),
+    );
     let out = run_to_end(&omnia(), &["compile", wasm.to_str().unwrap()], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(wasm.with_extension("bin").is_file());
 }

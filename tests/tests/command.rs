@@ -18,7 +18,10 @@ fn prints_output_and_passes_args() {
     let hello = hello.to_str().unwrap();
     let (code, stdout, stderr) = run(&["run", hello, "a", "--b", "c d"], &[]);
     assert_eq!(code, 0, "stderr: {stderr}");
-    assert_eq!(stdout, "hello from Rust guest, args=[\"a\", \"--b\", \"c d\"]\n");
+    assert_eq!(
+        stdout,
+        "hello from Rust guest, args=[\"a\", \"--b\", \"c d\"]\n"
+    );
     assert_eq!(stderr, "", "omnia itself prints nothing in command mode");
 
     let (code, stdout, _) = run(&["run", hello, "--", "x", "-y"], &[]);
@@ -60,7 +63,15 @@ fn sees_only_granted_env_vars() {
     assert_eq!(stdout, "", "no variable is visible without --env");
 
     let (code, stdout, stderr) = run(
-        &["run", "--env", "GREETING=hi there", "--env", "PASSED", hello, "env"],
+        &[
+            "run",
+            "--env",
+            "GREETING=hi there",
+            "--env",
+            "PASSED",
+            hello,
+            "env",
+        ],
         &host_env,
     );
     assert_eq!(code, 0, "stderr: {stderr}");
@@ -68,7 +79,10 @@ fn sees_only_granted_env_vars() {
 
     let (code, _, stderr) = run(&["run", "--env", "MISSING_VAR", hello, "env"], &host_env);
     assert_ne!(code, 0);
-    assert!(stderr.contains("MISSING_VAR"), "error names the variable: {stderr}");
+    assert!(
+        stderr.contains("MISSING_VAR"),
+        "error names the variable: {stderr}"
+    );
 }
 
 #[test]
@@ -81,7 +95,11 @@ fn sees_only_granted_directories() {
     let host = dir.to_str().unwrap();
 
     let (code, stdout, stderr) = run(&["run", reader], &[]);
-    assert_eq!((code, stdout.as_str()), (0, ""), "no directory without --dir: {stderr}");
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, ""),
+        "no directory without --dir: {stderr}"
+    );
 
     let grant = format!("{host}::/data");
     let (code, stdout, stderr) = run(&["run", "--dir", &grant, reader], &[]);
@@ -103,5 +121,8 @@ fn version_names_the_features() {
     let (code, stdout, _) = run(&["--version"], &[]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("omnia "), "{stdout}");
-    assert!(stdout.contains("jit") && stdout.contains("http"), "{stdout}");
+    assert!(
+        stdout.contains("jit") && stdout.contains("http"),
+        "{stdout}"
+    );
 }

@@ -24,14 +24,20 @@ fn missing_file() {
 fn not_webassembly() {
     let path = guests::write_temp("not-wasm.wasm", b"#!/bin/sh\necho hi\n");
     let err = run_fails(&omnia(), &path, &[]);
-    assert!(err.contains("not-wasm.wasm is not a WebAssembly component"), "{err}");
+    assert!(
+        err.contains("not-wasm.wasm is not a WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[test]
 fn core_module_instead_of_component() {
     let path = guests::write_temp("core.wasm", &wat::parse_str("(module)").unwrap());
     let err = run_fails(&omnia(), &path, &[]);
-    assert!(err.contains("core.wasm is a core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core.wasm is a core WebAssembly module, not a component"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -41,7 +47,10 @@ fn invalid_component_bytes() {
     bytes.extend_from_slice(&[0xff; 16]);
     let path = guests::write_temp("garbage.wasm", &bytes);
     let err = run_fails(&omnia(), &path, &[]);
-    assert!(err.contains("cannot compile") && err.contains("garbage.wasm"), "{err}");
+    assert!(
+        err.contains("cannot compile") && err.contains("garbage.wasm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -53,17 +62,26 @@ fn unprovided_imports_are_all_listed() {
     )"#;
     let path = guests::write_temp("needs-more.wasm", component.as_bytes());
     let err = run_fails(&omnia(), &path, &[]);
-    assert!(err.contains("imports 2 interface(s) this runtime does not provide"), "{err}");
+    assert!(
+        err.contains("imports 2 interface(s) this runtime does not provide"),
+        "{err}"
+    );
     assert!(err.contains("- acme:billing/invoices@1.0.0"), "{err}");
     assert!(err.contains("- acme:billing/customers@1.0.0"), "{err}");
-    assert!(!err.contains("- wasi:cli/environment"), "WASI is provided: {err}");
+    assert!(
+        !err.contains("- wasi:cli/environment"),
+        "WASI is provided: {err}"
+    );
 }
 
 #[test]
 fn component_without_a_known_export() {
     let path = guests::write_temp("no-exports.wasm", b"(component)");
     let err = run_fails(&omnia(), &path, &[]);
-    assert!(err.contains("exports nothing this runtime can run"), "{err}");
+    assert!(
+        err.contains("exports nothing this runtime can run"),
+        "{err}"
+    );
     assert!(err.contains("wasi:cli/run"), "{err}");
 }
 
@@ -79,7 +97,12 @@ fn bin_from_another_engine_configuration() {
     let path = guests::write_temp("foreign.bin", &bin);
     for omnia in [omnia(), omnia_aot()] {
         let err = run_fails(&omnia, &path, &[]);
-        assert!(err.contains("foreign.bin was precompiled by a different omnia version or engine configuration"), "{err}");
+        assert!(
+            err.contains(
+                "foreign.bin was precompiled by a different omnia version or engine configuration"
+            ),
+            "{err}"
+        );
         assert!(err.contains("omnia compile"), "{err}");
     }
 }
@@ -95,7 +118,10 @@ fn bad_configuration_names_the_variable() {
         ("OMNIA_HTTP_ALLOWED_HOSTS", "a b", "bad entry"),
     ] {
         let err = run_fails(&omnia(), &hello, &[(var, value)]);
-        assert!(err.contains(var) && err.contains(expect), "{var}={value}: {err}");
+        assert!(
+            err.contains(var) && err.contains(expect),
+            "{var}={value}: {err}"
+        );
     }
 }
 
@@ -103,6 +129,13 @@ fn bad_configuration_names_the_variable() {
 fn address_in_use() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let err = run_fails(&omnia(), &guests::rust("http-hello"), &[("OMNIA_HTTP_ADDR", &addr)]);
-    assert!(err.contains(&format!("cannot listen on OMNIA_HTTP_ADDR={addr}")), "{err}");
+    let err = run_fails(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[("OMNIA_HTTP_ADDR", &addr)],
+    );
+    assert!(
+        err.contains(&format!("cannot listen on OMNIA_HTTP_ADDR={addr}")),
+        "{err}"
+    );
 }

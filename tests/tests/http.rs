@@ -30,7 +30,10 @@ async fn echo_sees_method_path_headers_and_body() {
     let response = request(
         Method::PUT,
         &server.url("/a/b?x=1&y=%20"),
-        &[("x-custom", "value 1"), ("content-type", "application/x-test")],
+        &[
+            ("x-custom", "value 1"),
+            ("content-type", "application/x-test"),
+        ],
         Bytes::from(body.clone()),
         false,
     )
@@ -39,12 +42,25 @@ async fn echo_sees_method_path_headers_and_body() {
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.headers["x-echo"], "1");
     let text = response.body.as_ref();
-    let split = text.windows(2).position(|w| w == b"\n\n").expect("header block") + 2;
+    let split = text
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .expect("header block")
+        + 2;
     let head = String::from_utf8_lossy(&text[..split]);
-    assert!(head.starts_with("method: PUT\npath: /a/b?x=1&y=%20\n"), "{head}");
+    assert!(
+        head.starts_with("method: PUT\npath: /a/b?x=1&y=%20\n"),
+        "{head}"
+    );
     assert!(head.contains("header: x-custom: value 1\n"), "{head}");
-    assert!(head.contains("header: content-type: application/x-test\n"), "{head}");
-    assert!(head.contains(&format!("body-length: {}\n", body.len())), "{head}");
+    assert!(
+        head.contains("header: content-type: application/x-test\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("body-length: {}\n", body.len())),
+        "{head}"
+    );
     assert_eq!(&text[split..], body.as_slice(), "body echoed byte for byte");
 }
 
@@ -61,9 +77,15 @@ async fn guest_status_codes_pass_through() {
 #[tokio::test]
 async fn http2_prior_knowledge() {
     let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
-    let response = request(Method::POST, &server.url("/h2"), &[], Bytes::from_static(b"over h2"), true)
-        .await
-        .unwrap();
+    let response = request(
+        Method::POST,
+        &server.url("/h2"),
+        &[],
+        Bytes::from_static(b"over h2"),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.version, Version::HTTP_2);
     assert!(response.text().starts_with("method: POST\npath: /h2\n"));
@@ -72,14 +94,30 @@ async fn http2_prior_knowledge() {
 
 #[tokio::test]
 async fn body_over_the_limit_is_refused() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[("OMNIA_HTTP_MAX_BODY", "1KiB")]);
-    let small = request(Method::POST, &server.url("/"), &[], Bytes::from(vec![1u8; 1024]), false)
-        .await
-        .unwrap();
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[("OMNIA_HTTP_MAX_BODY", "1KiB")],
+    );
+    let small = request(
+        Method::POST,
+        &server.url("/"),
+        &[],
+        Bytes::from(vec![1u8; 1024]),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(small.status, StatusCode::OK);
-    let big = request(Method::POST, &server.url("/"), &[], Bytes::from(vec![1u8; 1025]), false)
-        .await
-        .unwrap();
+    let big = request(
+        Method::POST,
+        &server.url("/"),
+        &[],
+        Bytes::from(vec![1u8; 1025]),
+        false,
+    )
+    .await
+    .unwrap();
     assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(big.text().contains("OMNIA_HTTP_MAX_BODY"));
 }

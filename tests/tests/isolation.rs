@@ -26,9 +26,16 @@ async fn good_requests_meanwhile(server: &Omnia, bad_path: &str, bad_status: Sta
 async fn a_trap_fails_alone() {
     let mut server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
     good_requests_meanwhile(&server, "/trap", StatusCode::INTERNAL_SERVER_ERROR).await;
-    assert!(server.log().contains("GET /trap: guest failed"), "{}", server.log());
+    assert!(
+        server.log().contains("GET /trap: guest failed"),
+        "{}",
+        server.log()
+    );
     assert!(server.is_running());
-    assert_eq!(get(&server.url("/after")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        get(&server.url("/after")).await.unwrap().status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -39,7 +46,11 @@ async fn an_infinite_loop_hits_the_deadline_alone() {
         &[("OMNIA_REQUEST_TIMEOUT", "2s")],
     );
     good_requests_meanwhile(&server, "/loop", StatusCode::GATEWAY_TIMEOUT).await;
-    assert!(server.log().contains("OMNIA_REQUEST_TIMEOUT"), "{}", server.log());
+    assert!(
+        server.log().contains("OMNIA_REQUEST_TIMEOUT"),
+        "{}",
+        server.log()
+    );
     // Two loops at once on two cores still leave room for good requests: looping guests yield.
     let loops: Vec<_> = (0..2)
         .map(|_| {
@@ -48,9 +59,15 @@ async fn an_infinite_loop_hits_the_deadline_alone() {
         })
         .collect();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(get(&server.url("/during")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        get(&server.url("/during")).await.unwrap().status,
+        StatusCode::OK
+    );
     for handle in loops {
-        assert_eq!(handle.await.unwrap().unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            handle.await.unwrap().unwrap().status,
+            StatusCode::GATEWAY_TIMEOUT
+        );
     }
     assert!(server.is_running());
 }
@@ -64,7 +81,10 @@ async fn a_memory_bomb_fails_alone() {
     );
     good_requests_meanwhile(&server, "/alloc", StatusCode::INTERNAL_SERVER_ERROR).await;
     assert!(server.is_running());
-    assert_eq!(get(&server.url("/after")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        get(&server.url("/after")).await.unwrap().status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -87,5 +107,8 @@ async fn overload_is_refused_with_503() {
     for handle in slow {
         assert_eq!(handle.await.unwrap().unwrap().status, StatusCode::OK);
     }
-    assert_eq!(get(&server.url("/later")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        get(&server.url("/later")).await.unwrap().status,
+        StatusCode::OK
+    );
 }

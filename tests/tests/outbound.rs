@@ -12,7 +12,7 @@ async fn denied_by_default_allowed_when_listed() {
     let closed = Omnia::serve(&omnia(), &guests::rust("http-fetch"), &[]);
     let denied = get(&closed.url(&format!("/?url={target}"))).await.unwrap();
     assert_eq!(denied.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(denied.text(), "error: HttpRequestDenied\n");
+    assert_eq!(denied.text(), "error: ErrorCode::HttpRequestDenied\n");
     let port = upstream.addr().rsplit(':').next().unwrap();
     let log = closed.log();
     assert!(
@@ -33,5 +33,5 @@ async fn denied_by_default_allowed_when_listed() {
 
     // Allowed host, other port: still denied.
     let denied = get(&open.url("/?url=http://127.0.0.1:1/")).await.unwrap();
-    assert_eq!(denied.text(), "error: HttpRequestDenied\n");
+    assert_eq!(denied.text(), "error: ErrorCode::HttpRequestDenied\n");
 }

@@ -10,10 +10,19 @@ async fn python_http_guest() {
     let server = Omnia::serve(&omnia(), &guests::polyglot("py-http"), &[]);
     let response = get(&server.url("/from/python?x=1")).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.text(), "hello from componentize-py, path=/from/python?x=1\n");
-    let posted = request(Method::POST, &server.url("/echo"), &[], Bytes::from_static(b"py body"), true)
-        .await
-        .unwrap();
+    assert_eq!(
+        response.text(),
+        "hello from componentize-py, path=/from/python?x=1\n"
+    );
+    let posted = request(
+        Method::POST,
+        &server.url("/echo"),
+        &[],
+        Bytes::from_static(b"py body"),
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(posted.status, StatusCode::OK);
     assert_eq!(posted.text(), "hello from componentize-py, path=/echo\n");
 }
@@ -23,5 +32,8 @@ async fn javascript_http_guest() {
     let server = Omnia::serve(&omnia(), &guests::polyglot("js-http"), &[]);
     let response = get(&server.url("/from/js")).await.unwrap();
     assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.text(), "hello from componentize-js, path=/from/js\n");
+    assert_eq!(
+        response.text(),
+        "hello from componentize-js, path=/from/js\n"
+    );
 }

@@ -23,16 +23,25 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let refused = tokio::net::TcpStream::connect(server.addr()).await;
-    assert!(refused.is_err(), "new connections are refused while draining");
+    assert!(
+        refused.is_err(),
+        "new connections are refused while draining"
+    );
 
     for handle in slow {
         let response = handle.await.unwrap().expect("in-flight request completes");
         assert_eq!(response.status, StatusCode::OK);
         assert_eq!(response.text(), "slept 2000 ms\n");
     }
-    let status = server.wait(Duration::from_secs(15)).expect("exits after draining");
+    let status = server
+        .wait(Duration::from_secs(15))
+        .expect("exits after draining");
     assert_eq!(status.code(), Some(0), "{}", server.log());
-    assert!(server.log().contains("SIGTERM: draining"), "{}", server.log());
+    assert!(
+        server.log().contains("SIGTERM: draining"),
+        "{}",
+        server.log()
+    );
 }
 
 #[tokio::test]

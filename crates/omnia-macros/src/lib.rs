@@ -109,7 +109,10 @@ fn check(input: &Input) -> syn::Result<()> {
             let known: Vec<_> = KEYS.iter().map(|(k, _)| format!("\"{k}\"")).collect();
             return Err(syn::Error::new(
                 entry.key.span(),
-                format!("unknown capability \"{key}\": expected one of {}", known.join(", ")),
+                format!(
+                    "unknown capability \"{key}\": expected one of {}",
+                    known.join(", ")
+                ),
             ));
         }
         if seen.contains(&key) {
@@ -123,11 +126,21 @@ fn check(input: &Input) -> syn::Result<()> {
     Ok(())
 }
 
-fn expand(input: &Input) -> syn::Result<TokenStream2> {
-    check(input)?;
-    let omnia = quote!(::omnia);
-    let private = quote!(::omnia::__private);
+/// The pieces generated for each entry, gathered per position in the output.
+#[derive(Default)]
+struct Parts {
+    fields: Vec<TokenStream2>,
+    host_views: Vec<TokenStream2>,
+    names: Vec<TokenStream2>,
+    connects: Vec<TokenStream2>,
+    links: Vec<TokenStream2>,
+    store_fields: Vec<TokenStream2>,
+    exported: Vec<TokenStream2>,
+    starts: Vec<TokenStream2>,
+}
 
+fn parts(input: &Input) -> Parts {
+    let omnia = quote!(::omnia);
     let mut fields = Vec::new();
     let mut host_views = Vec::new();
     let mut names = Vec::new();
@@ -187,6 +200,32 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
             });
         }
     }
+    Parts {
+        fields,
+        host_views,
+        names,
+        connects,
+        links,
+        store_fields,
+        exported,
+        starts,
+    }
+}
+
+fn expand(input: &Input) -> syn::Result<TokenStream2> {
+    check(input)?;
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+    let Parts {
+        fields,
+        host_views,
+        names,
+        connects,
+        links,
+        store_fields,
+        exported,
+        starts,
+    } = parts(input);
 
     let items = quote! {
         /// Command line of this runtime: `run` and (with the `jit` feature) `compile`.

@@ -53,7 +53,15 @@ pub struct CompileArgs {
 /// `omnia --version` text: the crate version, whether the build has a compiler, and the
 /// capabilities compiled in.
 pub fn version(capabilities: &[&str]) -> String {
-    let mut features = vec![if crate::JIT_ENABLED { "jit" } else { "aot-only" }];
+    let mut features = vec![if crate::JIT_ENABLED {
+        "jit"
+    } else {
+        "aot-only"
+    }];
     features.extend_from_slice(capabilities);
-    format!("{} (features: {})", env!("CARGO_PKG_VERSION"), features.join(", "))
+    format!(
+        "{} (features: {})",
+        env!("CARGO_PKG_VERSION"),
+        features.join(", ")
+    )
 }

@@ -103,7 +103,9 @@ fn parse_env_grant(grant: &str) -> Result<(String, String)> {
         bail!("--env needs KEY=VALUE or KEY");
     }
     let value = std::env::var(grant).with_context(|| {
-        format!("--env {grant}: {grant} is not set in omnia's environment; pass --env {grant}=VALUE")
+        format!(
+            "--env {grant}: {grant} is not set in omnia's environment; pass --env {grant}=VALUE"
+        )
     })?;
     Ok((grant.into(), value))
 }

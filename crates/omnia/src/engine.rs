@@ -73,15 +73,16 @@ fn start_epoch_ticker(engine: &Engine) {
     static TICKER: OnceLock<()> = OnceLock::new();
     let engine = engine.clone();
     TICKER.get_or_init(move || {
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("omnia-epoch".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
                 }
-            })
-            .map(drop)
-            .unwrap_or_else(|err| tracing::error!("cannot start the epoch ticker thread: {err}"));
+            });
+        if let Err(err) = spawned {
+            tracing::error!("cannot start the epoch ticker thread: {err}");
+        }
     });
 }

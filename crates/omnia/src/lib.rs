@@ -16,7 +16,8 @@
 //! Most users never name these pieces: they write [`runtime!`] and get a `Cli` and a
 //! `runtime_run(cli)` that wire everything together.
 //!
-//! ```no_run
+//! ```ignore
+//! // Compiled as a doc test of `omnia-wasi-http` (the README quick start).
 //! use omnia_wasi_http::WasiHttpCtx;
 //!
 //! omnia::runtime!({

@@ -106,7 +106,12 @@ async fn serve<C: Capabilities>(
     let mut servers = JoinSet::new();
     for trigger in capabilities.triggers(&state, component, &shutdown) {
         let name = trigger.name;
-        servers.spawn(async move { trigger.serve.await.with_context(|| format!("{name} trigger")) });
+        servers.spawn(async move {
+            trigger
+                .serve
+                .await
+                .with_context(|| format!("{name} trigger"))
+        });
     }
     readiness.set(true);
 
@@ -183,8 +188,12 @@ fn missing_imports<T: 'static>(
     let mut missing = Vec::new();
     let mut message = first.to_string();
     for _ in 0..imports.len() {
-        let Some(name) = backticked(&message) else { break };
-        let Some((_, item)) = imports.iter().find(|(n, _)| *n == name) else { break };
+        let Some(name) = backticked(&message) else {
+            break;
+        };
+        let Some((_, item)) = imports.iter().find(|(n, _)| *n == name) else {
+            break;
+        };
         if missing.contains(&name) {
             break;
         }
@@ -221,7 +230,10 @@ fn stub<T: 'static>(
             for (export, item) in instance.exports(engine) {
                 match item.ty {
                     ComponentItem::ComponentFunc(_) => {
-                        inst.func_new(export, |_, _, _, _| Err(wasmtime::format_err!("not provided"))).map_err(anyhow::Error::from)?;
+                        inst.func_new(export, |_, _, _, _| {
+                            Err(wasmtime::format_err!("not provided"))
+                        })
+                        .map_err(anyhow::Error::from)?;
                     }
                     ComponentItem::Resource(_) => {
                         inst.resource(export, ResourceType::host::<Placeholder>(), |_, _| Ok(()))
@@ -234,7 +246,9 @@ fn stub<T: 'static>(
         ComponentItem::ComponentFunc(_) => {
             linker
                 .root()
-                .func_new(name, |_, _, _, _| Err(wasmtime::format_err!("not provided")))
+                .func_new(name, |_, _, _, _| {
+                    Err(wasmtime::format_err!("not provided"))
+                })
                 .map_err(anyhow::Error::from)?;
         }
         _ => {}

@@ -45,7 +45,6 @@ impl<T: StoreView> Runtime<T> {
             }),
         }
     }
-
 }
 
 /// A store with the memory limiter installed, in which a guest that runs for an epoch tick

@@ -40,7 +40,10 @@ impl AllowList {
 
     /// Whether `host` (without brackets for IPv6) on `port` may be called.
     pub fn allows(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         self.patterns.iter().any(|p| p.matches(&host, port))
     }
 }
@@ -54,7 +57,9 @@ impl Pattern {
             )
         };
         let (host, port) = if let Some(rest) = item.strip_prefix('[') {
-            let Some((host, after)) = rest.split_once(']') else { bail!(bad()) };
+            let Some((host, after)) = rest.split_once(']') else {
+                bail!(bad())
+            };
             match after.strip_prefix(':') {
                 Some(port) => (host, Some(port)),
                 None if after.is_empty() => (host, None),
@@ -63,8 +68,7 @@ impl Pattern {
         } else {
             match item.rsplit_once(':') {
                 Some((host, port)) if !host.contains(':') => (host, Some(port)),
-                Some(_) => (item, None), // a bare IPv6 address
-                None => (item, None),
+                _ => (item, None), // no port, or a bare IPv6 address
             }
         };
         let port = match port {
@@ -188,7 +192,8 @@ mod tests {
 
     #[test]
     fn hosts_ports_and_wildcards() {
-        let list = AllowList::parse("api.example.com, 127.0.0.1:9000, *.svc.local, [::1]:81").unwrap();
+        let list =
+            AllowList::parse("api.example.com, 127.0.0.1:9000, *.svc.local, [::1]:81").unwrap();
         assert!(list.allows("api.example.com", 443));
         assert!(list.allows("API.example.com", 80));
         assert!(!list.allows("example.com", 443));

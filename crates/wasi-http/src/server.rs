@@ -61,7 +61,12 @@ where
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on OMNIA_HTTP_ADDR={}", config.addr))?;
-    tracing::info!("http: listening on http://{}", listener.local_addr()?);
+    let local = listener.local_addr()?;
+    let reachable = match local.ip() {
+        ip if ip.is_unspecified() => std::net::SocketAddr::new([127, 0, 0, 1].into(), local.port()),
+        _ => local,
+    };
+    tracing::info!("http: listening on http://{local} (try: curl http://{reachable}/)");
 
     let permits = Arc::new(Semaphore::new(state.config().max_concurrency));
     let handler = Arc::new(Handler {
@@ -135,7 +140,10 @@ where
 {
     async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            tracing::warn!("http: {} requests in flight, refusing with 503", self.state.config().max_concurrency);
+            tracing::warn!(
+                "http: {} requests in flight, refusing with 503",
+                self.state.config().max_concurrency
+            );
             return plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server busy: too many requests in flight (OMNIA_MAX_CONCURRENCY)\n",
@@ -166,7 +174,9 @@ where
             Ok(response) => response,
             Err(Failure::Timeout) => {
                 let timeout = self.state.config().request_timeout;
-                tracing::warn!("http: {method} {path}: guest ran past OMNIA_REQUEST_TIMEOUT ({timeout:?})");
+                tracing::warn!(
+                    "http: {method} {path}: guest ran past OMNIA_REQUEST_TIMEOUT ({timeout:?})"
+                );
                 plain(StatusCode::GATEWAY_TIMEOUT, "guest timed out\n")
             }
             Err(Failure::Trap(err)) => {
@@ -175,7 +185,10 @@ where
             }
             Err(Failure::NoResponse) => {
                 tracing::error!("http: {method} {path}: guest returned without setting a response");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "guest sent no response\n")
+                plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "guest sent no response\n",
+                )
             }
         }
     }

@@ -1,0 +1,7 @@
+use omnia_wasi_http::WasiHttpCtx;
+
+omnia::runtime!({
+    http: WasiHttpCtx,
+});
+
+fn main() {}

@@ -1,0 +1,3 @@
+omnia::runtime!({});
+
+fn main() {}

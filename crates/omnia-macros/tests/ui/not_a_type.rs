@@ -1,0 +1,5 @@
+omnia::runtime!({
+    "http": 42,
+});
+
+fn main() {}
