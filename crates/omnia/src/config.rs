@@ -4,6 +4,7 @@
 //! error that names the variable, the value and the expected form.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct RuntimeConfig {
     pub shutdown_grace: Duration,
     /// `OMNIA_ADMIN_ADDR`: where `/livez` and `/readyz` are served (default: not served).
     pub admin_addr: Option<SocketAddr>,
+    /// `OMNIA_COMPILE_CACHE`: directory where code compiled from `.wasm` is cached between
+    /// runs (default `$XDG_CACHE_HOME/omnia` or `~/.cache/omnia`; `off` disables it).
+    pub compile_cache: Option<PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +49,7 @@ impl Default for RuntimeConfig {
             max_concurrency: 256,
             shutdown_grace: Duration::from_secs(30),
             admin_addr: None,
+            compile_cache: default_cache_dir(),
         }
     }
 }
@@ -65,8 +70,21 @@ impl FromEnv for RuntimeConfig {
             shutdown_grace: var("OMNIA_SHUTDOWN_GRACE", parse_duration)?
                 .unwrap_or(d.shutdown_grace),
             admin_addr: var("OMNIA_ADMIN_ADDR", parse_addr)?.or(d.admin_addr),
+            compile_cache: match var("OMNIA_COMPILE_CACHE", |s| Ok(s.to_string()))? {
+                None => d.compile_cache,
+                Some(off) if off == "off" => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+            },
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/omnia`, else `$HOME/.cache/omnia`, else none.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("omnia"))
 }
 
 /// Reads `name` and parses it with `parse`; `Ok(None)` when unset or empty. The error names the

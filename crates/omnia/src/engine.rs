@@ -25,7 +25,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Builds the engine for `config`: pooling if possible, on-demand otherwise.
 pub fn build(config: &RuntimeConfig) -> Result<Engine> {
-    let mut pooled = base_config();
+    let mut pooled = base_config(config);
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
     let engine = match Engine::new(&pooled) {
         Ok(engine) => engine,
@@ -33,7 +33,7 @@ pub fn build(config: &RuntimeConfig) -> Result<Engine> {
             tracing::warn!(
                 "pooling allocator unavailable ({err:#}); falling back to on-demand allocation"
             );
-            Engine::new(&base_config())
+            Engine::new(&base_config(config))
                 .map_err(anyhow::Error::from)
                 .context("creating the wasmtime engine")?
         }
@@ -43,11 +43,34 @@ pub fn build(config: &RuntimeConfig) -> Result<Engine> {
 }
 
 /// The engine settings shared by every build (JIT or AOT-only) and by `omnia compile`.
-fn base_config() -> Config {
+fn base_config(settings: &RuntimeConfig) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    #[cfg(feature = "jit")]
+    if let Some(dir) = &settings.compile_cache {
+        enable_cache(&mut config, dir);
+    }
+    #[cfg(not(feature = "jit"))]
+    let _ = settings;
     config
+}
+
+/// Caches compiled code in `dir`, so a `.wasm` compiles once per content and engine settings.
+/// A cache that cannot be set up is logged and skipped: it only costs start-up time.
+#[cfg(feature = "jit")]
+fn enable_cache(config: &mut Config, dir: &std::path::Path) {
+    let mut cache = wasmtime::CacheConfig::new();
+    cache.with_directory(dir);
+    match wasmtime::Cache::new(cache) {
+        Ok(cache) => {
+            config.cache(Some(cache));
+        }
+        Err(err) => tracing::warn!(
+            "compile cache disabled: cannot use OMNIA_COMPILE_CACHE={} ({err:#})",
+            dir.display()
+        ),
+    }
 }
 
 fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {

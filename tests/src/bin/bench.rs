@@ -1,0 +1,530 @@
+//! Omnia's benchmark: the same guests under the same load, side by side in one run.
+//!
+//! Run through `tests/bench/run`, which installs the contenders and builds release binaries,
+//! then calls this with their paths. Every figure is the median of `--runs` bounded runs, and
+//! runs alternate between contenders so machine noise spreads over all of them. Only loopback
+//! addresses are used.
+//!
+//! ```text
+//! bench --omnia P --omnia-aot P --wasmtime P --native P --wrk P [--seconds 3] [--runs 3] [--out F]
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use omnia_tests::guests;
+
+/// The concurrency levels of the HTTP table.
+const CONCURRENCY: [u32; 3] = [1, 8, 64];
+
+struct Args {
+    omnia: PathBuf,
+    omnia_aot: PathBuf,
+    wasmtime: PathBuf,
+    native: PathBuf,
+    wrk: PathBuf,
+    seconds: u32,
+    runs: usize,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Args> {
+    let mut map = BTreeMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(key) = it.next() {
+        let value = it.next().with_context(|| format!("{key} needs a value"))?;
+        map.insert(key.trim_start_matches("--").to_string(), value);
+    }
+    let path = |k: &str| -> Result<PathBuf> {
+        let p = PathBuf::from(map.get(k).with_context(|| format!("--{k} is required"))?);
+        if !p.is_file() {
+            bail!("--{k} {}: no such file", p.display());
+        }
+        Ok(p)
+    };
+    Ok(Args {
+        omnia: path("omnia")?,
+        omnia_aot: path("omnia-aot")?,
+        wasmtime: path("wasmtime")?,
+        native: path("native")?,
+        wrk: path("wrk")?,
+        seconds: map.get("seconds").map_or(Ok(3), |s| s.parse())?,
+        runs: map.get("runs").map_or(Ok(3), |s| s.parse())?,
+        out: map
+            .get("out")
+            .map_or_else(|| PathBuf::from("bench/RESULTS.md"), PathBuf::from),
+    })
+}
+
+/// A server process under test, killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+    started_in: Duration,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").to_string()
+}
+
+/// One `GET /` over a fresh connection; the status code if the server answered.
+fn probe(addr: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Starts `cmd` (which must listen on `addr`) and waits for the first `200` to `GET /`.
+fn start(mut cmd: Command, addr: String) -> Result<Server> {
+    let started = Instant::now();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let mut server = Server {
+        child,
+        addr,
+        started_in: Duration::ZERO,
+    };
+    while started.elapsed() < Duration::from_mins(3) {
+        if probe(&server.addr) == Some(200) {
+            server.started_in = started.elapsed();
+            return Ok(server);
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            bail!("{cmd:?} exited with {status} before serving");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("{cmd:?} did not answer 200 within 180 s")
+}
+
+/// How to start one contender on one guest.
+#[derive(Clone)]
+enum Contender {
+    /// `omnia run`, with the compile cache in this directory (or off).
+    Omnia {
+        bin: PathBuf,
+        cache: Option<PathBuf>,
+    },
+    /// `wasmtime serve -S cli`, with or without its compile cache.
+    Wasmtime { bin: PathBuf, cache: bool },
+    /// The native hyper server (the guest is ignored).
+    Native { bin: PathBuf },
+}
+
+impl Contender {
+    fn start(&self, guest: &Path) -> Result<Server> {
+        let addr = free_addr();
+        let cmd = match self {
+            Self::Omnia { bin, cache } => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("run")
+                    .arg(guest)
+                    .env_clear()
+                    .env("OMNIA_HTTP_ADDR", &addr)
+                    .env("RUST_LOG", "warn")
+                    .env(
+                        "OMNIA_COMPILE_CACHE",
+                        cache
+                            .as_ref()
+                            .map_or("off".into(), |d| d.display().to_string()),
+                    );
+                cmd
+            }
+            Self::Wasmtime { bin, cache } => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("serve")
+                    .args(["--addr", &addr, "-S", "cli"])
+                    .arg(if *cache { "-Ccache=y" } else { "-Ccache=n" })
+                    .arg(guest);
+                cmd
+            }
+            Self::Native { bin } => {
+                let mut cmd = Command::new(bin);
+                cmd.arg(&addr);
+                cmd
+            }
+        };
+        start(cmd, addr)
+    }
+}
+
+/// One wrk measurement.
+#[derive(Clone, Copy, Default)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(wrk: &Path, addr: &str, connections: u32, seconds: u32) -> Result<Load> {
+    let out = Command::new(wrk)
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+        ])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| -> Option<&str> {
+        text.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1))
+    };
+    let ms = |s: &str| -> Option<f64> {
+        let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+        let n: f64 = num.parse().ok()?;
+        Some(match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            "m" => n * 60_000.0,
+            _ => return None,
+        })
+    };
+    let rps = field("Requests/sec:").and_then(|v| v.parse().ok());
+    let p50 = field("50%").and_then(ms);
+    let p99 = field("99%").and_then(ms);
+    if text.contains("Non-2xx") {
+        bail!("wrk saw non-2xx answers from {addr}:\n{text}");
+    }
+    match (rps, p50, p99) {
+        (Some(rps), Some(p50_ms), Some(p99_ms)) => Ok(Load {
+            rps,
+            p50_ms,
+            p99_ms,
+        }),
+        _ => bail!("cannot read wrk's output:\n{text}"),
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => xs[n / 2],
+        n => f64::midpoint(xs[n / 2 - 1], xs[n / 2]),
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `omnia compile guest -o <dir>/<name>.bin`.
+fn precompile(omnia: &Path, guest: &Path, dir: &Path) -> Result<PathBuf> {
+    let name = guest
+        .file_stem()
+        .context("guest name")?
+        .to_string_lossy()
+        .into_owned();
+    let bin = dir.join(format!("{name}.bin"));
+    let out = Command::new(omnia)
+        .arg("compile")
+        .arg(guest)
+        .arg("-o")
+        .arg(&bin)
+        .env("OMNIA_COMPILE_CACHE", "off")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "omnia compile {}: {}",
+            guest.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(bin)
+}
+
+struct Bench {
+    args: Args,
+    work: PathBuf,
+    md: String,
+}
+
+impl Bench {
+    fn line(&mut self, s: &str) {
+        println!("{s}");
+        self.md.push_str(s);
+        self.md.push('\n');
+    }
+
+    /// HTTP hello: requests/s, p50, p99 per contender and concurrency; ratios.
+    fn http(&mut self, guest_name: &str, guest: &Path) -> Result<()> {
+        let bin = precompile(&self.args.omnia, guest, &self.work)?;
+        let contenders: Vec<(&str, Contender, PathBuf)> = vec![
+            (
+                "omnia (JIT, .wasm)",
+                Contender::Omnia {
+                    bin: self.args.omnia.clone(),
+                    cache: None,
+                },
+                guest.to_path_buf(),
+            ),
+            (
+                "omnia (AOT, .bin)",
+                Contender::Omnia {
+                    bin: self.args.omnia_aot.clone(),
+                    cache: None,
+                },
+                bin,
+            ),
+            (
+                "wasmtime serve 48",
+                Contender::Wasmtime {
+                    bin: self.args.wasmtime.clone(),
+                    cache: true,
+                },
+                guest.to_path_buf(),
+            ),
+            (
+                "native hyper",
+                Contender::Native {
+                    bin: self.args.native.clone(),
+                },
+                guest.to_path_buf(),
+            ),
+        ];
+        let mut results: BTreeMap<(usize, u32), Vec<Load>> = BTreeMap::new();
+        let servers: Vec<Server> = contenders
+            .iter()
+            .map(|(_, c, g)| c.start(g))
+            .collect::<Result<_>>()?;
+        for _ in 0..self.args.runs {
+            for &c in &CONCURRENCY {
+                for (i, server) in servers.iter().enumerate() {
+                    let load = wrk(&self.args.wrk, &server.addr, c, self.args.seconds)?;
+                    results.entry((i, c)).or_default().push(load);
+                }
+            }
+        }
+        drop(servers);
+        let med = |i: usize, c: u32, f: fn(&Load) -> f64| {
+            median(results[&(i, c)].iter().map(f).collect())
+        };
+        self.line(&format!("\n### HTTP hello: {guest_name}\n"));
+        self.line("| contender | c | req/s | p50 ms | p99 ms |");
+        self.line("|---|---:|---:|---:|---:|");
+        for (i, (name, _, _)) in contenders.iter().enumerate() {
+            for &c in &CONCURRENCY {
+                self.line(&format!(
+                    "| {name} | {c} | {:.0} | {:.2} | {:.2} |",
+                    med(i, c, |l| l.rps),
+                    med(i, c, |l| l.p50_ms),
+                    med(i, c, |l| l.p99_ms)
+                ));
+            }
+        }
+        self.line("\n| c | omnia JIT / wasmtime | omnia AOT / wasmtime | omnia JIT / native |");
+        self.line("|---:|---:|---:|---:|");
+        for &c in &CONCURRENCY {
+            let rps = |i| med(i, c, |l| l.rps);
+            self.line(&format!(
+                "| {c} | {:.2}x | {:.2}x | {:.2}x |",
+                rps(0) / rps(2),
+                rps(1) / rps(2),
+                rps(0) / rps(3)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Cold start: process start to the first 200.
+    fn cold_start(&mut self, guests: &[(&str, PathBuf)]) -> Result<()> {
+        self.line("\n### Cold start (process start to first 200, median ms)\n");
+        self.line("| guest | omnia .wasm, no cache | omnia .wasm, warm cache | omnia AOT .bin | wasmtime serve, no cache | wasmtime serve, warm cache |");
+        self.line("|---|---:|---:|---:|---:|---:|");
+        for (name, guest) in guests {
+            let bin = precompile(&self.args.omnia, guest, &self.work)?;
+            let cache = self.work.join(format!("cache-{name}"));
+            let contenders = [
+                (
+                    Contender::Omnia {
+                        bin: self.args.omnia.clone(),
+                        cache: None,
+                    },
+                    guest.clone(),
+                ),
+                (
+                    Contender::Omnia {
+                        bin: self.args.omnia.clone(),
+                        cache: Some(cache),
+                    },
+                    guest.clone(),
+                ),
+                (
+                    Contender::Omnia {
+                        bin: self.args.omnia_aot.clone(),
+                        cache: None,
+                    },
+                    bin,
+                ),
+                (
+                    Contender::Wasmtime {
+                        bin: self.args.wasmtime.clone(),
+                        cache: false,
+                    },
+                    guest.clone(),
+                ),
+                (
+                    Contender::Wasmtime {
+                        bin: self.args.wasmtime.clone(),
+                        cache: true,
+                    },
+                    guest.clone(),
+                ),
+            ];
+            // Warm both caches once.
+            drop(contenders[1].0.start(&contenders[1].1)?);
+            drop(contenders[4].0.start(&contenders[4].1)?);
+            let mut times = vec![Vec::new(); contenders.len()];
+            for _ in 0..self.args.runs {
+                for (i, (c, g)) in contenders.iter().enumerate() {
+                    times[i].push(c.start(g)?.started_in.as_secs_f64() * 1000.0);
+                }
+            }
+            let cells: Vec<String> = times
+                .into_iter()
+                .map(|t| format!("{:.0}", median(t)))
+                .collect();
+            self.line(&format!("| {name} | {} |", cells.join(" | ")));
+        }
+        Ok(())
+    }
+
+    /// Resident memory idle and under 64 connections.
+    fn memory(&mut self, guest: &Path) -> Result<()> {
+        let bin = precompile(&self.args.omnia, guest, &self.work)?;
+        let contenders = [
+            (
+                "omnia (JIT, .wasm)",
+                Contender::Omnia {
+                    bin: self.args.omnia.clone(),
+                    cache: None,
+                },
+                guest.to_path_buf(),
+            ),
+            (
+                "omnia (AOT, .bin)",
+                Contender::Omnia {
+                    bin: self.args.omnia_aot.clone(),
+                    cache: None,
+                },
+                bin,
+            ),
+            (
+                "wasmtime serve 48",
+                Contender::Wasmtime {
+                    bin: self.args.wasmtime.clone(),
+                    cache: true,
+                },
+                guest.to_path_buf(),
+            ),
+            (
+                "native hyper",
+                Contender::Native {
+                    bin: self.args.native.clone(),
+                },
+                guest.to_path_buf(),
+            ),
+        ];
+        self.line("\n### Memory (RSS, MiB, Rust hello guest)\n");
+        self.line("| contender | idle | under 64 connections (peak) |");
+        self.line("|---|---:|---:|");
+        for (name, c, g) in &contenders {
+            let server = c.start(g)?;
+            let pid = server.child.id();
+            std::thread::sleep(Duration::from_millis(300));
+            let idle = rss_kib(pid).unwrap_or(0);
+            let wrk_path = self.args.wrk.clone();
+            let addr = server.addr.clone();
+            let seconds = self.args.seconds;
+            let load = std::thread::spawn(move || wrk(&wrk_path, &addr, 64, seconds));
+            let mut peak = idle;
+            while !load.is_finished() {
+                peak = peak.max(rss_kib(pid).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            load.join()
+                .map_err(|_| anyhow::anyhow!("wrk thread panicked"))??;
+            self.line(&format!(
+                "| {name} | {:.1} | {:.1} |",
+                f64::from(idle) / 1024.0,
+                f64::from(peak) / 1024.0
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let work = std::env::temp_dir().join(format!("omnia-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()?;
+    let mut bench = Bench {
+        args,
+        work: work.clone(),
+        md: String::new(),
+    };
+    bench.line("# Omnia benchmark results\n");
+    bench.line(&format!(
+        "Produced by `tests/bench/run` on {} with {cores} cores: wrk -t1, {} s per run, median of {} runs, \
+         contenders alternating; loopback only; load generator and server share the machine.",
+        String::from_utf8_lossy(&date.stdout).trim(),
+        bench.args.seconds,
+        bench.args.runs
+    ));
+    bench.http("Rust guest (http-hello.wasm)", &guests::rust("http-hello"))?;
+    bench.http("WAT guest", &guests::wat_http_hello())?;
+    bench.cold_start(&[
+        ("Rust http-hello", guests::rust("http-hello")),
+        ("componentize-py http", guests::polyglot("py-http")),
+    ])?;
+    bench.memory(&guests::rust("http-hello"))?;
+    bench.line("\n### Key-value and messaging\n");
+    bench.line(
+        "Pending: the key-value (Redis) and messaging (NATS) capabilities have not landed yet.",
+    );
+    if let Some(dir) = bench.args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&bench.args.out, &bench.md)
+        .with_context(|| format!("writing {}", bench.args.out.display()))?;
+    eprintln!("wrote {}", bench.args.out.display());
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
