@@ -30,7 +30,7 @@ pub fn omnia() -> PathBuf {
     locate(
         "OMNIA_BIN",
         target_dir().join("debug/omnia"),
-        "run `cargo build -p omnia-cli` first (tests/run does)",
+        "run `cargo test --workspace` or `cargo build -p omnia-cli` (tests/run does)",
     )
 }
 

@@ -120,6 +120,19 @@ impl Omnia {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// Waits (up to 10 s) until the log contains `needle`, and returns the log. Log lines reach
+    /// the test through reader threads, so a line may arrive just after the response it explains.
+    pub fn log_with(&self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.log();
+            if log.contains(needle) || started.elapsed() > Duration::from_secs(10) {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` (e.g. `"TERM"`) to the process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

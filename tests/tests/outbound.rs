@@ -14,10 +14,10 @@ async fn denied_by_default_allowed_when_listed() {
     assert_eq!(denied.status, StatusCode::BAD_GATEWAY);
     assert_eq!(denied.text(), "error: ErrorCode::HttpRequestDenied\n");
     let port = upstream.addr().rsplit(':').next().unwrap();
-    let log = closed.log();
+    let denial = format!("outgoing request to 127.0.0.1:{port} denied");
+    let log = closed.log_with(&denial);
     assert!(
-        log.contains(&format!("outgoing request to 127.0.0.1:{port} denied"))
-            && log.contains("OMNIA_HTTP_ALLOWED_HOSTS"),
+        log.contains(&denial) && log.contains("OMNIA_HTTP_ALLOWED_HOSTS"),
         "{log}"
     );
 

@@ -37,11 +37,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .wait(Duration::from_secs(15))
         .expect("exits after draining");
     assert_eq!(status.code(), Some(0), "{}", server.log());
-    assert!(
-        server.log().contains("SIGTERM: draining"),
-        "{}",
-        server.log()
-    );
+    let log = server.log_with("SIGTERM: draining");
+    assert!(log.contains("SIGTERM: draining"), "{log}");
 }
 
 #[tokio::test]

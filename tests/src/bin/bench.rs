@@ -280,40 +280,7 @@ impl Bench {
 
     /// HTTP hello: requests/s, p50, p99 per contender and concurrency; ratios.
     fn http(&mut self, guest_name: &str, guest: &Path) -> Result<()> {
-        let bin = precompile(&self.args.omnia, guest, &self.work)?;
-        let contenders: Vec<(&str, Contender, PathBuf)> = vec![
-            (
-                "omnia (JIT, .wasm)",
-                Contender::Omnia {
-                    bin: self.args.omnia.clone(),
-                    cache: None,
-                },
-                guest.to_path_buf(),
-            ),
-            (
-                "omnia (AOT, .bin)",
-                Contender::Omnia {
-                    bin: self.args.omnia_aot.clone(),
-                    cache: None,
-                },
-                bin,
-            ),
-            (
-                "wasmtime serve 48",
-                Contender::Wasmtime {
-                    bin: self.args.wasmtime.clone(),
-                    cache: true,
-                },
-                guest.to_path_buf(),
-            ),
-            (
-                "native hyper",
-                Contender::Native {
-                    bin: self.args.native.clone(),
-                },
-                guest.to_path_buf(),
-            ),
-        ];
+        let contenders = self.serving_contenders(guest)?;
         let mut results: BTreeMap<(usize, u32), Vec<Load>> = BTreeMap::new();
         let servers: Vec<Server> = contenders
             .iter()
@@ -421,26 +388,21 @@ impl Bench {
         Ok(())
     }
 
-    /// Resident memory idle and under 64 connections.
-    fn memory(&mut self, guest: &Path) -> Result<()> {
+    /// The four contenders of the serving tables: omnia JIT on the `.wasm`, omnia AOT-only on
+    /// its `.bin`, `wasmtime serve`, and the native ceiling.
+    fn serving_contenders(&self, guest: &Path) -> Result<Vec<(&'static str, Contender, PathBuf)>> {
         let bin = precompile(&self.args.omnia, guest, &self.work)?;
-        let contenders = [
+        let omnia = |bin: &PathBuf| Contender::Omnia {
+            bin: bin.clone(),
+            cache: None,
+        };
+        Ok(vec![
             (
                 "omnia (JIT, .wasm)",
-                Contender::Omnia {
-                    bin: self.args.omnia.clone(),
-                    cache: None,
-                },
+                omnia(&self.args.omnia),
                 guest.to_path_buf(),
             ),
-            (
-                "omnia (AOT, .bin)",
-                Contender::Omnia {
-                    bin: self.args.omnia_aot.clone(),
-                    cache: None,
-                },
-                bin,
-            ),
+            ("omnia (AOT, .bin)", omnia(&self.args.omnia_aot), bin),
             (
                 "wasmtime serve 48",
                 Contender::Wasmtime {
@@ -456,7 +418,12 @@ impl Bench {
                 },
                 guest.to_path_buf(),
             ),
-        ];
+        ])
+    }
+
+    /// Resident memory idle and under 64 connections.
+    fn memory(&mut self, guest: &Path) -> Result<()> {
+        let contenders = self.serving_contenders(guest)?;
         self.line("\n### Memory (RSS, MiB, Rust hello guest)\n");
         self.line("| contender | idle | under 64 connections (peak) |");
         self.line("|---|---:|---:|");
