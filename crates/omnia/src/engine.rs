@@ -87,9 +87,21 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
         .max_memories_per_component(16)
         .max_tables_per_component(64)
         .max_core_instances_per_component(64)
-        .max_memory_size(config.max_memory);
+        .max_memory_size(config.max_memory)
+        // Profiled under load (see the benchmark issue): a quarter of the CPU went to
+        // `madvise` decommits of each finished instance's memory and the TLB-shootdown IPIs
+        // they cause, and a fifth to page faults re-populating the next instance. Resetting
+        // the first pages with memset keeps them resident (no syscall, no fault); the kernel's
+        // PAGEMAP_SCAN, where available, finds exactly the dirty pages to reset.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     pool
 }
+
+/// Bytes of each linear memory and table reset in place, rather than decommitted, when an
+/// instance ends.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread (one per process).
 fn start_epoch_ticker(engine: &Engine) {
