@@ -7,7 +7,11 @@
 //!
 //! ```text
 //! bench --omnia P --omnia-aot P --wasmtime P --native P --wrk P [--seconds 3] [--runs 3] [--out F]
+//!       [--baseline P]
 //! ```
+//!
+//! `--baseline` adds another `omnia` build (say, one from before a change) to the serving tables,
+//! so a before/after comparison runs side by side under the same conditions.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -28,6 +32,7 @@ struct Args {
     wasmtime: PathBuf,
     native: PathBuf,
     wrk: PathBuf,
+    baseline: Option<PathBuf>,
     seconds: u32,
     runs: usize,
     out: PathBuf,
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Args> {
         wasmtime: path("wasmtime")?,
         native: path("native")?,
         wrk: path("wrk")?,
+        baseline: map.get("baseline").map(|_| path("baseline")).transpose()?,
         seconds: map.get("seconds").map_or(Ok(3), |s| s.parse())?,
         runs: map.get("runs").map_or(Ok(3), |s| s.parse())?,
         out: map
@@ -396,7 +402,7 @@ impl Bench {
             bin: bin.clone(),
             cache: None,
         };
-        Ok(vec![
+        let mut contenders = vec![
             (
                 "omnia (JIT, .wasm)",
                 omnia(&self.args.omnia),
@@ -418,7 +424,15 @@ impl Bench {
                 },
                 guest.to_path_buf(),
             ),
-        ])
+        ];
+        if let Some(baseline) = &self.args.baseline {
+            contenders.push((
+                "omnia baseline (JIT, .wasm)",
+                omnia(baseline),
+                guest.to_path_buf(),
+            ));
+        }
+        Ok(contenders)
     }
 
     /// Resident memory idle and under 64 connections.
