@@ -28,6 +28,16 @@ impl Response {
     }
 }
 
+/// Starts `n` concurrent `GET url` requests, each on its own connection.
+pub fn spawn_gets(url: &str, n: usize) -> Vec<tokio::task::JoinHandle<Result<Response, String>>> {
+    (0..n)
+        .map(|_| {
+            let url = url.to_string();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect()
+}
+
 /// `GET url` over HTTP/1.1.
 pub async fn get(url: &str) -> Result<Response, String> {
     request(Method::GET, url, &[], Bytes::new(), false).await

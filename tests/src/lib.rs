@@ -15,5 +15,5 @@ pub mod guests;
 pub mod process;
 
 pub use bin::{omnia, omnia_aot};
-pub use client::{Response, get, request};
+pub use client::{Response, get, request, spawn_gets};
 pub use process::{Omnia, run_to_end};

@@ -2,15 +2,15 @@
 //! alone while concurrent good requests keep succeeding, and the process stays up.
 
 use http::StatusCode;
-use omnia_tests::{Omnia, get, guests, omnia};
+use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
 
 async fn good_requests_meanwhile(server: &Omnia, bad_path: &str, bad_status: StatusCode) {
-    let bad_url = server.url(bad_path);
-    let bad = tokio::spawn(async move { get(&bad_url).await });
+    let bad = spawn_gets(&server.url(bad_path), 1)
+        .pop()
+        .expect("one request");
     let mut good = Vec::new();
     for i in 0..40 {
-        let url = server.url(&format!("/good/{i}"));
-        good.push(tokio::spawn(async move { get(&url).await }));
+        good.extend(spawn_gets(&server.url(&format!("/good/{i}")), 1));
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     for (i, handle) in good.into_iter().enumerate() {
@@ -49,12 +49,7 @@ async fn an_infinite_loop_hits_the_deadline_alone() {
         "{log}"
     );
     // Two loops at once on two cores still leave room for good requests: looping guests yield.
-    let loops: Vec<_> = (0..2)
-        .map(|_| {
-            let url = server.url("/loop");
-            tokio::spawn(async move { get(&url).await })
-        })
-        .collect();
+    let loops = spawn_gets(&server.url("/loop"), 2);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(
         get(&server.url("/during")).await.unwrap().status,
@@ -91,12 +86,7 @@ async fn overload_is_refused_with_503() {
         &guests::rust("http-echo"),
         &[("OMNIA_MAX_CONCURRENCY", "2")],
     );
-    let slow: Vec<_> = (0..2)
-        .map(|_| {
-            let url = server.url("/sleep/3000");
-            tokio::spawn(async move { get(&url).await })
-        })
-        .collect();
+    let slow = spawn_gets(&server.url("/sleep/3000"), 2);
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let refused = get(&server.url("/extra")).await.unwrap();
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);

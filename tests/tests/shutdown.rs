@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use omnia_tests::{Omnia, get, guests, omnia};
+use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
@@ -12,12 +12,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         &guests::rust("http-echo"),
         &[("OMNIA_SHUTDOWN_GRACE", "20s")],
     );
-    let slow: Vec<_> = (0..4)
-        .map(|_| {
-            let url = server.url("/sleep/2000");
-            tokio::spawn(async move { get(&url).await })
-        })
-        .collect();
+    let slow = spawn_gets(&server.url("/sleep/2000"), 4);
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
