@@ -113,7 +113,13 @@ fn bad_configuration_names_the_variable() {
     for (var, value, expect) in [
         ("OMNIA_REQUEST_TIMEOUT", "soon", "expected a duration"),
         ("OMNIA_MAX_MEMORY", "lots", "expected a size"),
-        ("OMNIA_MAX_CONCURRENCY", "0", "at least 1"),
+        ("OMNIA_MAX_CONCURRENCY", "0", "from 1 to 1000000"),
+        (
+            "OMNIA_MAX_CONCURRENCY",
+            "18446744073709551615",
+            "from 1 to 1000000",
+        ),
+        ("OMNIA_REQUEST_TIMEOUT", "999999999999999999m", "too long"),
         ("OMNIA_HTTP_ADDR", "localhost", "expected an address"),
         ("OMNIA_HTTP_ALLOWED_HOSTS", "a b", "bad entry"),
     ] {

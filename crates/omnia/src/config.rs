@@ -59,8 +59,11 @@ impl FromEnv for RuntimeConfig {
         let d = Self::default();
         let max_concurrency =
             var("OMNIA_MAX_CONCURRENCY", parse_count)?.unwrap_or(d.max_concurrency);
-        if max_concurrency == 0 {
-            bail!("OMNIA_MAX_CONCURRENCY=0 is not valid: expected a whole number of at least 1");
+        if !(1..=MAX_CONCURRENCY).contains(&max_concurrency) {
+            bail!(
+                "OMNIA_MAX_CONCURRENCY={max_concurrency} is not valid: expected a whole number \
+                 from 1 to {MAX_CONCURRENCY}"
+            );
         }
         Ok(Self {
             request_timeout: var("OMNIA_REQUEST_TIMEOUT", parse_duration)?
@@ -87,6 +90,9 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("omnia"))
 }
 
+/// The largest accepted `OMNIA_MAX_CONCURRENCY`.
+pub const MAX_CONCURRENCY: usize = 1_000_000;
+
 /// Reads `name` and parses it with `parse`; `Ok(None)` when unset or empty. The error names the
 /// variable, the value and what `parse` expected.
 pub fn var<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
@@ -110,7 +116,10 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
+        "m" => Duration::from_secs(
+            n.checked_mul(60)
+                .with_context(|| format!("duration {s:?} is too long"))?,
+        ),
         _ => bail!("expected a duration such as 30s, 250ms or 5m, got {s:?}"),
     })
 }
@@ -162,6 +171,10 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_mins(2));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5h").is_err());
+        assert!(
+            parse_duration("999999999999999999m").is_err(),
+            "overflow is an error"
+        );
     }
 
     #[test]
