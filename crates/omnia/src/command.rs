@@ -20,20 +20,7 @@ pub const RUN_EXPORT_PREFIX: &str = "wasi:cli/run@0.2";
 
 /// Whether `component` exports `wasi:cli/run`.
 pub fn is_command(engine: &wasmtime::Engine, component: &Component) -> bool {
-    exports(engine, component).any(|name| name.starts_with(RUN_EXPORT_PREFIX))
-}
-
-/// The names of a component's exports.
-pub fn exports<'a>(
-    engine: &'a wasmtime::Engine,
-    component: &'a Component,
-) -> impl Iterator<Item = String> + 'a {
-    component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_string())
-        .collect::<Vec<_>>()
-        .into_iter()
+    crate::component::exports_interface(engine, component, RUN_EXPORT_PREFIX)
 }
 
 /// Runs the command and returns its exit code (0 on success).

@@ -10,6 +10,24 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Precompiled};
 
+/// The names of `component`'s exports.
+pub fn export_names(engine: &Engine, component: &Component) -> Vec<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Whether `component` exports an interface whose versioned name starts with `prefix`, e.g.
+/// `"wasi:http/incoming-handler@0.2"` for any 0.2.x version.
+pub fn exports_interface(engine: &Engine, component: &Component, prefix: &str) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with(prefix))
+}
+
 /// Loads the component at `path`.
 pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;

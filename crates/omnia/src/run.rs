@@ -63,9 +63,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
              a trigger compiled into this build ({}); its exports are: [{}]",
             args.component.display(),
             C::names().join(", "),
-            command::exports(&engine, &component)
-                .collect::<Vec<_>>()
-                .join(", ")
+            component::export_names(&engine, &component).join(", ")
         );
     }
     if !args.args.is_empty() {

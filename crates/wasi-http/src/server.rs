@@ -42,10 +42,7 @@ pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/incoming-handler@0.2";
 
 /// Whether `component` exports `wasi:http/incoming-handler`.
 pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
-    component
-        .component_type()
-        .exports(engine)
-        .any(|(name, _)| name.starts_with(HANDLER_EXPORT_PREFIX))
+    omnia::component::exports_interface(engine, component, HANDLER_EXPORT_PREFIX)
 }
 
 /// Listens on `config.addr` and serves until `shutdown`, then stops accepting and waits up to
