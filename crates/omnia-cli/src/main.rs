@@ -2,14 +2,22 @@
 //!
 //! `omnia run app.wasm` serves the component's triggers (HTTP) or runs it as a command;
 //! `omnia compile app.wasm -o app.bin` precompiles it for builds without the `jit` feature.
+//! Key-value storage is in memory unless configured otherwise (see [`keyvalue`]).
 //! Capabilities are cargo features, so a profile picks exactly what a binary can do.
 
+#[cfg(feature = "keyvalue")]
+mod keyvalue;
+
+#[cfg(feature = "keyvalue")]
+use keyvalue::KeyValue;
 #[cfg(feature = "http")]
 use omnia_wasi_http::WasiHttpCtx;
 
 omnia::runtime!({
     #[cfg(feature = "http")]
     "http": WasiHttpCtx,
+    #[cfg(feature = "keyvalue")]
+    "keyvalue": KeyValue,
 });
 
 #[tokio::main]

@@ -106,6 +106,42 @@ pub fn var<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>
     }
 }
 
+/// Like [`var`], for a URL that may hold credentials: the error shows the value with its
+/// password hidden (see [`redact_url`]).
+pub fn url_var<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => parse(v.trim())
+            .map(Some)
+            .with_context(|| format!("{name}={:?} is not valid", redact_url(v.trim()))),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not valid UTF-8"),
+    }
+}
+
+/// `url` with the password (or token) of its user-info replaced by `***`, so it can go into
+/// logs and error messages: `redis://app:secret@host` becomes `redis://app:***@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_owned();
+    };
+    let user_info = &url[scheme_end..at];
+    let hidden = match user_info.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{hidden}{}", &url[..scheme_end], &url[at..])
+}
+
 /// A duration: `250ms`, `30s`, `5m`, or a plain number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let (num, unit) = split_unit(s);
@@ -175,6 +211,19 @@ mod tests {
             parse_duration("999999999999999999m").is_err(),
             "overflow is an error"
         );
+    }
+
+    #[test]
+    fn redacted_urls() {
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact_url("redis://app:p@ss@h"), "redis://app:***@h");
+        assert_eq!(redact_url("nats://token@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact_url("nats://h/x@y"), "nats://h/x@y");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

@@ -1,0 +1,264 @@
+//! The `wasi:keyvalue` host functions, over any [`KeyValueStore`].
+//!
+//! Guest-visible resources are [`BucketHandle`] (an open bucket) and [`CasHandle`] (a value
+//! read for a compare-and-swap). Every failure of the store becomes the WIT `error` variant
+//! (the guest decides what to do, the runtime keeps serving); only a broken resource handle,
+//! which a correct guest cannot produce, traps.
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Resource, ResourceTable, ResourceTableError};
+
+use crate::backend::{self, Bucket, KeyValueStore, Versioned, check_bucket_name};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "omnia:wasi-keyvalue/host",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::BucketHandle,
+            "wasi:keyvalue/atomics.cas": super::CasHandle,
+        },
+        trappable_error_type: {
+            "wasi:keyvalue/store.error" => super::HostError,
+        },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+/// An open bucket, as held in a store's resource table.
+pub struct BucketHandle {
+    name: String,
+    bucket: Arc<dyn Bucket>,
+}
+
+/// A compare-and-swap in progress: the key and what it held when the handle was made.
+pub struct CasHandle {
+    bucket: Arc<dyn Bucket>,
+    key: String,
+    seen: Versioned,
+}
+
+/// An error of a host function: either the WIT error for the guest or a trap.
+pub enum HostError {
+    /// Returned to the guest as `wasi:keyvalue/store.error`.
+    Store(backend::Error),
+    /// Traps the guest (a bad resource handle).
+    Trap(wasmtime::Error),
+}
+
+impl From<backend::Error> for HostError {
+    fn from(err: backend::Error) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<ResourceTableError> for HostError {
+    fn from(err: ResourceTableError) -> Self {
+        Self::Trap(err.into())
+    }
+}
+
+type HostResult<T> = Result<T, HostError>;
+
+fn to_wit(err: backend::Error) -> store::Error {
+    match err {
+        backend::Error::NoSuchStore => store::Error::NoSuchStore,
+        backend::Error::AccessDenied => store::Error::AccessDenied,
+        backend::Error::Other(message) => store::Error::Other(message),
+    }
+}
+
+/// The per-call view of a store's data that the host functions work on.
+pub struct KeyValueView<'a> {
+    /// The configured store.
+    pub store: &'a Arc<dyn KeyValueStore>,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+impl KeyValueView<'_> {
+    fn bucket(&self, handle: &Resource<BucketHandle>) -> HostResult<(Arc<dyn Bucket>, String)> {
+        let handle = self.table.get(handle)?;
+        Ok((Arc::clone(&handle.bucket), handle.name.clone()))
+    }
+}
+
+/// Logs a store failure, naming the operation and the bucket, and passes it on.
+fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> HostResult<T> {
+    result.map_err(|err| {
+        tracing::warn!(bucket, op, error = %err, "keyvalue: operation failed");
+        HostError::Store(err)
+    })
+}
+
+impl store::Host for KeyValueView<'_> {
+    async fn open(&mut self, identifier: String) -> HostResult<Resource<BucketHandle>> {
+        check_bucket_name(&identifier)?;
+        let bucket = logged(self.store.open(&identifier).await, "open", &identifier)?;
+        Ok(self.table.push(BucketHandle {
+            name: identifier,
+            bucket,
+        })?)
+    }
+
+    fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
+        match err {
+            HostError::Store(err) => Ok(to_wit(err)),
+            HostError::Trap(trap) => Err(trap),
+        }
+    }
+}
+
+impl store::HostBucket for KeyValueView<'_> {
+    async fn get(&mut self, b: Resource<BucketHandle>, key: String) -> HostResult<Option<Vec<u8>>> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.get(&key).await, "get", &name)
+    }
+
+    async fn set(
+        &mut self,
+        b: Resource<BucketHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> HostResult<()> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.set(&key, value).await, "set", &name)
+    }
+
+    async fn delete(&mut self, b: Resource<BucketHandle>, key: String) -> HostResult<()> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.delete(&key).await, "delete", &name)
+    }
+
+    async fn exists(&mut self, b: Resource<BucketHandle>, key: String) -> HostResult<bool> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.exists(&key).await, "exists", &name)
+    }
+
+    async fn list_keys(
+        &mut self,
+        b: Resource<BucketHandle>,
+        cursor: Option<u64>,
+    ) -> HostResult<store::KeyResponse> {
+        let (bucket, name) = self.bucket(&b)?;
+        let page = logged(bucket.list_keys(cursor).await, "list-keys", &name)?;
+        Ok(store::KeyResponse {
+            keys: page.keys,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn drop(&mut self, b: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(b)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for KeyValueView<'_> {
+    async fn increment(
+        &mut self,
+        b: Resource<BucketHandle>,
+        key: String,
+        delta: u64,
+    ) -> HostResult<u64> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.increment(&key, delta).await, "increment", &name)
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<CasHandle>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let CasHandle { bucket, key, seen } = self.table.delete(cas)?;
+        let swapped = match bucket.swap(&key, &seen, value).await {
+            Ok(swapped) => swapped,
+            Err(err) => {
+                tracing::warn!(op = "swap", error = %err, "keyvalue: operation failed");
+                return Ok(Err(atomics::CasError::StoreError(to_wit(err))));
+            }
+        };
+        if swapped {
+            return Ok(Ok(()));
+        }
+        // Lost the race: hand back a handle holding the value the key has now.
+        let seen = match bucket.current(&key).await {
+            Ok(seen) => seen,
+            Err(err) => return Ok(Err(atomics::CasError::StoreError(to_wit(err)))),
+        };
+        let fresh = self.table.push(CasHandle { bucket, key, seen })?;
+        Ok(Err(atomics::CasError::CasFailed(fresh)))
+    }
+}
+
+impl atomics::HostCas for KeyValueView<'_> {
+    async fn new(
+        &mut self,
+        b: Resource<BucketHandle>,
+        key: String,
+    ) -> HostResult<Resource<CasHandle>> {
+        let (bucket, name) = self.bucket(&b)?;
+        let seen = logged(bucket.current(&key).await, "cas", &name)?;
+        Ok(self.table.push(CasHandle { bucket, key, seen })?)
+    }
+
+    async fn current(&mut self, cas: Resource<CasHandle>) -> HostResult<Option<Vec<u8>>> {
+        Ok(self.table.get(&cas)?.seen.value.clone())
+    }
+
+    async fn drop(&mut self, cas: Resource<CasHandle>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for KeyValueView<'_> {
+    async fn get_many(
+        &mut self,
+        b: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> HostResult<Vec<Option<(String, Vec<u8>)>>> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.get_many(keys).await, "get-many", &name)
+    }
+
+    async fn set_many(
+        &mut self,
+        b: Resource<BucketHandle>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> HostResult<()> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.set_many(key_values).await, "set-many", &name)
+    }
+
+    async fn delete_many(
+        &mut self,
+        b: Resource<BucketHandle>,
+        keys: Vec<String>,
+    ) -> HostResult<()> {
+        let (bucket, name) = self.bucket(&b)?;
+        logged(bucket.delete_many(keys).await, "delete-many", &name)
+    }
+}
+
+/// Marks [`KeyValueView`] as the data the generated `add_to_linker` functions hand out.
+struct HasKeyValue;
+
+impl HasData for HasKeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+/// Links `wasi:keyvalue/{store, atomics, batch}` into `linker`, reading each store's data
+/// through `view`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    view: fn(&mut T) -> KeyValueView<'_>,
+) -> anyhow::Result<()> {
+    store::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    atomics::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    batch::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! [`MemoryStore`]: the embedded default backend.
+//!
+//! Buckets live in the process, shared by every instance (each request's fresh instance sees
+//! what earlier ones wrote) and lost when the process exits. Every operation takes one short
+//! lock on its bucket, so increments and compare-and-swaps are atomic.
+//!
+//! `list-keys` pages in insertion order: each key gets a sequence number when it is created,
+//! and the cursor is the last sequence number returned. A page therefore never skips a key
+//! that exists throughout the listing, whatever else is written or deleted meanwhile.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::backend::{
+    Bucket, KeyPage, KeyValueStore, PAGE_SIZE, Result, Versioned, add_counter, parse_counter,
+};
+
+/// The in-memory key-value store. Clones share the same buckets.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    buckets: Arc<Mutex<HashMap<String, Arc<MemoryBucket>>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl KeyValueStore for MemoryStore {
+    async fn open(&self, name: &str) -> Result<Arc<dyn Bucket>> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let bucket = buckets.entry(name.to_owned()).or_default();
+        Ok(Arc::clone(bucket) as Arc<dyn Bucket>)
+    }
+}
+
+/// One bucket of a [`MemoryStore`].
+#[derive(Default)]
+struct MemoryBucket {
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_key: HashMap<String, Entry>,
+    /// Keys by the sequence number they were created with: the `list-keys` order.
+    by_seq: BTreeMap<u64, String>,
+    /// The last sequence number or revision handed out (both come from this one counter).
+    last: u64,
+}
+
+struct Entry {
+    value: Vec<u8>,
+    seq: u64,
+    revision: u64,
+}
+
+impl Entries {
+    fn set(&mut self, key: &str, value: Vec<u8>) {
+        self.last += 1;
+        let next = self.last;
+        if let Some(entry) = self.by_key.get_mut(key) {
+            entry.value = value;
+            entry.revision = next;
+        } else {
+            self.by_seq.insert(next, key.to_owned());
+            let entry = Entry {
+                value,
+                seq: next,
+                revision: next,
+            };
+            self.by_key.insert(key.to_owned(), entry);
+        }
+    }
+
+    fn delete(&mut self, key: &str) {
+        if let Some(entry) = self.by_key.remove(key) {
+            self.by_seq.remove(&entry.seq);
+        }
+    }
+}
+
+impl MemoryBucket {
+    fn entries(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Bucket for MemoryBucket {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.entries().by_key.get(key).map(|e| e.value.clone()))
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>) -> Result<()> {
+        self.entries().set(key, value);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.entries().delete(key);
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.entries().by_key.contains_key(key))
+    }
+
+    async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage> {
+        let entries = self.entries();
+        let start = cursor.unwrap_or(0).saturating_add(1);
+        let mut rest = entries.by_seq.range(start..);
+        let page: Vec<(u64, String)> = rest
+            .by_ref()
+            .take(PAGE_SIZE)
+            .map(|(seq, key)| (*seq, key.clone()))
+            .collect();
+        let cursor = match (rest.next(), page.last()) {
+            (Some(_), Some((seq, _))) => Some(*seq),
+            _ => None,
+        };
+        Ok(KeyPage {
+            keys: page.into_iter().map(|(_, key)| key).collect(),
+            cursor,
+        })
+    }
+
+    async fn increment(&self, key: &str, delta: u64) -> Result<u64> {
+        let mut entries = self.entries();
+        let current = match entries.by_key.get(key) {
+            Some(entry) => parse_counter(key, &entry.value)?,
+            None => 0,
+        };
+        let next = add_counter(key, current, delta)?;
+        entries.set(key, next.to_string().into_bytes());
+        Ok(next)
+    }
+
+    async fn current(&self, key: &str) -> Result<Versioned> {
+        Ok(match self.entries().by_key.get(key) {
+            Some(entry) => Versioned {
+                value: Some(entry.value.clone()),
+                revision: entry.revision,
+            },
+            None => Versioned {
+                value: None,
+                revision: 0,
+            },
+        })
+    }
+
+    async fn swap(&self, key: &str, expected: &Versioned, value: Vec<u8>) -> Result<bool> {
+        let mut entries = self.entries();
+        let revision = entries.by_key.get(key).map_or(0, |e| e.revision);
+        if revision != expected.revision {
+            return Ok(false);
+        }
+        entries.set(key, value);
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn bucket() -> Arc<dyn Bucket> {
+        MemoryStore::new().open("b").await.expect("open")
+    }
+
+    #[tokio::test]
+    async fn list_keys_survives_deletes_between_pages() {
+        let b = bucket().await;
+        let total = PAGE_SIZE * 2 + 7;
+        for i in 0..total {
+            b.set(&format!("k{i}"), vec![]).await.expect("set");
+        }
+        let first = b.list_keys(None).await.expect("page");
+        assert_eq!(first.keys.len(), PAGE_SIZE);
+        // Delete keys already listed: the rest must still all come.
+        for key in &first.keys[..10] {
+            b.delete(key).await.expect("delete");
+        }
+        let mut seen: Vec<String> = first.keys.clone();
+        let mut cursor = first.cursor;
+        while let Some(c) = cursor {
+            let page = b.list_keys(Some(c)).await.expect("page");
+            seen.extend(page.keys);
+            cursor = page.cursor;
+        }
+        assert_eq!(seen.len(), total);
+    }
+
+    #[tokio::test]
+    async fn swap_detects_a_rewrite_of_the_same_value() {
+        let b = bucket().await;
+        b.set("k", b"a".to_vec()).await.expect("set");
+        let seen = b.current("k").await.expect("current");
+        b.set("k", b"a".to_vec()).await.expect("set");
+        assert!(!b.swap("k", &seen, b"x".to_vec()).await.expect("swap"));
+        let seen = b.current("k").await.expect("current");
+        assert!(b.swap("k", &seen, b"x".to_vec()).await.expect("swap"));
+        assert_eq!(b.get("k").await.expect("get"), Some(b"x".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn swap_on_a_missing_key_creates_it_once() {
+        let b = bucket().await;
+        let seen = b.current("new").await.expect("current");
+        assert_eq!(seen.value, None);
+        assert!(b.swap("new", &seen, b"1".to_vec()).await.expect("swap"));
+        assert!(!b.swap("new", &seen, b"2".to_vec()).await.expect("swap"));
+    }
+}
