@@ -1,9 +1,13 @@
-//! wasi:http bindings (the `omnia:guests/http` world) and the few helpers every HTTP test
-//! guest uses. A guest crate implements `Guest` and calls `guest_http::export!(Component);`.
+//! Bindings for the HTTP test guests and the few helpers they all use. A guest crate implements
+//! `Guest` and calls `guest_http::export!(Component);`.
+//!
+//! The bindings are for the widest world the guests need, `omnia:guests/keyvalue-http`
+//! (wasi:http/proxy plus wasi:keyvalue): a component imports only the interfaces its code
+//! calls, so a plain HTTP guest still imports no wasi:keyvalue.
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "omnia:guests/http",
+    world: "omnia:guests/keyvalue-http",
     pub_export_macro: true,
     default_bindings_module: "guest_http",
     generate_all,
