@@ -21,7 +21,7 @@ use std::fmt::Display;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -79,16 +79,9 @@ impl NatsKvStore {
         match self.jetstream.get_key_value(name).await {
             Ok(store) => Ok(store),
             Err(err) if is_not_found(&err) && self.create_buckets => {
-                let config = kv::Config {
-                    bucket: name.to_owned(),
-                    history: 1,
-                    ..kv::Config::default()
-                };
-                let store = self
-                    .jetstream
-                    .create_key_value(config)
+                let store = create_bucket(&self.jetstream, name)
                     .await
-                    .map_err(|err| self.unreachable("create bucket", err))?;
+                    .map_err(|err| self.unreachable("create bucket", format!("{err:#}")))?;
                 tracing::info!(bucket = name, "keyvalue: created NATS KV bucket");
                 Ok(store)
             }
@@ -96,6 +89,35 @@ impl NatsKvStore {
             Err(err) => Err(self.unreachable("open bucket", err)),
         }
     }
+}
+
+/// Creates KV bucket `name` (history 1, file storage, one replica), or opens it if it exists
+/// with the same settings.
+///
+/// This makes the bucket's stream directly, with the settings `create_key_value` of async-nats
+/// would use, because `create_key_value` first reads the account info, and the reply of
+/// nats-server 2.9 (still what Debian ships) lacks a field async-nats 0.51 requires.
+pub async fn create_bucket(jetstream: &jetstream::Context, name: &str) -> Result<kv::Store> {
+    jetstream
+        .create_stream(jetstream::stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            discard: jetstream::stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            duplicate_window: Duration::from_mins(2),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: 1,
+            ..jetstream::stream::Config::default()
+        })
+        .await
+        .with_context(|| format!("cannot create the stream of KV bucket {name:?}"))?;
+    jetstream
+        .get_key_value(name)
+        .await
+        .with_context(|| format!("cannot open KV bucket {name:?}"))
 }
 
 /// Whether opening a bucket failed because it does not exist.
