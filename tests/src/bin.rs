@@ -1,8 +1,8 @@
 //! Where the `omnia` binaries under test are.
 //!
-//! `tests/run` builds two: the default one (`jit` + `http`) at `target/debug/omnia`, and an
-//! AOT-only one (`--no-default-features --features http`) copied to
-//! `target/omnia-aot/omnia`. `OMNIA_BIN` and `OMNIA_AOT_BIN` override the locations.
+//! `tests/run` builds two: the default one (every feature) at `target/debug/omnia`, and an
+//! AOT-only one with in-memory key-value only (`--no-default-features --features
+//! http,keyvalue`) copied to `target/omnia-aot/omnia`. `OMNIA_BIN` and `OMNIA_AOT_BIN` override the locations.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! Real polyglot guests: componentize-py and componentize-js HTTP handlers served by `omnia run`.
+//! Real polyglot guests: componentize-py and componentize-js HTTP handlers (and a Python
+//! key-value counter) served by `omnia run`.
 //! (Built by `tests/guests/build-polyglot`; JIT-compiling each takes several seconds.)
 
 use bytes::Bytes;
@@ -35,5 +36,26 @@ async fn javascript_http_guest() {
     assert_eq!(
         response.text(),
         "hello from componentize-js, path=/from/js\n"
+    );
+}
+
+#[tokio::test]
+async fn python_keyvalue_counter() {
+    let server = Omnia::serve(&omnia(), &guests::polyglot("py-kv"), &[]);
+    for expected in ["1", "2", "3"] {
+        let response = get(&server.url("/count/default/hits")).await.unwrap();
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        assert_eq!(response.text(), expected);
+    }
+    // Another key counts on its own; a bad bucket name is the guest's error, not a trap.
+    let other = get(&server.url("/count/default/other")).await.unwrap();
+    assert_eq!(other.text(), "1");
+    let bad = get(&server.url("/count/no.dots/hits")).await.unwrap();
+    assert_eq!(bad.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        bad.text()
+            .starts_with("keyvalue error: other: invalid bucket name"),
+        "{}",
+        bad.text()
     );
 }
