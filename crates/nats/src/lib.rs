@@ -92,7 +92,9 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client> {
         .request_timeout(Some(REQUEST_TIMEOUT))
         .event_callback(|event| async move {
             match event {
-                async_nats::Event::Disconnected => tracing::warn!("nats: disconnected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("nats: disconnected, reconnecting");
+                }
                 async_nats::Event::Connected => tracing::info!("nats: connected"),
                 other => tracing::debug!(event = %other, "nats: event"),
             }
@@ -102,6 +104,6 @@ pub async fn connect(options: &NatsOptions) -> Result<async_nats::Client> {
         .with_context(|| {
             format!("cannot connect to NATS at {url} (NATS_URL): is it running and reachable?")
         })?;
-    tracing::info!(url = %url, "nats: connected");
+    tracing::debug!(url = %url, "nats: first connection made");
     Ok(client)
 }

@@ -89,7 +89,7 @@ impl Backend for SelectedStore {
     async fn connect_with(choice: Choice) -> Result<Self> {
         let store: Arc<dyn KeyValueStore> = match choice {
             Choice::Memory => {
-                tracing::info!("keyvalue: in memory (set OMNIA_KEYVALUE or REDIS_URL to persist)");
+                tracing::debug!("keyvalue: in memory (set OMNIA_KEYVALUE or REDIS_URL to persist)");
                 Arc::new(MemoryStore::new())
             }
             #[cfg(feature = "keyvalue-redis")]

@@ -17,7 +17,7 @@
 //! `runtime_run(cli)` that wire everything together.
 //!
 //! ```ignore
-//! // Compiled as a doc test of `omnia-wasi-http` (the README quick start).
+//! // The README quick start is compiled as a doc test of `omnia-wasi-keyvalue`.
 //! use omnia_wasi_http::WasiHttpCtx;
 //!
 //! omnia::runtime!({

@@ -7,7 +7,8 @@
 use tracing_subscriber::EnvFilter;
 
 /// The filter used when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str = "warn,omnia=info,omnia_wasi_http=info";
+pub const DEFAULT_FILTER: &str =
+    "warn,omnia=info,omnia_wasi_http=info,omnia_redis=info,omnia_nats=info";
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init() {

@@ -133,8 +133,3 @@ where
         server::serve(state, Arc::clone(&self.config), shutdown).await
     }
 }
-
-/// The README's quick start, compiled as a doc test.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -107,3 +107,8 @@ impl<T: HostView<WasiKeyValue<B>>, B: 'static> Host<T> for WasiKeyValue<B> {
         host::add_to_linker(linker, view::<T, B>)
     }
 }
+
+/// The README's quick start (HTTP plus in-memory key-value), compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
