@@ -85,11 +85,67 @@ impl Resp {
     }
 }
 
-/// A `redis-server` on a free loopback port, without persistence. Killed when dropped.
-pub struct RedisServer {
+/// A server process the harness owns: a port that stays the same across restarts, the child,
+/// and a temporary directory for its files and log. Killed when dropped.
+struct ServerProcess {
+    name: &'static str,
+    launch: fn(u16, &Path) -> Result<Child, Failure>,
     port: u16,
     child: Option<Child>,
     dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Launches `name` on a free port (trying another if the port was taken meanwhile).
+    fn start(name: &'static str, launch: fn(u16, &Path) -> Result<Child, Failure>) -> Self {
+        let dir = TempDir::new(name.trim_end_matches("-server"));
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            match launch(port, &dir.0) {
+                Ok(child) => {
+                    return Self {
+                        name,
+                        launch,
+                        port,
+                        child: Some(child),
+                        dir,
+                    };
+                }
+                Err(Failure::PortInUse) => {}
+                Err(Failure::Other(log)) => panic!("{name} did not start:\n{log}"),
+            }
+        }
+        panic!("{name} found no free port in {PORT_ATTEMPTS} attempts")
+    }
+
+    fn kill(&mut self) {
+        kill(&mut self.child);
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        let (port, dir, launch) = (self.port, self.dir.0.clone(), self.launch);
+        self.child = Some(relaunch(self.name, || launch(port, &dir)));
+    }
+
+    fn is_running(&mut self) -> bool {
+        is_running(&mut self.child)
+    }
+
+    fn log(&self) -> String {
+        read_log(&self.dir.0, 0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `redis-server` on a free loopback port, without persistence. Killed when dropped.
+pub struct RedisServer {
+    process: ServerProcess,
 }
 
 impl RedisServer {
@@ -97,57 +153,41 @@ impl RedisServer {
     /// directory in a fresh temporary directory) and waits until it answers `PING`. Panics with
     /// the server's log if it is not ready within 10 s.
     pub fn start() -> Self {
-        let dir = TempDir::new("redis");
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            match launch_redis(port, &dir.0) {
-                Ok(child) => {
-                    return Self {
-                        port,
-                        child: Some(child),
-                        dir,
-                    };
-                }
-                Err(Failure::PortInUse) => {}
-                Err(Failure::Other(log)) => panic!("redis-server did not start:\n{log}"),
-            }
+        Self {
+            process: ServerProcess::start("redis-server", launch_redis),
         }
-        panic!("redis-server found no free port in {PORT_ATTEMPTS} attempts")
     }
 
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://127.0.0.1:{}", self.port())
     }
 
     /// The port the server listens on (the same across [`restart`](Self::restart)s).
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port
     }
 
     /// Kills the server with SIGKILL and waits for it to exit. Nothing is persisted, so a
     /// restarted server starts empty. Does nothing if the server is not running.
     pub fn kill(&mut self) {
-        kill(&mut self.child);
+        self.process.kill();
     }
 
     /// Starts the server again on the same port (killing it first if it still runs) and waits
     /// until it answers `PING`, retrying for up to 10 s while the port is still taken.
     pub fn restart(&mut self) {
-        self.kill();
-        let port = self.port;
-        let dir = self.dir.0.clone();
-        self.child = Some(relaunch("redis-server", || launch_redis(port, &dir)));
+        self.process.restart();
     }
 
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
-        is_running(&mut self.child)
+        self.process.is_running()
     }
 
     /// Everything the server printed, across restarts.
     pub fn log(&self) -> String {
-        read_log(&self.dir.0, 0)
+        self.process.log()
     }
 
     /// Sends one command (an array of bulk strings) on a fresh connection and reads the reply.
@@ -166,7 +206,7 @@ impl RedisServer {
     /// Like [`command`](Self::command), but returns the I/O error, e.g. connection refused
     /// while the server is killed.
     pub fn try_command(&self, args: &[&[u8]]) -> io::Result<Resp> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port()));
         let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -207,18 +247,12 @@ impl RedisServer {
 
     fn cli(&self, options: &[&str], args: &[&str]) -> Output {
         Command::new(REDIS_CLI)
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
             .args(options)
             .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("redis-cli runs")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -320,9 +354,7 @@ fn lossy(args: &[&[u8]]) -> Vec<String> {
 /// [`kill`](Self::kill) and [`restart`](Self::restart), so JetStream data (KV buckets) survives
 /// them. Killed when dropped.
 pub struct NatsServer {
-    port: u16,
-    child: Option<Child>,
-    dir: TempDir,
+    process: ServerProcess,
 }
 
 impl NatsServer {
@@ -330,57 +362,41 @@ impl NatsServer {
     /// directory, and waits until it is ready and a JetStream API request (`$JS.API.INFO`)
     /// succeeds. Panics with the server's log if that takes longer than 10 s.
     pub fn start() -> Self {
-        let dir = TempDir::new("nats");
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            match launch_nats(port, &dir.0) {
-                Ok(child) => {
-                    return Self {
-                        port,
-                        child: Some(child),
-                        dir,
-                    };
-                }
-                Err(Failure::PortInUse) => {}
-                Err(Failure::Other(log)) => panic!("nats-server did not start:\n{log}"),
-            }
+        Self {
+            process: ServerProcess::start("nats-server", launch_nats),
         }
-        panic!("nats-server found no free port in {PORT_ATTEMPTS} attempts")
     }
 
     /// `nats://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.port())
     }
 
     /// The client port (the same across [`restart`](Self::restart)s).
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port
     }
 
     /// Kills the server with SIGKILL and waits for it to exit. Does nothing if it is not running.
     pub fn kill(&mut self) {
-        kill(&mut self.child);
+        self.process.kill();
     }
 
     /// Starts the server again on the same port with the same store directory (killing it first
     /// if it still runs), and waits until JetStream answers, retrying for up to 10 s while the
     /// port is still taken.
     pub fn restart(&mut self) {
-        self.kill();
-        let port = self.port;
-        let dir = self.dir.0.clone();
-        self.child = Some(relaunch("nats-server", || launch_nats(port, &dir)));
+        self.process.restart();
     }
 
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
-        is_running(&mut self.child)
+        self.process.is_running()
     }
 
     /// Everything the server printed, across restarts.
     pub fn log(&self) -> String {
-        read_log(&self.dir.0, 0)
+        self.process.log()
     }
 
     /// A native client connected to the server, running on the caller's tokio runtime.
@@ -452,12 +468,6 @@ impl NatsServer {
                 .await
                 .unwrap_or_else(|err| panic!("open kv bucket {bucket}: {err}")),
         )
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
