@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use omnia_tests::guests;
+use omnia_tests::services::RedisServer;
+
+mod keyvalue;
 
 /// The concurrency levels of the HTTP table.
 const CONCURRENCY: [u32; 3] = [1, 8, 64];
@@ -86,22 +89,24 @@ fn free_addr() -> String {
     listener.local_addr().expect("local addr").to_string()
 }
 
-/// One `GET /` over a fresh connection; the status code if the server answered.
-fn probe(addr: &str) -> Option<u16> {
+/// One `GET path` over a fresh connection; the status code if the server answered.
+fn probe(addr: &str, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
     stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-/// Starts `cmd` (which must listen on `addr`) and waits for the first `200` to `GET /`.
-fn start(mut cmd: Command, addr: String) -> Result<Server> {
+/// Starts `cmd` (which must listen on `addr`) and waits for the first `200` to `GET path`.
+fn start(mut cmd: Command, addr: String, path: &str) -> Result<Server> {
     let started = Instant::now();
     let child = cmd
         .stdin(Stdio::null())
@@ -115,7 +120,7 @@ fn start(mut cmd: Command, addr: String) -> Result<Server> {
         started_in: Duration::ZERO,
     };
     while started.elapsed() < Duration::from_mins(3) {
-        if probe(&server.addr) == Some(200) {
+        if probe(&server.addr, path) == Some(200) {
             server.started_in = started.elapsed();
             return Ok(server);
         }
@@ -174,7 +179,7 @@ impl Contender {
                 cmd
             }
         };
-        start(cmd, addr)
+        start(cmd, addr, "/")
     }
 }
 
@@ -186,17 +191,32 @@ struct Load {
     p99_ms: f64,
 }
 
+/// `GET /` on `addr` with `connections` connections for `seconds`.
 fn wrk(wrk: &Path, addr: &str, connections: u32, seconds: u32) -> Result<Load> {
-    let out = Command::new(wrk)
-        .args([
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-        ])
-        .arg(format!("http://{addr}/"))
-        .output()
-        .context("running wrk")?;
+    wrk_request(wrk, &format!("http://{addr}/"), None, connections, seconds)
+}
+
+/// Loads `url` with `connections` connections for `seconds`; `script` (a wrk Lua file) may set
+/// the method and body.
+fn wrk_request(
+    wrk: &Path,
+    url: &str,
+    script: Option<&Path>,
+    connections: u32,
+    seconds: u32,
+) -> Result<Load> {
+    let mut cmd = Command::new(wrk);
+    cmd.args([
+        "-t1",
+        &format!("-c{connections}"),
+        &format!("-d{seconds}s"),
+        "--latency",
+    ]);
+    if let Some(script) = script {
+        cmd.arg("-s").arg(script);
+    }
+    let out = cmd.arg(url).output().context("running wrk")?;
+    let addr = url;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |prefix: &str| -> Option<&str> {
         text.lines()
@@ -435,6 +455,66 @@ impl Bench {
         Ok(contenders)
     }
 
+    /// Key-value through the guest (in memory, Redis) against a native Redis client.
+    fn keyvalue(&mut self) -> Result<()> {
+        use keyvalue::{CONCURRENCY, Op};
+        let redis = RedisServer::start();
+        let guest = guests::rust("kv-http");
+        let memory = keyvalue::serve(&self.args.omnia, &guest, &[])?;
+        let on_redis = keyvalue::serve(&self.args.omnia, &guest, &[("REDIS_URL", &redis.url())])?;
+        let names = ["omnia, in memory", "omnia, Redis", "native redis client"];
+        let mut results: BTreeMap<(usize, usize, u32), Vec<Load>> = BTreeMap::new();
+        for _ in 0..self.args.runs {
+            for (o, &op) in Op::ALL.iter().enumerate() {
+                for &c in &CONCURRENCY {
+                    let (wrk, scripts, seconds) = (&self.args.wrk, &self.work, self.args.seconds);
+                    let loads = [
+                        keyvalue::through_guest(wrk, scripts, &memory, op, c, seconds)?,
+                        keyvalue::through_guest(wrk, scripts, &on_redis, op, c, seconds)?,
+                        keyvalue::native(&redis, op, c, seconds)?,
+                    ];
+                    for (i, load) in loads.into_iter().enumerate() {
+                        results.entry((o, i, c)).or_default().push(load);
+                    }
+                }
+            }
+        }
+        drop((memory, on_redis, redis));
+        self.line(
+            "\n### Key-value: kv-http guest (get/set/incr over HTTP) vs a native Redis client\n",
+        );
+        self.line("| op | c | contender | ops/s | p50 ms | p99 ms |");
+        self.line("|---|---:|---|---:|---:|---:|");
+        for (o, op) in Op::ALL.iter().enumerate() {
+            for &c in &CONCURRENCY {
+                for (i, name) in names.iter().enumerate() {
+                    let load = keyvalue::median_load(&results[&(o, i, c)]);
+                    self.line(&format!(
+                        "| {} | {c} | {name} | {:.0} | {:.2} | {:.2} |",
+                        op.name(),
+                        load.rps,
+                        load.p50_ms,
+                        load.p99_ms
+                    ));
+                }
+            }
+        }
+        self.line("\n| op | c | omnia Redis / native | omnia memory / native |");
+        self.line("|---|---:|---:|---:|");
+        for (o, op) in Op::ALL.iter().enumerate() {
+            for &c in &CONCURRENCY {
+                let rps = |i| keyvalue::median_load(&results[&(o, i, c)]).rps;
+                self.line(&format!(
+                    "| {} | {c} | {:.2}x | {:.2}x |",
+                    op.name(),
+                    rps(1) / rps(2),
+                    rps(0) / rps(2)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Resident memory idle and under 64 connections.
     fn memory(&mut self, guest: &Path) -> Result<()> {
         let contenders = self.serving_contenders(guest)?;
@@ -496,10 +576,9 @@ fn main() -> Result<()> {
         ("componentize-py http", guests::polyglot("py-http")),
     ])?;
     bench.memory(&guests::rust("http-hello"))?;
-    bench.line("\n### Key-value and messaging\n");
-    bench.line(
-        "Pending: the key-value (Redis) and messaging (NATS) capabilities have not landed yet.",
-    );
+    bench.keyvalue()?;
+    bench.line("\n### Messaging\n");
+    bench.line("Pending: the messaging capability (NATS) has not landed yet.");
     if let Some(dir) = bench.args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
