@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -606,12 +608,29 @@ async fn nats_missing_bucket_is_no_such_store_unless_creation_is_on() {
     );
 }
 
-/// Sends requests while `kill` takes the backend down and `restart` brings it back: every
-/// answer is a success or the guest's error variant (never a dropped connection or a trap),
-/// the process stays up, and requests succeed again after the restart.
+/// Kills the backend under steady load and restarts it: every answer, before, during and
+/// after, is a success or the guest's error variant (never a dropped connection or a trap);
+/// requests during the outage fail in bounded time; the process stays up; and requests succeed
+/// again after the restart without restarting omnia.
 async fn outage(store: &mut Store, backend: &str) {
     let mut server = store.serve(&[]);
     put(&server, "f", "before", b"kept").await;
+
+    // Steady load from before the kill until after the recovery.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (url, stop) = (server.url("/kv/f/load"), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let answer = request(Method::PUT, &url, &[], Bytes::from_static(b"l"), false).await;
+                answers.push(answer.map(|r| (r.status, r.text())));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let kill_at = Instant::now();
     match store {
@@ -671,6 +690,26 @@ async fn outage(store: &mut Store, backend: &str) {
         StatusCode::OK,
         "back",
         "after recovery",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let answers = load.await.expect("load task");
+    let ok = answers
+        .iter()
+        .filter(|a| matches!(a, Ok((StatusCode::NO_CONTENT, _))))
+        .count();
+    for answer in &answers {
+        match answer {
+            Ok((StatusCode::NO_CONTENT, _)) => {}
+            Ok((StatusCode::INTERNAL_SERVER_ERROR, text))
+                if text.starts_with("keyvalue error: other: ") => {}
+            other => panic!("{backend}: under load: {other:?}"),
+        }
+    }
+    assert!(
+        ok >= 2,
+        "{backend}: {ok} of {} loaded requests succeeded",
+        answers.len()
     );
     assert!(server.is_running());
 }

@@ -67,7 +67,7 @@ impl NatsKvStore {
         }
     }
 
-    fn unreachable(&self, op: &str, err: impl Display) -> backend::Error {
+    fn failure(&self, op: &str, err: impl Display) -> backend::Error {
         let message = err.to_string();
         if message.contains("permission") || message.contains("authorization") {
             return backend::Error::AccessDenied;
@@ -81,12 +81,12 @@ impl NatsKvStore {
             Err(err) if is_not_found(&err) && self.create_buckets => {
                 let store = create_bucket(&self.jetstream, name)
                     .await
-                    .map_err(|err| self.unreachable("create bucket", format!("{err:#}")))?;
+                    .map_err(|err| self.failure("create bucket", format!("{err:#}")))?;
                 tracing::info!(bucket = name, "keyvalue: created NATS KV bucket");
                 Ok(store)
             }
             Err(err) if is_not_found(&err) => Err(backend::Error::NoSuchStore),
-            Err(err) => Err(self.unreachable("open bucket", err)),
+            Err(err) => Err(self.failure("open bucket", err)),
         }
     }
 }
@@ -174,7 +174,7 @@ impl NatsBucket {
         if message.contains("key cannot be empty") || message.contains("invalid key") {
             return invalid_key(key);
         }
-        self.store.unreachable(op, err)
+        self.store.failure(op, err)
     }
 }
 
@@ -219,10 +219,10 @@ impl Bucket for NatsBucket {
             .kv
             .keys()
             .await
-            .map_err(|e| self.store.unreachable("list keys", e))?
+            .map_err(|e| self.store.failure("list keys", e))?
             .try_collect()
             .await
-            .map_err(|e| self.store.unreachable("list keys", e))?;
+            .map_err(|e| self.store.failure("list keys", e))?;
         keys.sort_unstable();
         let start = usize::try_from(cursor.unwrap_or(0))
             .unwrap_or(usize::MAX)
