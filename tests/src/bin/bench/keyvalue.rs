@@ -2,10 +2,12 @@
 //!
 //! The guest is `kv-http`: `PUT /kv/bench/k` (set, 64-byte value), `GET /kv/bench/k` (get) and
 //! `POST /incr/bench/hits` (increment), loaded by wrk over HTTP. omnia serves it twice: with
-//! the in-memory store and with Redis. The native contender is the `redis` crate doing the same
-//! command (`SET bench:k`, `GET bench:k`, `INCRBY bench:hits 1`, the keys omnia's Redis backend
-//! uses) from as many concurrent tasks as wrk has connections, over one multiplexed connection
-//! like omnia's. Redis is a `redis-server` the test harness owns, on a free loopback port.
+//! the in-memory store and with Redis. Two native contenders: `native-kv`, a hyper service
+//! answering the same routes on Redis (what the guest's logic costs as an ordinary native
+//! service), and the bare `redis` crate doing the same command (`SET bench:k`, `GET bench:k`,
+//! `INCRBY bench:hits 1`, the keys omnia's Redis backend uses) from as many concurrent tasks
+//! as wrk has connections, with no HTTP at all. Both native contenders use one multiplexed
+//! connection, like omnia. Redis is a `redis-server` the test harness owns, on a free loopback port.
 
 use std::path::Path;
 use std::process::Command;
@@ -67,6 +69,14 @@ pub fn serve(omnia: &Path, guest: &Path, env: &[(&str, &str)]) -> Result<Server>
         .env("RUST_LOG", "warn")
         .env("OMNIA_COMPILE_CACHE", "off")
         .envs(env.iter().copied());
+    start(cmd, addr, "/exists/bench/k")
+}
+
+/// The native HTTP service (`native-kv`) on `redis`, serving on a free port.
+pub fn serve_native(native_kv: &Path, redis: &RedisServer) -> Result<Server> {
+    let addr = free_addr();
+    let mut cmd = Command::new(native_kv);
+    cmd.arg(&addr).arg(redis.url());
     start(cmd, addr, "/exists/bench/k")
 }
 

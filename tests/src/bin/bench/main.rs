@@ -6,7 +6,8 @@
 //! addresses are used.
 //!
 //! ```text
-//! bench --omnia P --omnia-aot P --wasmtime P --native P --wrk P [--seconds 3] [--runs 3] [--out F]
+//! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 3]
+//!       [--runs 3] [--out F]
 //!       [--baseline P]
 //! ```
 //!
@@ -34,6 +35,7 @@ struct Args {
     omnia_aot: PathBuf,
     wasmtime: PathBuf,
     native: PathBuf,
+    native_kv: PathBuf,
     wrk: PathBuf,
     baseline: Option<PathBuf>,
     seconds: u32,
@@ -60,6 +62,7 @@ fn parse_args() -> Result<Args> {
         omnia_aot: path("omnia-aot")?,
         wasmtime: path("wasmtime")?,
         native: path("native")?,
+        native_kv: path("native-kv")?,
         wrk: path("wrk")?,
         baseline: map.get("baseline").map(|_| path("baseline")).transpose()?,
         seconds: map.get("seconds").map_or(Ok(3), |s| s.parse())?,
@@ -455,14 +458,21 @@ impl Bench {
         Ok(contenders)
     }
 
-    /// Key-value through the guest (in memory, Redis) against a native Redis client.
+    /// Key-value through the guest (in memory, Redis) against a native HTTP service doing the
+    /// same on Redis, and against a bare native Redis client.
     fn keyvalue(&mut self) -> Result<()> {
         use keyvalue::{CONCURRENCY, Op};
         let redis = RedisServer::start();
         let guest = guests::rust("kv-http");
         let memory = keyvalue::serve(&self.args.omnia, &guest, &[])?;
         let on_redis = keyvalue::serve(&self.args.omnia, &guest, &[("REDIS_URL", &redis.url())])?;
-        let names = ["omnia, in memory", "omnia, Redis", "native redis client"];
+        let service = keyvalue::serve_native(&self.args.native_kv, &redis)?;
+        let names = [
+            "omnia, in memory",
+            "omnia, Redis",
+            "native HTTP service (hyper + redis), Redis",
+            "native redis client, no HTTP",
+        ];
         let mut results: BTreeMap<(usize, usize, u32), Vec<Load>> = BTreeMap::new();
         for _ in 0..self.args.runs {
             for (o, &op) in Op::ALL.iter().enumerate() {
@@ -471,6 +481,7 @@ impl Bench {
                     let loads = [
                         keyvalue::through_guest(wrk, scripts, &memory, op, c, seconds)?,
                         keyvalue::through_guest(wrk, scripts, &on_redis, op, c, seconds)?,
+                        keyvalue::through_guest(wrk, scripts, &service, op, c, seconds)?,
                         keyvalue::native(&redis, op, c, seconds)?,
                     ];
                     for (i, load) in loads.into_iter().enumerate() {
@@ -479,10 +490,8 @@ impl Bench {
                 }
             }
         }
-        drop((memory, on_redis, redis));
-        self.line(
-            "\n### Key-value: kv-http guest (get/set/incr over HTTP) vs a native Redis client\n",
-        );
+        drop((memory, on_redis, service, redis));
+        self.line("\n### Key-value: kv-http guest (get/set/incr over HTTP) vs native\n");
         self.line("| op | c | contender | ops/s | p50 ms | p99 ms |");
         self.line("|---|---:|---|---:|---:|---:|");
         for (o, op) in Op::ALL.iter().enumerate() {
@@ -499,16 +508,19 @@ impl Bench {
                 }
             }
         }
-        self.line("\n| op | c | omnia Redis / native | omnia memory / native |");
-        self.line("|---|---:|---:|---:|");
+        self.line(
+            "\n| op | c | omnia Redis / native HTTP service | omnia Redis / native client | omnia memory / native client |",
+        );
+        self.line("|---|---:|---:|---:|---:|");
         for (o, op) in Op::ALL.iter().enumerate() {
             for &c in &CONCURRENCY {
                 let rps = |i| keyvalue::median_load(&results[&(o, i, c)]).rps;
                 self.line(&format!(
-                    "| {} | {c} | {:.2}x | {:.2}x |",
+                    "| {} | {c} | {:.2}x | {:.2}x | {:.2}x |",
                     op.name(),
                     rps(1) / rps(2),
-                    rps(0) / rps(2)
+                    rps(1) / rps(3),
+                    rps(0) / rps(3)
                 ));
             }
         }
