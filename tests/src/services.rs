@@ -5,7 +5,7 @@
 //! survives a backend that dies and comes back. A mock proves none of that, so each test starts
 //! its own `redis-server` or `nats-server` as a child process: on a free loopback port, with its
 //! own temporary directory, so tests run in parallel without sharing state, and with
-//! [`kill`](RedisServer::kill) / [`restart`](RedisServer::restart) on the same port for fault
+//! [`kill`](ServerProcess::kill) / [`restart`](ServerProcess::restart) on the same port for fault
 //! tests. The binaries come from Debian's `redis-server` and `nats-server` packages, which
 //! `tests/setup` installs.
 //!
@@ -86,8 +86,10 @@ impl Resp {
 }
 
 /// A server process the harness owns: a port that stays the same across restarts, the child,
-/// and a temporary directory for its files and log. Killed when dropped.
-struct ServerProcess {
+/// and a temporary directory for its files and log. Killed when dropped. [`RedisServer`] and
+/// [`NatsServer`] dereference to it for [`kill`](Self::kill), [`restart`](Self::restart) and
+/// the rest.
+pub struct ServerProcess {
     name: &'static str,
     launch: fn(u16, &Path) -> Result<Child, Failure>,
     port: u16,
@@ -118,24 +120,56 @@ impl ServerProcess {
         panic!("{name} found no free port in {PORT_ATTEMPTS} attempts")
     }
 
-    fn kill(&mut self) {
+    /// The port the server listens on (the same across [`restart`](Self::restart)s).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server with SIGKILL and waits for it to exit. Does nothing if it is not
+    /// running.
+    pub fn kill(&mut self) {
         kill(&mut self.child);
     }
 
-    fn restart(&mut self) {
+    /// Starts the server again on the same port with the same directory (killing it first if
+    /// it still runs) and waits until it is ready, retrying for up to 10 s while the port is
+    /// still taken.
+    pub fn restart(&mut self) {
         self.kill();
         let (port, dir, launch) = (self.port, self.dir.0.clone(), self.launch);
         self.child = Some(relaunch(self.name, || launch(port, &dir)));
     }
 
-    fn is_running(&mut self) -> bool {
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
         is_running(&mut self.child)
     }
 
-    fn log(&self) -> String {
+    /// Everything the server printed, across restarts.
+    pub fn log(&self) -> String {
         read_log(&self.dir.0, 0)
     }
 }
+
+macro_rules! deref_to_process {
+    ($server:ty) => {
+        impl std::ops::Deref for $server {
+            type Target = ServerProcess;
+            fn deref(&self) -> &ServerProcess {
+                &self.process
+            }
+        }
+
+        impl std::ops::DerefMut for $server {
+            fn deref_mut(&mut self) -> &mut ServerProcess {
+                &mut self.process
+            }
+        }
+    };
+}
+
+deref_to_process!(RedisServer);
+deref_to_process!(NatsServer);
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
@@ -143,7 +177,8 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A `redis-server` on a free loopback port, without persistence. Killed when dropped.
+/// A `redis-server` on a free loopback port, without persistence (a restarted server starts
+/// empty). Killed when dropped; see [`ServerProcess`] for kill and restart.
 pub struct RedisServer {
     process: ServerProcess,
 }
@@ -161,33 +196,6 @@ impl RedisServer {
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port())
-    }
-
-    /// The port the server listens on (the same across [`restart`](Self::restart)s).
-    pub fn port(&self) -> u16 {
-        self.process.port
-    }
-
-    /// Kills the server with SIGKILL and waits for it to exit. Nothing is persisted, so a
-    /// restarted server starts empty. Does nothing if the server is not running.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the server again on the same port (killing it first if it still runs) and waits
-    /// until it answers `PING`, retrying for up to 10 s while the port is still taken.
-    pub fn restart(&mut self) {
-        self.process.restart();
-    }
-
-    /// Whether the server process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Everything the server printed, across restarts.
-    pub fn log(&self) -> String {
-        self.process.log()
     }
 
     /// Sends one command (an array of bulk strings) on a fresh connection and reads the reply.
@@ -351,8 +359,8 @@ fn lossy(args: &[&[u8]]) -> Vec<String> {
 }
 
 /// A `nats-server` with JetStream on a free loopback port. Its store directory outlives
-/// [`kill`](Self::kill) and [`restart`](Self::restart), so JetStream data (KV buckets) survives
-/// them. Killed when dropped.
+/// [`kill`](ServerProcess::kill) and [`restart`](ServerProcess::restart), so JetStream data (KV buckets) survives
+/// them. Killed when dropped; see [`ServerProcess`] for kill and restart.
 pub struct NatsServer {
     process: ServerProcess,
 }
@@ -370,33 +378,6 @@ impl NatsServer {
     /// `nats://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port())
-    }
-
-    /// The client port (the same across [`restart`](Self::restart)s).
-    pub fn port(&self) -> u16 {
-        self.process.port
-    }
-
-    /// Kills the server with SIGKILL and waits for it to exit. Does nothing if it is not running.
-    pub fn kill(&mut self) {
-        self.process.kill();
-    }
-
-    /// Starts the server again on the same port with the same store directory (killing it first
-    /// if it still runs), and waits until JetStream answers, retrying for up to 10 s while the
-    /// port is still taken.
-    pub fn restart(&mut self) {
-        self.process.restart();
-    }
-
-    /// Whether the server process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.process.is_running()
-    }
-
-    /// Everything the server printed, across restarts.
-    pub fn log(&self) -> String {
-        self.process.log()
     }
 
     /// A native client connected to the server, running on the caller's tokio runtime.

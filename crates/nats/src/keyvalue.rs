@@ -13,7 +13,7 @@
 //! * `list-keys` lists the bucket's live keys in sorted order; the cursor is an offset into
 //!   that order, so keys created or deleted between pages can shift a page.
 //! * While NATS is unreachable, every operation fails after at most
-//!   [`REQUEST_TIMEOUT`](crate::REQUEST_TIMEOUT) with `error::other`; the client reconnects by
+//!   [`REQUEST_TIMEOUT`] with `error::other`; the client reconnects by
 //!   itself.
 
 use std::collections::HashMap;

@@ -72,7 +72,7 @@ pub struct Versioned {
 #[async_trait]
 pub trait KeyValueStore: Send + Sync + 'static {
     /// Opens the bucket `name`. The name has already been checked by
-    /// [`check_bucket_name`](crate::check_bucket_name).
+    /// [`check_bucket_name`].
     async fn open(&self, name: &str) -> Result<Arc<dyn Bucket>>;
 }
 
