@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use omnia_tests::services::RedisServer;
 use redis::AsyncCommands;
 
-use crate::{Load, Server, free_addr, median, start, wrk_request};
+use crate::{Load, Server, free_addr, median, omnia_run, start, wrk_request};
 
 /// A 64-byte value.
 const VALUE: &[u8; 64] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -61,14 +61,8 @@ impl Op {
 /// `omnia run kv-http.wasm` with `env`, serving on a free port.
 pub fn serve(omnia: &Path, guest: &Path, env: &[(&str, &str)]) -> Result<Server> {
     let addr = free_addr();
-    let mut cmd = Command::new(omnia);
-    cmd.arg("run")
-        .arg(guest)
-        .env_clear()
-        .env("OMNIA_HTTP_ADDR", &addr)
-        .env("RUST_LOG", "warn")
-        .env("OMNIA_COMPILE_CACHE", "off")
-        .envs(env.iter().copied());
+    let mut cmd = omnia_run(omnia, guest, &addr, None);
+    cmd.envs(env.iter().copied());
     start(cmd, addr, "/exists/bench/k")
 }
 

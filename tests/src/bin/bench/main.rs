@@ -135,6 +135,22 @@ fn start(mut cmd: Command, addr: String, path: &str) -> Result<Server> {
     bail!("{cmd:?} did not answer 200 within 180 s")
 }
 
+/// `omnia run guest` serving on `addr` with nothing but the settings a benchmark needs: warn
+/// logs, and the compile cache in `cache` (or off).
+fn omnia_run(bin: &Path, guest: &Path, addr: &str, cache: Option<&Path>) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg(guest)
+        .env_clear()
+        .env("OMNIA_HTTP_ADDR", addr)
+        .env("RUST_LOG", "warn")
+        .env(
+            "OMNIA_COMPILE_CACHE",
+            cache.map_or("off".into(), |d| d.display().to_string()),
+        );
+    cmd
+}
+
 /// How to start one contender on one guest.
 #[derive(Clone)]
 enum Contender {
@@ -153,21 +169,7 @@ impl Contender {
     fn start(&self, guest: &Path) -> Result<Server> {
         let addr = free_addr();
         let cmd = match self {
-            Self::Omnia { bin, cache } => {
-                let mut cmd = Command::new(bin);
-                cmd.arg("run")
-                    .arg(guest)
-                    .env_clear()
-                    .env("OMNIA_HTTP_ADDR", &addr)
-                    .env("RUST_LOG", "warn")
-                    .env(
-                        "OMNIA_COMPILE_CACHE",
-                        cache
-                            .as_ref()
-                            .map_or("off".into(), |d| d.display().to_string()),
-                    );
-                cmd
-            }
+            Self::Omnia { bin, cache } => omnia_run(bin, guest, &addr, cache.as_deref()),
             Self::Wasmtime { bin, cache } => {
                 let mut cmd = Command::new(bin);
                 cmd.arg("serve")
