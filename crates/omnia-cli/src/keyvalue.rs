@@ -55,7 +55,8 @@ impl FromEnv for Choice {
     fn from_env() -> Result<Self> {
         let kind = match var("OMNIA_KEYVALUE", parse_kind)? {
             Some(kind) => kind,
-            None if std::env::var_os("REDIS_URL").is_some_and(|v| !v.is_empty()) => Kind::Redis,
+            // Set as `RedisOptions` reads it (blank counts as unset); it validates the value.
+            None if var("REDIS_URL", |_| Ok(()))?.is_some() => Kind::Redis,
             None => Kind::Memory,
         };
         match kind {
