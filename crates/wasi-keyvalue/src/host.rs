@@ -30,13 +30,14 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 
 /// An open bucket, as held in a store's resource table.
 pub struct BucketHandle {
-    name: String,
+    name: Arc<str>,
     bucket: Arc<dyn Bucket>,
 }
 
 /// A compare-and-swap in progress: the key and what it held when the handle was made.
 pub struct CasHandle {
     bucket: Arc<dyn Bucket>,
+    bucket_name: Arc<str>,
     key: String,
     seen: Versioned,
 }
@@ -80,16 +81,21 @@ pub struct KeyValueView<'a> {
 }
 
 impl KeyValueView<'_> {
-    fn bucket(&self, handle: &Resource<BucketHandle>) -> HostResult<(Arc<dyn Bucket>, String)> {
+    fn bucket(&self, handle: &Resource<BucketHandle>) -> HostResult<(Arc<dyn Bucket>, Arc<str>)> {
         let handle = self.table.get(handle)?;
-        Ok((Arc::clone(&handle.bucket), handle.name.clone()))
+        Ok((Arc::clone(&handle.bucket), Arc::clone(&handle.name)))
     }
 }
 
-/// Logs a store failure, naming the operation and the bucket, and passes it on.
+/// Logs a store failure, naming the operation and the bucket.
+fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
+    tracing::warn!(bucket, op, error = %err, "keyvalue: operation failed");
+}
+
+/// Logs a store failure (see [`log_failure`]) and passes it on.
 fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> HostResult<T> {
     result.map_err(|err| {
-        tracing::warn!(bucket, op, error = %err, "keyvalue: operation failed");
+        log_failure(&err, op, bucket);
         HostError::Store(err)
     })
 }
@@ -99,7 +105,7 @@ impl store::Host for KeyValueView<'_> {
         check_bucket_name(&identifier)?;
         let bucket = logged(self.store.open(&identifier).await, "open", &identifier)?;
         Ok(self.table.push(BucketHandle {
-            name: identifier,
+            name: identifier.into(),
             bucket,
         })?)
     }
@@ -173,23 +179,33 @@ impl atomics::Host for KeyValueView<'_> {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let CasHandle { bucket, key, seen } = self.table.delete(cas)?;
-        let swapped = match bucket.swap(&key, &seen, value).await {
-            Ok(swapped) => swapped,
-            Err(err) => {
-                tracing::warn!(op = "swap", error = %err, "keyvalue: operation failed");
-                return Ok(Err(atomics::CasError::StoreError(to_wit(err))));
-            }
+        let CasHandle {
+            bucket,
+            bucket_name,
+            key,
+            seen,
+        } = self.table.delete(cas)?;
+        // `swap` reports store errors inside its own `cas-error`, not as `store.error`.
+        let store_error = |err: backend::Error, op: &str| {
+            log_failure(&err, op, &bucket_name);
+            Ok(Err(atomics::CasError::StoreError(to_wit(err))))
         };
-        if swapped {
-            return Ok(Ok(()));
+        match bucket.swap(&key, &seen, value).await {
+            Ok(true) => return Ok(Ok(())),
+            Ok(false) => {}
+            Err(err) => return store_error(err, "swap"),
         }
         // Lost the race: hand back a handle holding the value the key has now.
         let seen = match bucket.current(&key).await {
             Ok(seen) => seen,
-            Err(err) => return Ok(Err(atomics::CasError::StoreError(to_wit(err)))),
+            Err(err) => return store_error(err, "cas"),
         };
-        let fresh = self.table.push(CasHandle { bucket, key, seen })?;
+        let fresh = self.table.push(CasHandle {
+            bucket,
+            bucket_name,
+            key,
+            seen,
+        })?;
         Ok(Err(atomics::CasError::CasFailed(fresh)))
     }
 }
@@ -200,9 +216,14 @@ impl atomics::HostCas for KeyValueView<'_> {
         b: Resource<BucketHandle>,
         key: String,
     ) -> HostResult<Resource<CasHandle>> {
-        let (bucket, name) = self.bucket(&b)?;
-        let seen = logged(bucket.current(&key).await, "cas", &name)?;
-        Ok(self.table.push(CasHandle { bucket, key, seen })?)
+        let (bucket, bucket_name) = self.bucket(&b)?;
+        let seen = logged(bucket.current(&key).await, "cas", &bucket_name)?;
+        Ok(self.table.push(CasHandle {
+            bucket,
+            bucket_name,
+            key,
+            seen,
+        })?)
     }
 
     async fn current(&mut self, cas: Resource<CasHandle>) -> HostResult<Option<Vec<u8>>> {
