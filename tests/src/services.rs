@@ -24,7 +24,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, ErrorCode, context::GetStreamErrorKind, kv};
+use async_nats::jetstream::{self, kv};
 
 /// The Redis server binary (Debian's `redis-server`, 7.0).
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
@@ -394,7 +394,7 @@ impl NatsServer {
     /// from inside a tokio runtime.
     pub fn kv_get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         block_on(async {
-            let store = self.bucket(bucket).await?;
+            let store = open_bucket(&self.jetstream().await, bucket).await?;
             store
                 .get(key)
                 .await
@@ -409,9 +409,13 @@ impl NatsServer {
     pub fn kv_put(&self, bucket: &str, key: &str, value: &[u8]) {
         let value = bytes::Bytes::copy_from_slice(value);
         block_on(async {
-            let store = match self.bucket(bucket).await {
+            let js = self.jetstream().await;
+            let store = match open_bucket(&js, bucket).await {
                 Some(store) => store,
-                None => self.create_bucket(bucket).await,
+                // The way omnia creates buckets (`OMNIA_NATS_KV_CREATE`).
+                None => omnia_nats::keyvalue::create_bucket(&js, bucket)
+                    .await
+                    .unwrap_or_else(|err| panic!("create kv bucket {bucket}: {err:#}")),
             };
             store
                 .put(key, value)
@@ -423,32 +427,14 @@ impl NatsServer {
     async fn jetstream(&self) -> jetstream::Context {
         jetstream::new(self.client().await)
     }
+}
 
-    /// Creates KV bucket `bucket` the way omnia does (`OMNIA_NATS_KV_CREATE`).
-    async fn create_bucket(&self, bucket: &str) -> kv::Store {
-        omnia_nats::keyvalue::create_bucket(&self.jetstream().await, bucket)
-            .await
-            .unwrap_or_else(|err| panic!("create kv bucket {bucket}: {err:#}"))
-    }
-
-    /// The KV bucket `bucket`, or `None` if its stream does not exist.
-    async fn bucket(&self, bucket: &str) -> Option<kv::Store> {
-        let js = self.jetstream().await;
-        match js.get_stream(format!("KV_{bucket}")).await {
-            Err(err)
-                if matches!(err.kind(), GetStreamErrorKind::JetStream(ref error)
-                    if error.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                return None;
-            }
-            Err(err) => panic!("look up kv bucket {bucket}: {err}"),
-            Ok(_) => {}
-        }
-        Some(
-            js.get_key_value(bucket)
-                .await
-                .unwrap_or_else(|err| panic!("open kv bucket {bucket}: {err}")),
-        )
+/// KV bucket `bucket`, or `None` if it does not exist.
+async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Option<kv::Store> {
+    match js.get_key_value(bucket).await {
+        Ok(store) => Some(store),
+        Err(err) if omnia_nats::keyvalue::is_not_found(&err) => None,
+        Err(err) => panic!("open kv bucket {bucket}: {err}"),
     }
 }
 

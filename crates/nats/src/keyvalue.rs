@@ -120,8 +120,8 @@ pub async fn create_bucket(jetstream: &jetstream::Context, name: &str) -> Result
         .with_context(|| format!("cannot open KV bucket {name:?}"))
 }
 
-/// Whether opening a bucket failed because it does not exist.
-fn is_not_found(err: &jetstream::context::KeyValueError) -> bool {
+/// Whether opening a bucket (`get_key_value`) failed because the bucket does not exist.
+pub fn is_not_found(err: &jetstream::context::KeyValueError) -> bool {
     let source = std::error::Error::source(err)
         .and_then(|source| source.downcast_ref::<jetstream::context::GetStreamError>());
     matches!(
