@@ -6,13 +6,15 @@
 //! addresses are used.
 //!
 //! ```text
-//! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 3]
+//! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 2]
 //!       [--runs 3] [--out F]
-//!       [--baseline P]
+//!       [--baseline P] [--only http,cold-start,memory,keyvalue]
 //! ```
 //!
-//! `--baseline` adds another `omnia` build (say, one from before a change) to the serving tables,
-//! so a before/after comparison runs side by side under the same conditions.
+//! `--baseline` adds another `omnia` build (say, one from before a change) to the serving and
+//! key-value tables, so a before/after comparison runs side by side under the same conditions.
+//! `--only` runs the named sections; their tables are printed, and written only to an explicit
+//! `--out`, so a partial run never replaces `bench/RESULTS.md`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -38,9 +40,22 @@ struct Args {
     native_kv: PathBuf,
     wrk: PathBuf,
     baseline: Option<PathBuf>,
+    only: Option<Vec<String>>,
     seconds: u32,
     runs: usize,
-    out: PathBuf,
+    out: Option<PathBuf>,
+}
+
+/// The sections of the results, in order; `--only` picks among them.
+const SECTIONS: [&str; 4] = ["http", "cold-start", "memory", "keyvalue"];
+
+impl Args {
+    /// Whether `section` runs (all do without `--only`).
+    fn runs_section(&self, section: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == section))
+    }
 }
 
 fn parse_args() -> Result<Args> {
@@ -65,11 +80,27 @@ fn parse_args() -> Result<Args> {
         native_kv: path("native-kv")?,
         wrk: path("wrk")?,
         baseline: map.get("baseline").map(|_| path("baseline")).transpose()?,
-        seconds: map.get("seconds").map_or(Ok(3), |s| s.parse())?,
+        only: map
+            .get("only")
+            .map(|list| {
+                list.split(',')
+                    .map(|s| {
+                        if SECTIONS.contains(&s) {
+                            Ok(s.to_owned())
+                        } else {
+                            bail!("--only {s}: unknown section (expected some of {SECTIONS:?})")
+                        }
+                    })
+                    .collect()
+            })
+            .transpose()?,
+        seconds: map.get("seconds").map_or(Ok(2), |s| s.parse())?,
         runs: map.get("runs").map_or(Ok(3), |s| s.parse())?,
-        out: map
-            .get("out")
-            .map_or_else(|| PathBuf::from("bench/RESULTS.md"), PathBuf::from),
+        out: match (map.get("out"), map.contains_key("only")) {
+            (Some(out), _) => Some(PathBuf::from(out)),
+            (None, false) => Some(PathBuf::from("bench/RESULTS.md")),
+            (None, true) => None,
+        },
     })
 }
 
@@ -469,30 +500,46 @@ impl Bench {
         let memory = keyvalue::serve(&self.args.omnia, &guest, &[])?;
         let on_redis = keyvalue::serve(&self.args.omnia, &guest, &[("REDIS_URL", &redis.url())])?;
         let service = keyvalue::serve_native(&self.args.native_kv, &redis)?;
-        let names = [
+        let baseline = match &self.args.baseline {
+            Some(bin) => Some(keyvalue::serve(
+                bin,
+                &guest,
+                &[("REDIS_URL", &redis.url())],
+            )?),
+            None => None,
+        };
+        let mut names = vec![
             "omnia, in memory",
             "omnia, Redis",
             "native HTTP service (hyper + redis), Redis",
             "native redis client, no HTTP",
         ];
+        if baseline.is_some() {
+            names.push("omnia baseline, Redis");
+        }
         let mut results: BTreeMap<(usize, usize, u32), Vec<Load>> = BTreeMap::new();
         for _ in 0..self.args.runs {
             for (o, &op) in Op::ALL.iter().enumerate() {
                 for &c in &CONCURRENCY {
                     let (wrk, scripts, seconds) = (&self.args.wrk, &self.work, self.args.seconds);
-                    let loads = [
+                    let mut loads = vec![
                         keyvalue::through_guest(wrk, scripts, &memory, op, c, seconds)?,
                         keyvalue::through_guest(wrk, scripts, &on_redis, op, c, seconds)?,
                         keyvalue::through_guest(wrk, scripts, &service, op, c, seconds)?,
                         keyvalue::native(&redis, op, c, seconds)?,
                     ];
+                    if let Some(baseline) = &baseline {
+                        loads.push(keyvalue::through_guest(
+                            wrk, scripts, baseline, op, c, seconds,
+                        )?);
+                    }
                     for (i, load) in loads.into_iter().enumerate() {
                         results.entry((o, i, c)).or_default().push(load);
                     }
                 }
             }
         }
-        drop((memory, on_redis, service, redis));
+        drop((memory, on_redis, service, baseline, redis));
         self.line("\n### Key-value: kv-http guest (get/set/incr over HTTP) vs native\n");
         self.line("| op | c | contender | ops/s | p50 ms | p99 ms |");
         self.line("|---|---:|---|---:|---:|---:|");
@@ -510,15 +557,25 @@ impl Bench {
                 }
             }
         }
-        self.line(
-            "\n| op | c | omnia Redis / native HTTP service | omnia Redis / native client | omnia memory / native client |",
-        );
-        self.line("|---|---:|---:|---:|---:|");
+        let with_baseline = names.len() > 4;
+        self.line(&format!(
+            "\n| op | c | omnia Redis / native HTTP service | omnia Redis / native client | omnia memory / native client |{}",
+            if with_baseline { " omnia Redis / baseline |" } else { "" }
+        ));
+        self.line(&format!(
+            "|---|---:|---:|---:|---:|{}",
+            if with_baseline { "---:|" } else { "" }
+        ));
         for (o, op) in Op::ALL.iter().enumerate() {
             for &c in &CONCURRENCY {
                 let rps = |i| keyvalue::median_load(&results[&(o, i, c)]).rps;
+                let versus_baseline = if with_baseline {
+                    format!(" {:.2}x |", rps(1) / rps(4))
+                } else {
+                    String::new()
+                };
                 self.line(&format!(
-                    "| {} | {c} | {:.2}x | {:.2}x | {:.2}x |",
+                    "| {} | {c} | {:.2}x | {:.2}x | {:.2}x |{versus_baseline}",
                     op.name(),
                     rps(1) / rps(2),
                     rps(1) / rps(3),
@@ -583,22 +640,33 @@ fn main() -> Result<()> {
         bench.args.seconds,
         bench.args.runs
     ));
-    bench.http("Rust guest (http-hello.wasm)", &guests::rust("http-hello"))?;
-    bench.http("WAT guest", &guests::wat_http_hello())?;
-    bench.cold_start(&[
-        ("Rust http-hello", guests::rust("http-hello")),
-        ("componentize-py http", guests::polyglot("py-http")),
-    ])?;
-    bench.memory(&guests::rust("http-hello"))?;
-    bench.keyvalue()?;
-    bench.line("\n### Messaging\n");
-    bench.line("Pending: the messaging capability (NATS) has not landed yet.");
-    if let Some(dir) = bench.args.out.parent() {
-        std::fs::create_dir_all(dir)?;
+    if bench.args.runs_section("http") {
+        bench.http("Rust guest (http-hello.wasm)", &guests::rust("http-hello"))?;
+        bench.http("WAT guest", &guests::wat_http_hello())?;
     }
-    std::fs::write(&bench.args.out, &bench.md)
-        .with_context(|| format!("writing {}", bench.args.out.display()))?;
-    eprintln!("wrote {}", bench.args.out.display());
+    if bench.args.runs_section("cold-start") {
+        bench.cold_start(&[
+            ("Rust http-hello", guests::rust("http-hello")),
+            ("componentize-py http", guests::polyglot("py-http")),
+        ])?;
+    }
+    if bench.args.runs_section("memory") {
+        bench.memory(&guests::rust("http-hello"))?;
+    }
+    if bench.args.runs_section("keyvalue") {
+        bench.keyvalue()?;
+    }
+    if bench.args.only.is_none() {
+        bench.line("\n### Messaging\n");
+        bench.line("Pending: the messaging capability (NATS) has not landed yet.");
+    }
+    if let Some(out) = &bench.args.out {
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(out, &bench.md).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("wrote {}", out.display());
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
