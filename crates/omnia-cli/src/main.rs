@@ -13,12 +13,6 @@ use keyvalue::KeyValue;
 #[cfg(feature = "http")]
 use omnia_wasi_http::WasiHttpCtx;
 
-/// mimalloc instead of the system allocator. Profiled serving key-value requests (see the
-/// benchmark issue), glibc's malloc and free were about an eighth of the CPU: every request makes
-/// and drops a store, an instance and hyper's buffers.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 omnia::runtime!({
     #[cfg(feature = "http")]
     "http": WasiHttpCtx,
