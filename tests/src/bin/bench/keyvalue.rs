@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use omnia_tests::services::RedisServer;
 use redis::AsyncCommands;
 
-use crate::{Load, Server, free_addr, median, omnia_run, start, wrk_request};
+use crate::{Load, Server, free_addr, omnia_run, start, wrk_request};
 
 /// A 64-byte value.
 const VALUE: &[u8; 64] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -149,13 +149,4 @@ pub fn native(redis: &RedisServer, op: Op, concurrency: u32, seconds: u32) -> Re
             p99_ms: at(0.99),
         })
     })
-}
-
-/// The median of each field.
-pub fn median_load(loads: &[Load]) -> Load {
-    Load {
-        rps: median(loads.iter().map(|l| l.rps).collect()),
-        p50_ms: median(loads.iter().map(|l| l.p50_ms).collect()),
-        p99_ms: median(loads.iter().map(|l| l.p99_ms).collect()),
-    }
 }

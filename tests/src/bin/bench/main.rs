@@ -227,6 +227,17 @@ struct Load {
     p99_ms: f64,
 }
 
+impl Load {
+    /// The median of each field over several runs.
+    fn median(runs: &[Load]) -> Load {
+        Load {
+            rps: median(runs.iter().map(|l| l.rps).collect()),
+            p50_ms: median(runs.iter().map(|l| l.p50_ms).collect()),
+            p99_ms: median(runs.iter().map(|l| l.p99_ms).collect()),
+        }
+    }
+}
+
 /// `GET /` on `addr` with `connections` connections for `seconds`.
 fn wrk(wrk: &Path, addr: &str, connections: u32, seconds: u32) -> Result<Load> {
     wrk_request(wrk, &format!("http://{addr}/"), None, connections, seconds)
@@ -357,9 +368,7 @@ impl Bench {
             }
         }
         drop(servers);
-        let med = |i: usize, c: u32, f: fn(&Load) -> f64| {
-            median(results[&(i, c)].iter().map(f).collect())
-        };
+        let med = |i: usize, c: u32| Load::median(&results[&(i, c)]);
         self.line(&format!("\n### HTTP hello: {guest_name}\n"));
         self.line("| contender | c | req/s | p50 ms | p99 ms |");
         self.line("|---|---:|---:|---:|---:|");
@@ -367,16 +376,16 @@ impl Bench {
             for &c in &CONCURRENCY {
                 self.line(&format!(
                     "| {name} | {c} | {:.0} | {:.2} | {:.2} |",
-                    med(i, c, |l| l.rps),
-                    med(i, c, |l| l.p50_ms),
-                    med(i, c, |l| l.p99_ms)
+                    med(i, c).rps,
+                    med(i, c).p50_ms,
+                    med(i, c).p99_ms
                 ));
             }
         }
         self.line("\n| c | omnia JIT / wasmtime | omnia AOT / wasmtime | omnia JIT / native |");
         self.line("|---:|---:|---:|---:|");
         for &c in &CONCURRENCY {
-            let rps = |i| med(i, c, |l| l.rps);
+            let rps = |i| med(i, c).rps;
             self.line(&format!(
                 "| {c} | {:.2}x | {:.2}x | {:.2}x |",
                 rps(0) / rps(2),
@@ -546,7 +555,7 @@ impl Bench {
         for (o, op) in Op::ALL.iter().enumerate() {
             for &c in &CONCURRENCY {
                 for (i, name) in names.iter().enumerate() {
-                    let load = keyvalue::median_load(&results[&(o, i, c)]);
+                    let load = Load::median(&results[&(o, i, c)]);
                     self.line(&format!(
                         "| {} | {c} | {name} | {:.0} | {:.2} | {:.2} |",
                         op.name(),
@@ -568,7 +577,7 @@ impl Bench {
         ));
         for (o, op) in Op::ALL.iter().enumerate() {
             for &c in &CONCURRENCY {
-                let rps = |i| keyvalue::median_load(&results[&(o, i, c)]).rps;
+                let rps = |i| Load::median(&results[&(o, i, c)]).rps;
                 let versus_baseline = if with_baseline {
                     format!(" {:.2}x |", rps(1) / rps(4))
                 } else {
