@@ -359,8 +359,8 @@ fn lossy(args: &[&[u8]]) -> Vec<String> {
 }
 
 /// A `nats-server` with JetStream on a free loopback port. Its store directory outlives
-/// [`kill`](ServerProcess::kill) and [`restart`](ServerProcess::restart), so JetStream data (KV buckets) survives
-/// them. Killed when dropped; see [`ServerProcess`] for kill and restart.
+/// [`kill`](ServerProcess::kill) and [`restart`](ServerProcess::restart), so JetStream data
+/// (KV buckets) survives them. Killed when dropped; see [`ServerProcess`] for kill and restart.
 pub struct NatsServer {
     process: ServerProcess,
 }

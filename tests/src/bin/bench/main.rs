@@ -263,7 +263,6 @@ fn wrk_request(
         cmd.arg("-s").arg(script);
     }
     let out = cmd.arg(url).output().context("running wrk")?;
-    let addr = url;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |prefix: &str| -> Option<&str> {
         text.lines()
@@ -286,7 +285,7 @@ fn wrk_request(
     let p50 = field("50%").and_then(ms);
     let p99 = field("99%").and_then(ms);
     if text.contains("Non-2xx") {
-        bail!("wrk saw non-2xx answers from {addr}:\n{text}");
+        bail!("wrk saw non-2xx answers from {url}:\n{text}");
     }
     match (rps, p50, p99) {
         (Some(rps), Some(p50_ms), Some(p99_ms)) => Ok(Load {
@@ -507,14 +506,12 @@ impl Bench {
         let redis = RedisServer::start();
         let guest = guests::rust("kv-http");
         let memory = keyvalue::serve(&self.args.omnia, &guest, &[])?;
-        let on_redis = keyvalue::serve(&self.args.omnia, &guest, &[("REDIS_URL", &redis.url())])?;
+        let redis_url = redis.url();
+        let on_redis_env = [("REDIS_URL", redis_url.as_str())];
+        let on_redis = keyvalue::serve(&self.args.omnia, &guest, &on_redis_env)?;
         let service = keyvalue::serve_native(&self.args.native_kv, &redis)?;
         let baseline = match &self.args.baseline {
-            Some(bin) => Some(keyvalue::serve(
-                bin,
-                &guest,
-                &[("REDIS_URL", &redis.url())],
-            )?),
+            Some(bin) => Some(keyvalue::serve(bin, &guest, &on_redis_env)?),
             None => None,
         };
         let mut names = vec![
