@@ -1,6 +1,7 @@
-use omnia_wasi_http::WasiHttpCtx;
+#[allow(dead_code)]
+struct WasiHttpCtx;
 
-omnia::runtime!({
+omnia_macros::runtime!({
     "http": WasiHttpCtx,
     "http": WasiHttpCtx,
 });

@@ -1,3 +1,3 @@
-omnia::runtime!({});
+omnia_macros::runtime!({});
 
 fn main() {}

@@ -1,4 +1,4 @@
-omnia::runtime!({
+omnia_macros::runtime!({
     "http": 42,
 });
 
