@@ -3,6 +3,7 @@
 //! ```text
 //! method: POST
 //! path: /a/b?x=1
+//! authority: 127.0.0.1:8080
 //! header: content-type: text/plain      (one line per header, in arrival order)
 //! body-length: 5
 //!
@@ -15,8 +16,15 @@
 //! * `/status/<code>`: answer with that status and an empty body;
 //! * `/trap`: trap (a Rust panic, which aborts: `unreachable` in wasm);
 //! * `/loop`: spin forever without answering (the runtime's deadline must stop it);
-//! * `/alloc`: allocate and touch memory without bound (the memory limit must stop it).
-use guest_http::{method_name, read_body, respond, Guest, IncomingRequest, ResponseOutparam};
+//! * `/alloc/<mib>` or `/alloc/<mib>/<ms>`: allocate and touch that many MiB, hold them for that
+//!   many milliseconds, then answer `allocated <mib> MiB` (the memory limits must stop it when
+//!   it asks for too much);
+//! * `/partial`: send the response head and part of the body, then trap (the runtime must cut
+//!   the response off visibly).
+use guest_http::{
+    method_name, read_body, respond, Fields, Guest, IncomingRequest, OutgoingResponse,
+    ResponseOutparam,
+};
 
 struct Component;
 
@@ -27,6 +35,18 @@ impl Guest for Component {
             let ms: u64 = ms.parse().unwrap_or(0);
             std::thread::sleep(std::time::Duration::from_millis(ms));
             respond(out, 200, &[], format!("slept {ms} ms\n").as_bytes());
+            return;
+        }
+        if let Some(spec) = path.strip_prefix("/alloc/") {
+            let (mib, hold) = spec.split_once('/').unwrap_or((spec, "0"));
+            let mib: usize = mib.parse().unwrap_or(0);
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..mib {
+                hoard.push(vec![7u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(hold.parse().unwrap_or(0)));
+            respond(out, 200, &[], format!("allocated {mib} MiB\n").as_bytes());
             return;
         }
         if let Some(code) = path.strip_prefix("/status/") {
@@ -41,16 +61,22 @@ impl Guest for Component {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
             }
-            "/alloc" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(vec![7u8; 1 << 20]);
-                    std::hint::black_box(&hoard);
-                }
+            "/partial" => {
+                let response = OutgoingResponse::new(Fields::new());
+                let body = response.body().expect("body once");
+                ResponseOutparam::set(out, Ok(response));
+                let stream = body.write().expect("stream once");
+                stream.blocking_write_and_flush(b"the first part").expect("write body");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                panic!("this response is cut short on purpose");
             }
             _ => {}
         }
-        let mut text = format!("method: {}\npath: {path}\n", method_name(&request.method()));
+        let mut text = format!(
+            "method: {}\npath: {path}\nauthority: {}\n",
+            method_name(&request.method()),
+            request.authority().unwrap_or_default()
+        );
         for (name, value) in request.headers().entries() {
             text.push_str(&format!("header: {name}: {}\n", String::from_utf8_lossy(&value)));
         }
