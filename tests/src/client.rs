@@ -81,3 +81,59 @@ pub async fn request(
         .await
         .map_err(|_| format!("{url}: no response within 60 s"))?
 }
+
+/// Raw HTTP/1 over TCP, for requests a well-behaved client library will not send (missing or
+/// doubled `Host`, broken chunked bodies, half-sent headers).
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    /// Connects to `addr`.
+    pub fn connect(addr: &str) -> TcpStream {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|err| panic!("connect {addr}: {err}"));
+        stream.set_nodelay(true).expect("nodelay");
+        stream
+    }
+
+    /// Sends `request` on a new connection and returns everything the server sent until it
+    /// closed the connection or `timeout` passed.
+    pub fn exchange(addr: &str, request: &[u8], timeout: Duration) -> String {
+        let mut stream = connect(addr);
+        stream.write_all(request).expect("send");
+        read_until_closed(&mut stream, timeout).0
+    }
+
+    /// Reads until the peer closes (returns the text and `true`) or `timeout` passes (`false`).
+    pub fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> (String, bool) {
+        let started = Instant::now();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return (String::from_utf8_lossy(&received).into_owned(), false);
+            }
+            stream.set_read_timeout(Some(left)).expect("read timeout");
+            match stream.read(&mut buf) {
+                Ok(0) => return (String::from_utf8_lossy(&received).into_owned(), true),
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                // A reset is a close too.
+                Err(_) => return (String::from_utf8_lossy(&received).into_owned(), true),
+            }
+        }
+    }
+
+    /// The status code of the first response in `text` (`HTTP/1.1 200 OK` gives 200).
+    pub fn status(text: &str) -> u16 {
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"))
+    }
+}

@@ -33,9 +33,30 @@ impl Omnia {
     /// Like [`Omnia::serve`], but returns the log if the process exits before listening.
     pub fn try_serve(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let mut cmd = Command::new(bin);
-        cmd.arg("run")
-            .arg(component)
-            .env_clear()
+        cmd.arg("run").arg(component);
+        Self::spawn(cmd, env)
+    }
+
+    /// Like [`Omnia::serve`], with the process's open-file limit (`ulimit -n`) set to
+    /// `open_files`, soft and hard.
+    pub fn serve_with_open_files(
+        bin: &Path,
+        component: &Path,
+        env: &[(&str, &str)],
+        open_files: u32,
+    ) -> Self {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" run \"$1\""))
+            .arg(bin)
+            .arg(component);
+        Self::spawn(cmd, env).unwrap_or_else(|log| panic!("omnia did not start serving:\n{log}"))
+    }
+
+    /// Starts `cmd` (an `omnia run`) with only `env` (and a default log filter and address),
+    /// and waits until it listens on HTTP (and on the admin address, if `env` asks for one).
+    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Result<Self, String> {
+        cmd.env_clear()
             .env("RUST_LOG", "info")
             .env("OMNIA_HTTP_ADDR", "127.0.0.1:0")
             .envs(env.iter().copied())
@@ -94,6 +115,36 @@ impl Omnia {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A line of `/proc/<pid>/status` as a number, e.g. `VmHWM` (in KiB).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the process is running");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc status"))
+    }
+
+    /// CPU time (user and system) the process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+            .expect("the process is running");
+        // Fields after the command name (which may hold spaces) end with ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks: u64 =
+            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+        Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
     }
 
     /// `host:port` of the HTTP server.
@@ -177,13 +228,28 @@ fn find_after(text: &str, marker: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
-/// Runs `bin` with `args` to completion (no inherited environment but `env`).
+/// Runs `bin` with `args` to completion (no inherited environment but `env`). A process still
+/// running after a minute is killed (and what it printed returned), so a test expecting an exit
+/// fails instead of hanging when the process serves instead.
 pub fn run_to_end(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(bin)
+    let child = Command::new(bin)
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .output()
-        .expect("omnia runs")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("omnia runs");
+    let pid = child.id().to_string();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_mins(1)).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    let output = child.wait_with_output().expect("omnia's output");
+    let _ = done.send(());
+    let _ = watchdog.join();
+    output
 }

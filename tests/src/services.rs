@@ -21,6 +21,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -91,15 +92,18 @@ impl Resp {
 /// the rest.
 pub struct ServerProcess {
     name: &'static str,
-    launch: fn(u16, &Path) -> Result<Child, Failure>,
+    launch: Launch,
     port: u16,
     child: Option<Child>,
     dir: TempDir,
 }
 
+/// Spawns a server on a port with its files in a directory.
+type Launch = Arc<dyn Fn(u16, &Path) -> Result<Child, Failure> + Send + Sync>;
+
 impl ServerProcess {
     /// Launches `name` on a free port (trying another if the port was taken meanwhile).
-    fn start(name: &'static str, launch: fn(u16, &Path) -> Result<Child, Failure>) -> Self {
+    fn start(name: &'static str, launch: Launch) -> Self {
         let dir = TempDir::new(name.trim_end_matches("-server"));
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
@@ -136,7 +140,7 @@ impl ServerProcess {
     /// still taken.
     pub fn restart(&mut self) {
         self.kill();
-        let (port, dir, launch) = (self.port, self.dir.0.clone(), self.launch);
+        let (port, dir, launch) = (self.port, self.dir.0.clone(), Arc::clone(&self.launch));
         self.child = Some(relaunch(self.name, || launch(port, &dir)));
     }
 
@@ -189,7 +193,7 @@ impl RedisServer {
     /// the server's log if it is not ready within 10 s.
     pub fn start() -> Self {
         Self {
-            process: ServerProcess::start("redis-server", launch_redis),
+            process: ServerProcess::start("redis-server", Arc::new(launch_redis)),
         }
     }
 
@@ -363,6 +367,39 @@ fn lossy(args: &[&[u8]]) -> Vec<String> {
 /// (KV buckets) survives them. Killed when dropped; see [`ServerProcess`] for kill and restart.
 pub struct NatsServer {
     process: ServerProcess,
+    login: NatsLogin,
+}
+
+/// How clients must log in to a test [`NatsServer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatsLogin {
+    /// No authentication.
+    None,
+    /// `authorization { user, password }`.
+    User(&'static str, &'static str),
+    /// `authorization { token }`.
+    Token(&'static str),
+}
+
+impl NatsLogin {
+    fn config(self) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::User(user, password) => {
+                format!("authorization {{ user: \"{user}\", password: \"{password}\" }}\n")
+            }
+            Self::Token(token) => format!("authorization {{ token: \"{token}\" }}\n"),
+        }
+    }
+
+    fn options(self) -> async_nats::ConnectOptions {
+        let options = async_nats::ConnectOptions::new();
+        match self {
+            Self::None => options,
+            Self::User(user, password) => options.user_and_password(user.into(), password.into()),
+            Self::Token(token) => options.token(token.into()),
+        }
+    }
 }
 
 impl NatsServer {
@@ -370,19 +407,28 @@ impl NatsServer {
     /// directory, and waits until it is ready and a JetStream API request (`$JS.API.INFO`)
     /// succeeds. Panics with the server's log if that takes longer than 10 s.
     pub fn start() -> Self {
+        Self::start_with_login(NatsLogin::None)
+    }
+
+    /// Like [`NatsServer::start`], for a server that requires `login`.
+    pub fn start_with_login(login: NatsLogin) -> Self {
+        let launch = move |port: u16, dir: &Path| launch_nats(port, dir, login);
         Self {
-            process: ServerProcess::start("nats-server", launch_nats),
+            process: ServerProcess::start("nats-server", Arc::new(launch)),
+            login,
         }
     }
 
-    /// `nats://127.0.0.1:{port}`.
+    /// `nats://127.0.0.1:{port}` (without credentials).
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port())
     }
 
-    /// A native client connected to the server, running on the caller's tokio runtime.
+    /// A native client connected (and logged in) to the server, running on the caller's tokio
+    /// runtime.
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::ConnectOptions::new()
+        self.login
+            .options()
             .connection_timeout(IO_TIMEOUT)
             .connect(self.url())
             .await
@@ -440,11 +486,11 @@ async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Option<kv::Store>
 
 /// Spawns `nats-server -js` on `port` with its store under `dir`, and waits until it logs that
 /// it is ready and answers a JetStream request.
-fn launch_nats(port: u16, dir: &Path) -> Result<Child, Failure> {
+fn launch_nats(port: u16, dir: &Path, login: NatsLogin) -> Result<Child, Failure> {
     // The default max_payload (1 MiB) would refuse a 1 MiB value plus its headers.
     let config = dir.join("nats.conf");
-    std::fs::write(&config, format!("max_payload: {NATS_MAX_PAYLOAD}\n"))
-        .unwrap_or_else(|err| panic!("write {}: {err}", config.display()));
+    let text = format!("max_payload: {NATS_MAX_PAYLOAD}\n{}", login.config());
+    std::fs::write(&config, text).unwrap_or_else(|err| panic!("write {}: {err}", config.display()));
     let args: Vec<OsString> = ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-c"]
         .iter()
         .map(OsString::from)
@@ -452,15 +498,16 @@ fn launch_nats(port: u16, dir: &Path) -> Result<Child, Failure> {
         .chain([dir.join("store").into_os_string()])
         .collect();
     launch(NATS_SERVER, &args, dir, "Server is ready", &|| {
-        jetstream_answers(port)
+        jetstream_answers(port, login)
     })
 }
 
 /// Whether a JetStream account info request (`$JS.API.INFO`) on `port` succeeds. Sent raw:
 /// async-nats' `query_account` expects fields that nats-server 2.9 does not send.
-fn jetstream_answers(port: u16) -> bool {
+fn jetstream_answers(port: u16, login: NatsLogin) -> bool {
     block_on(async {
-        let connect = async_nats::ConnectOptions::new()
+        let connect = login
+            .options()
             .connection_timeout(Duration::from_secs(1))
             .connect(format!("nats://127.0.0.1:{port}"));
         let Ok(client) = connect.await else {

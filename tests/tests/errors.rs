@@ -145,3 +145,118 @@ fn address_in_use() {
         "{err}"
     );
 }
+
+#[test]
+fn files_that_are_not_components_are_refused_before_reading() {
+    let err = run_fails(&omnia(), Path::new("/dev/zero"), &[]);
+    assert!(err.contains("/dev/zero is a device, not a file"), "{err}");
+    let dir = std::env::temp_dir().join(format!("omnia-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let err = run_fails(&omnia(), &dir, &[]);
+    assert!(err.contains("is a FIFO (named pipe), not a file"), "{err}");
+    let _ = std::fs::remove_file(&dir);
+    let err = run_fails(&omnia(), &std::env::temp_dir(), &[]);
+    assert!(err.contains("is a directory, not a file"), "{err}");
+}
+
+#[test]
+fn components_over_the_size_limit_are_refused() {
+    let err = run_fails(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[("OMNIA_MAX_COMPONENT_SIZE", "1KiB")],
+    );
+    assert!(
+        err.contains("http-hello.wasm is larger than OMNIA_MAX_COMPONENT_SIZE (1024 bytes)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_setting_is_checked_before_the_component_is_read() {
+    // The component does not even exist: the settings are reported first, in milliseconds,
+    // whichever backend is selected.
+    let missing = Path::new("/no/such/app.wasm");
+    for (env, expect) in [
+        (
+            vec![("OMNIA_MAX_MEMORY", "8GiB")],
+            "OMNIA_MAX_MEMORY=\"8GiB\" is not valid",
+        ),
+        (
+            vec![("OMNIA_KEYVALUE", "memory"), ("REDIS_URL", "http://nope")],
+            "REDIS_URL=\"http://nope\" is not valid",
+        ),
+        (vec![("NATS_URL", "nats://a:b@h:1,ftp:///")], "NATS_URL="),
+        (vec![("OMNIA_HTTP_ALLOWED_HOSTS", "*.")], "bad entry \"*.\""),
+        (
+            vec![("OMNIA_HTTP_ALLOWED_HOSTS", "*.*.example.com")],
+            "bad entry \"*.*.example.com\"",
+        ),
+        (
+            vec![("OMNIA_KEYVALUE_DEFAULT_BUCKET", "no/slash")],
+            "OMNIA_KEYVALUE_DEFAULT_BUCKET",
+        ),
+        (vec![("OMNIA_HTTP_IDLE_TIMEOUT", "0s")], "above zero"),
+    ] {
+        let err = run_fails(&omnia(), missing, &env);
+        assert!(err.contains(expect), "{env:?}: {err}");
+        assert!(
+            !err.contains("cannot read /no/such/app.wasm"),
+            "{env:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn passwords_never_appear_in_errors() {
+    let secret = "hunter2secret";
+    for (var, value) in [
+        // Every server of a list, and a URL no parser accepts.
+        (
+            "NATS_URL",
+            format!("nats://u:{secret}@127.0.0.1:1,nats://v:{secret}x@127.0.0.1:2"),
+        ),
+        ("NATS_URL", format!("nats://u:{secret}@bad host:1")),
+        (
+            "REDIS_URL",
+            format!("redis+unix:///no/such.sock?db=0&pass={secret}"),
+        ),
+        ("REDIS_URL", format!("redis://:{secret}@127.0.0.1:1/0")),
+        ("REDIS_URL", format!("redis://u:{secret}@[bad")),
+    ] {
+        let kv = if var == "NATS_URL" { "nats" } else { "redis" };
+        let out = run_to_end(
+            &omnia(),
+            &["run", guests::rust("kv-http").to_str().unwrap()],
+            &[(var, value.as_str()), ("OMNIA_KEYVALUE", kv)],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains(secret), "{var}={value} leaked: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}
+
+#[test]
+fn user_errors_print_no_backtrace() {
+    let out = run_to_end(
+        &omnia(),
+        &["run", "/no/such/app.wasm"],
+        &[("RUST_BACKTRACE", "1"), ("RUST_LIB_BACKTRACE", "1")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.starts_with("Error: cannot read /no/such/app.wasm"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Stack backtrace") && !stderr.contains(" at "),
+        "{stderr}"
+    );
+}

@@ -1,7 +1,10 @@
 //! `omnia run` serving `wasi:http` guests (WAT and Rust) over HTTP/1.1 and HTTP/2.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{Method, StatusCode, Version};
+use omnia_tests::client::raw;
 use omnia_tests::{Omnia, get, guests, omnia, request};
 
 #[tokio::test]
@@ -135,4 +138,150 @@ async fn admin_reports_liveness_and_readiness() {
     assert_eq!(ready.status, StatusCode::OK);
     let other = get(&server.admin_url("/nope")).await.unwrap();
     assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_without_content_length_get_413() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[("OMNIA_HTTP_MAX_BODY", "1KiB")],
+    );
+    // HTTP/1.1 chunked: no Content-Length to check up front.
+    let addr = server.addr().to_string();
+    let chunked = tokio::task::spawn_blocking(move || {
+        let chunk = "x".repeat(700);
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+             2bc\r\n{chunk}\r\n2bc\r\n{chunk}\r\n0\r\n\r\n"
+        );
+        raw::exchange(&addr, request.as_bytes(), Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    assert_eq!(raw::status(&chunked), 413, "{chunked}");
+    assert!(chunked.contains("OMNIA_HTTP_MAX_BODY"), "{chunked}");
+    // HTTP/2: a streamed body without content-length.
+    let stream = futures_body(vec![Bytes::from(vec![1u8; 700]); 3]);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = http::Request::post(server.url("/")).body(stream).unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let log = server.log_with("413");
+    assert!(
+        !log.contains("guest failed"),
+        "a client error, not a guest failure:\n{log}"
+    );
+}
+
+/// A body of data frames sent one by one, with no declared length.
+type Chunks = http_body_util::StreamBody<
+    futures::stream::Iter<std::vec::IntoIter<Result<hyper::body::Frame<Bytes>, std::io::Error>>>,
+>;
+
+/// A body that sends `chunks` one by one, with no declared length.
+fn futures_body(chunks: Vec<Bytes>) -> Chunks {
+    let frames: Vec<_> = chunks
+        .into_iter()
+        .map(|c| Ok(hyper::body::Frame::data(c)))
+        .collect();
+    http_body_util::StreamBody::new(futures::stream::iter(frames))
+}
+
+#[tokio::test]
+async fn malformed_chunked_bodies_get_400() {
+    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+    let addr = server.addr().to_string();
+    let response = tokio::task::spawn_blocking(move || {
+        raw::exchange(
+            &addr,
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(raw::status(&response), 400, "{response}");
+}
+
+#[tokio::test]
+async fn host_header_rules() {
+    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+    let addr = server.addr().to_string();
+    let local = addr.clone();
+    let (old, doubled, missing) = tokio::task::spawn_blocking(move || {
+        let t = Duration::from_secs(10);
+        (
+            raw::exchange(&addr, b"GET /old HTTP/1.0\r\n\r\n", t),
+            raw::exchange(
+                &addr,
+                b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+                t,
+            ),
+            raw::exchange(&addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", t),
+        )
+    })
+    .await
+    .unwrap();
+    // HTTP/1.0 may omit Host: the listener's address stands in.
+    assert_eq!(raw::status(&old), 200, "{old}");
+    assert!(old.contains(&format!("authority: {local}\n")), "{old}");
+    assert_eq!(raw::status(&doubled), 400, "{doubled}");
+    assert!(doubled.contains("more than one Host"), "{doubled}");
+    assert_eq!(raw::status(&missing), 400, "{missing}");
+    assert!(missing.contains("missing Host"), "{missing}");
+}
+
+#[tokio::test]
+async fn a_guest_failing_mid_body_cuts_the_response_off_visibly() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")],
+    );
+    // HTTP/1.1: the body is chunked, and the final zero-length chunk never comes.
+    let addr = server.addr().to_string();
+    let text = tokio::task::spawn_blocking(move || {
+        raw::exchange(
+            &addr,
+            b"GET /partial HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("the first part"), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the body must not look complete: {text:?}"
+    );
+    // A client library sees an error, not a short body.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<Bytes>>();
+    let response = client
+        .request(
+            http::Request::get(server.url("/partial"))
+                .body(http_body_util::Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .is_err()
+    );
+    let log = server.log_with("response was cut short");
+    assert!(
+        log.contains("GET /partial: guest failed after sending the response head"),
+        "{log}"
+    );
+    let metrics = get(&server.admin_url("/metrics")).await.unwrap().text();
+    assert!(
+        metrics.contains("omnia_http_responses_truncated_total 2"),
+        "{metrics}"
+    );
 }

@@ -42,6 +42,15 @@ async fn an_infinite_loop_hits_the_deadline_alone() {
         &guests::rust("http-echo"),
         &[("OMNIA_REQUEST_TIMEOUT", "2s")],
     );
+    // The configured deadline, not the 30 s default, stops it.
+    let started = std::time::Instant::now();
+    let looped = get(&server.url("/loop")).await.unwrap();
+    assert_eq!(looped.status, StatusCode::GATEWAY_TIMEOUT);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(2) && took < std::time::Duration::from_secs(15),
+        "504 after {took:?}"
+    );
     good_requests_meanwhile(&server, "/loop", StatusCode::GATEWAY_TIMEOUT).await;
     let log = server.log_with("GET /loop: guest ran past OMNIA_REQUEST_TIMEOUT");
     assert!(
@@ -66,17 +75,108 @@ async fn an_infinite_loop_hits_the_deadline_alone() {
 
 #[tokio::test]
 async fn a_memory_bomb_fails_alone() {
+    // 100 MiB is far below the 4 GiB a 32-bit memory can reach: only OMNIA_MAX_MEMORY stops it.
     let mut server = Omnia::serve(
         &omnia(),
         &guests::rust("http-echo"),
         &[("OMNIA_MAX_MEMORY", "64MiB")],
     );
-    good_requests_meanwhile(&server, "/alloc", StatusCode::INTERNAL_SERVER_ERROR).await;
+    good_requests_meanwhile(&server, "/alloc/100", StatusCode::INTERNAL_SERVER_ERROR).await;
     assert!(server.is_running());
     assert_eq!(
-        get(&server.url("/after")).await.unwrap().status,
-        StatusCode::OK
+        get(&server.url("/alloc/32")).await.unwrap().status,
+        StatusCode::OK,
+        "allocating within the limit works"
     );
+    let roomy = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[("OMNIA_MAX_MEMORY", "256MiB")],
+    );
+    let fits = get(&roomy.url("/alloc/100")).await.unwrap();
+    assert_eq!(fits.status, StatusCode::OK, "{}", fits.text());
+}
+
+#[tokio::test]
+async fn the_memory_budget_refuses_work_with_503_instead_of_growing() {
+    // Eight requests of 100 MiB each at once, against a budget for about two of them: the
+    // rest are refused with 503, and the process stays far below what eight would take.
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[
+            ("OMNIA_MAX_MEMORY", "128MiB"),
+            ("OMNIA_MEMORY_BUDGET", "256MiB"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let requests = spawn_gets(&server.url("/alloc/100/1500"), 8);
+    let mut statuses = Vec::new();
+    for handle in requests {
+        statuses.push(handle.await.unwrap().unwrap().status);
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(ok >= 1 && refused >= 4 && ok + refused == 8, "{statuses:?}");
+    let peak_mib = server.status_kib("VmHWM") / 1024;
+    assert!(peak_mib < 600, "peak RSS {peak_mib} MiB");
+    // Every instance gives its memory back once its task ends (just after its response).
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = get(&server.admin_url("/metrics")).await.unwrap().text();
+        if metrics.contains("omnia_guest_memory_bytes 0\n") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("omnia_guest_memory_bytes 0\n"),
+        "all returned:\n{metrics}"
+    );
+    assert_eq!(
+        get(&server.url("/alloc/100")).await.unwrap().status,
+        StatusCode::OK,
+        "room again once the others finished"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_are_logged_at_a_limited_rate() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")],
+    );
+    for _ in 0..5 {
+        let burst = spawn_gets(&server.url("/trap"), 20);
+        for handle in burst {
+            assert_eq!(
+                handle.await.unwrap().unwrap().status,
+                StatusCode::INTERNAL_SERVER_ERROR
+            );
+        }
+    }
+    let logged = server.log().matches("GET /trap: guest failed").count();
+    assert!((1..=10).contains(&logged), "{logged} lines for 100 traps");
+    let metrics = get(&server.admin_url("/metrics")).await.unwrap().text();
+    assert!(
+        metrics.contains("omnia_guest_traps_total 100\n"),
+        "{metrics}"
+    );
+    // The next window's first line says how many were left out.
+    tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
+    let _ = get(&server.url("/trap")).await.unwrap();
+    let log = server.log_with("similar lines suppressed");
+    let suppressed: u64 = log
+        .split(" similar lines suppressed")
+        .next()
+        .and_then(|before| before.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of suppressed lines:\n{log}"));
+    assert!(suppressed >= 80, "{suppressed} reported as suppressed");
 }
 
 #[tokio::test]

@@ -849,3 +849,143 @@ async fn the_memory_only_build_serves_keyvalue_and_names_the_feature_of_other_ba
 fn path_str(path: &std::path::Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
+
+/// Guests written for `wasmtime serve -S keyvalue` open the empty identifier: it is the default
+/// bucket, named by `OMNIA_KEYVALUE_DEFAULT_BUCKET`.
+#[tokio::test]
+async fn the_empty_identifier_opens_the_default_bucket() {
+    let memory = Store::Memory.serve(&[]);
+    put(&memory, "", "k", b"from the empty identifier").await;
+    expect(
+        &get(&memory, "/kv/default/k").await,
+        StatusCode::OK,
+        "from the empty identifier",
+        "\"\" is the bucket default",
+    );
+
+    let redis = Store::redis();
+    let server = redis.serve(&[
+        ("OMNIA_KEYVALUE_DEFAULT_BUCKET", "shared"),
+        ("OMNIA_REDIS_PREFIX", "app:"),
+    ]);
+    expect(
+        &post(&server, "/incr//hits", b"").await,
+        StatusCode::OK,
+        "1",
+        "incr in the default bucket",
+    );
+    let Store::Redis(redis) = &redis else {
+        unreachable!()
+    };
+    assert_eq!(
+        redis.command(&[b"GET", b"app:shared:hits"]).into_bulk(),
+        Some(b"1".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn the_in_memory_store_can_be_bounded() {
+    let server = Store::Memory.serve(&[("OMNIA_KEYVALUE_MEMORY_MAX", "2KiB")]);
+    put(&server, "b", "first", &[7; 1500]).await;
+    let full = call(&server, Method::PUT, "/kv/b/second", &[], &[7; 1500]).await;
+    expect_kv_error(&full, "OMNIA_KEYVALUE_MEMORY_MAX", "over the limit");
+    let deleted = call(&server, Method::DELETE, "/kv/b/first", &[], b"").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    put(&server, "b", "second", &[7; 1500]).await;
+}
+
+#[tokio::test]
+async fn backends_of_capabilities_a_component_does_not_use_are_not_connected() {
+    // Redis is configured but down: a guest without key-value starts and serves...
+    let down = format!("redis://127.0.0.1:{}", free_port());
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[("REDIS_URL", &down)],
+    );
+    let hello = omnia_tests::get(&server.url("/")).await.unwrap();
+    assert_eq!(hello.status, StatusCode::OK);
+    // ...while one that imports key-value refuses to start, naming the URL.
+    refuses_to_start(
+        &omnia(),
+        &[("REDIS_URL", &down)],
+        &["cannot connect to Redis"],
+    );
+}
+
+#[tokio::test]
+async fn nats_credentials_in_the_url_or_variables_are_used() {
+    use omnia_tests::services::NatsLogin;
+    let nats = NatsServer::start_with_login(NatsLogin::User("app", "s3cr%t pw"));
+    let port = nats.port();
+    let url = format!("nats://app:s3cr%25t%20pw@127.0.0.1:{port}");
+    let in_url = Omnia::serve(
+        &omnia(),
+        &guests::rust("kv-http"),
+        &[
+            ("OMNIA_KEYVALUE", "nats"),
+            ("NATS_URL", &url),
+            ("OMNIA_NATS_KV_CREATE", "true"),
+        ],
+    );
+    expect(
+        &post(&in_url, "/incr/auth/n", b"").await,
+        StatusCode::OK,
+        "1",
+        "user in URL",
+    );
+    assert_eq!(nats.kv_get("auth", "n"), Some(b"1".to_vec()));
+    let plain = nats.url();
+    let in_vars = Omnia::serve(
+        &omnia(),
+        &guests::rust("kv-http"),
+        &[
+            ("OMNIA_KEYVALUE", "nats"),
+            ("NATS_URL", &plain),
+            ("NATS_USER", "app"),
+            ("NATS_PASSWORD", "s3cr%t pw"),
+        ],
+    );
+    expect(
+        &post(&in_vars, "/incr/auth/n", b"").await,
+        StatusCode::OK,
+        "2",
+        "user in vars",
+    );
+    let wrong = format!("nats://app:wrong-pw-123@127.0.0.1:{port}");
+    let log = refuses_to_start(
+        &omnia(),
+        &[("OMNIA_KEYVALUE", "nats"), ("NATS_URL", &wrong)],
+        &["refused the credentials", "NATS_URL"],
+    );
+    assert!(!log.contains("wrong-pw-123"), "{log}");
+    refuses_to_start(
+        &omnia(),
+        &[
+            ("OMNIA_KEYVALUE", "nats"),
+            ("NATS_URL", &url),
+            ("NATS_TOKEN", "t"),
+        ],
+        &["NATS credentials are given more than once"],
+    );
+
+    let tokened = NatsServer::start_with_login(NatsLogin::Token("tok-3n"));
+    let with_token = Omnia::serve(
+        &omnia(),
+        &guests::rust("kv-http"),
+        &[
+            ("OMNIA_KEYVALUE", "nats"),
+            (
+                "NATS_URL",
+                &format!("nats://tok-3n@127.0.0.1:{}", tokened.port()),
+            ),
+            ("OMNIA_NATS_KV_CREATE", "true"),
+        ],
+    );
+    expect(
+        &post(&with_token, "/incr/auth/n", b"").await,
+        StatusCode::OK,
+        "1",
+        "token",
+    );
+}

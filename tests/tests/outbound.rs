@@ -35,3 +35,21 @@ async fn denied_by_default_allowed_when_listed() {
     let denied = get(&open.url("/?url=http://127.0.0.1:1/")).await.unwrap();
     assert_eq!(denied.text(), "error: ErrorCode::HttpRequestDenied\n");
 }
+
+#[tokio::test]
+async fn urls_with_user_info_are_refused_clearly() {
+    let upstream = Omnia::serve(&omnia(), &guests::rust("http-hello"), &[]);
+    let port = upstream.addr().rsplit(':').next().unwrap().to_string();
+    let open = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-fetch"),
+        &[("OMNIA_HTTP_ALLOWED_HOSTS", &format!("127.0.0.1:{port}"))],
+    );
+    let target = format!("http://user:hunter2@127.0.0.1:{port}/");
+    let refused = get(&open.url(&format!("/?url={target}"))).await.unwrap();
+    assert_eq!(refused.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(refused.text(), "error: ErrorCode::HttpRequestUriInvalid\n");
+    let log = open.log_with("user-info");
+    assert!(log.contains("Authorization header"), "{log}");
+    assert!(!log.contains("hunter2"), "{log}");
+}

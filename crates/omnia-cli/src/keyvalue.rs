@@ -8,16 +8,18 @@
 //!
 //! Unset, it is `redis` when `REDIS_URL` is set and `memory` otherwise. NATS is only chosen
 //! explicitly, because `NATS_URL` also configures messaging. Choosing a backend this build does
-//! not have is a start-up error naming the cargo feature that has it.
+//! not have is a start-up error naming the cargo feature that has it. The settings of every
+//! backend compiled in are checked whether or not it is chosen, so a malformed `REDIS_URL` is
+//! reported even while the data stays in memory.
 
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use async_trait::async_trait;
-use omnia::config::var;
+use omnia::config::{Setting, var};
 use omnia::{Backend, FromEnv};
 use omnia_wasi_keyvalue::backend::{self, Bucket, KeyValueStore};
-use omnia_wasi_keyvalue::{MemoryStore, WasiKeyValue};
+use omnia_wasi_keyvalue::{MemoryOptions, MemoryStore, WasiKeyValue};
 
 /// The `"keyvalue"` entry of the `omnia` binary.
 pub type KeyValue = WasiKeyValue<SelectedStore>;
@@ -39,44 +41,75 @@ fn parse_kind(s: &str) -> Result<Kind> {
     }
 }
 
-/// The chosen backend with its settings.
-pub enum Choice {
-    /// In memory.
-    Memory,
-    /// Redis.
+/// The chosen backend, with the checked settings of every backend compiled in.
+pub struct Choice {
+    kind: Kind,
+    memory: MemoryOptions,
     #[cfg(feature = "keyvalue-redis")]
-    Redis(omnia_redis::RedisOptions),
-    /// NATS JetStream KV.
+    redis: Option<omnia_redis::RedisOptions>,
     #[cfg(feature = "keyvalue-nats")]
-    Nats(omnia_nats::NatsOptions),
+    nats: Option<omnia_nats::NatsOptions>,
+}
+
+/// Whether `name` is set (to anything but blanks).
+fn is_set(name: &str) -> Result<bool> {
+    Ok(var(name, |_| Ok(()))?.is_some())
 }
 
 impl FromEnv for Choice {
     fn from_env() -> Result<Self> {
         let kind = match var("OMNIA_KEYVALUE", parse_kind)? {
             Some(kind) => kind,
-            // Set as `RedisOptions` reads it (blank counts as unset); it validates the value.
-            None if var("REDIS_URL", |_| Ok(()))?.is_some() => Kind::Redis,
+            None if is_set("REDIS_URL")? => Kind::Redis,
             None => Kind::Memory,
         };
-        match kind {
-            Kind::Memory => Ok(Self::Memory),
-            #[cfg(feature = "keyvalue-redis")]
-            Kind::Redis => Ok(Self::Redis(omnia_redis::RedisOptions::from_env()?)),
-            #[cfg(not(feature = "keyvalue-redis"))]
-            Kind::Redis => bail!(
-                "the Redis key-value backend was chosen (OMNIA_KEYVALUE=redis, or REDIS_URL is set), \
-                 but this omnia was built without it: rebuild with the cargo feature \
+        #[cfg(not(feature = "keyvalue-redis"))]
+        if kind == Kind::Redis {
+            bail!(
+                "the Redis key-value backend was chosen (OMNIA_KEYVALUE=redis, or REDIS_URL is \
+                 set), but this omnia was built without it: rebuild with the cargo feature \
                  `keyvalue-redis`, or unset REDIS_URL to keep data in memory"
-            ),
-            #[cfg(feature = "keyvalue-nats")]
-            Kind::Nats => Ok(Self::Nats(omnia_nats::NatsOptions::from_env()?)),
-            #[cfg(not(feature = "keyvalue-nats"))]
-            Kind::Nats => bail!(
+            );
+        }
+        #[cfg(not(feature = "keyvalue-nats"))]
+        if kind == Kind::Nats {
+            bail!(
                 "OMNIA_KEYVALUE=nats, but this omnia was built without the NATS key-value \
                  backend: rebuild with the cargo feature `keyvalue-nats`"
-            ),
+            );
         }
+        Ok(Self {
+            kind,
+            memory: MemoryOptions::from_env()?,
+            #[cfg(feature = "keyvalue-redis")]
+            redis: if kind == Kind::Redis || is_set("REDIS_URL")? {
+                Some(omnia_redis::RedisOptions::from_env()?)
+            } else {
+                None
+            },
+            #[cfg(feature = "keyvalue-nats")]
+            nats: if kind == Kind::Nats || is_set("NATS_URL")? {
+                Some(omnia_nats::NatsOptions::from_env()?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn settings() -> Vec<Setting> {
+        let mut settings = vec![Setting {
+            env: "OMNIA_KEYVALUE",
+            flag: Some("keyvalue"),
+            value: "BACKEND",
+            default: "redis if REDIS_URL is set, else memory",
+            help: "key-value backend: memory, redis or nats",
+        }];
+        settings.extend(MemoryOptions::settings());
+        #[cfg(feature = "keyvalue-redis")]
+        settings.extend(omnia_redis::RedisOptions::settings());
+        #[cfg(feature = "keyvalue-nats")]
+        settings.extend(omnia_nats::NatsOptions::settings());
+        settings
     }
 }
 
@@ -88,17 +121,34 @@ impl Backend for SelectedStore {
     type Options = Choice;
 
     async fn connect_with(choice: Choice) -> Result<Self> {
-        let store: Arc<dyn KeyValueStore> = match choice {
-            Choice::Memory => {
+        let store: Arc<dyn KeyValueStore> = match choice.kind {
+            Kind::Memory => {
                 tracing::debug!("keyvalue: in memory (set OMNIA_KEYVALUE or REDIS_URL to persist)");
-                Arc::new(MemoryStore::new())
+                Arc::new(MemoryStore::with_options(choice.memory))
             }
             #[cfg(feature = "keyvalue-redis")]
-            Choice::Redis(options) => Arc::new(omnia_redis::RedisStore::connect(options).await?),
+            Kind::Redis => match choice.redis {
+                Some(options) => Arc::new(omnia_redis::RedisStore::connect(options).await?),
+                None => bail!("REDIS_URL is not set"),
+            },
             #[cfg(feature = "keyvalue-nats")]
-            Choice::Nats(options) => Arc::new(omnia_nats::NatsKvStore::connect(options).await?),
+            Kind::Nats => match choice.nats {
+                Some(options) => Arc::new(omnia_nats::NatsKvStore::connect(options).await?),
+                None => bail!("NATS_URL is not set"),
+            },
+            #[allow(unreachable_patterns)]
+            other => bail!("the {other:?} key-value backend is not in this build"),
         };
         Ok(Self(store))
+    }
+
+    fn backends() -> Vec<&'static str> {
+        let mut backends = vec!["memory"];
+        #[cfg(feature = "keyvalue-redis")]
+        backends.push("redis");
+        #[cfg(feature = "keyvalue-nats")]
+        backends.push("nats");
+        backends
     }
 }
 

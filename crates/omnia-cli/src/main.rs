@@ -21,7 +21,6 @@ omnia::runtime!({
 });
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    runtime_run(cli).await
+async fn main() -> std::process::ExitCode {
+    omnia::exit_code(runtime_run(Cli::parse()).await)
 }

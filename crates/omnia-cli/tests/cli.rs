@@ -35,3 +35,40 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
 }
+
+#[test]
+fn run_help_lists_the_settings_with_their_variables_and_defaults() {
+    let (code, stdout, _) = omnia(&["run", "--help"]);
+    assert_eq!(code, 0);
+    for expected in [
+        "--listen <ADDR>",
+        "[env: OMNIA_HTTP_ADDR] [default: 0.0.0.0:8080]",
+        "--max-concurrency <N>",
+        "[env: OMNIA_MAX_CONCURRENCY] [default: 256]",
+        "--memory-budget <SIZE>",
+        "--keyvalue <BACKEND>",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+    assert!(!stdout.contains("--redis-url"), "secrets are never flags");
+}
+
+#[test]
+fn a_bad_flag_value_names_the_flag_and_its_variable() {
+    let (code, _, stderr) = omnia(&["run", "--max-memory", "lots", "app.wasm"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("--max-memory \"lots\" (OMNIA_MAX_MEMORY) is not valid"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn version_names_capabilities_and_backends() {
+    let (code, stdout, _) = omnia(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("(features: jit, http, keyvalue[memory,redis,nats])"),
+        "{stdout}"
+    );
+}

@@ -14,8 +14,11 @@
 //!   the `jit` feature), with `Cli::parse()` so callers need not import `clap::Parser`;
 //! * `StoreCtx`: the store data, Omnia's core plus one field per entry, implementing
 //!   `WasiView`, `omnia::StoreView` and `omnia::HostView<Entry>` for each entry;
-//! * `Capabilities`: the connected entries, implementing `omnia::Capabilities` (connect each
-//!   entry's `Backend` from the environment, link each `Host`, start each `Server`);
+//! * `Options`: every entry's `Backend::Options`, all read from the environment (and `run`
+//!   flags) before the component is compiled, so every bad setting is reported at once;
+//! * `Capabilities`: the connected entries, implementing `omnia::Capabilities` (connect the
+//!   `Backend` of each entry the component uses (`Host::used_by`), link each `Host`, bind and
+//!   start each `Server`);
 //! * `async fn runtime_run(cli: Cli) -> anyhow::Result<()>`.
 //!
 //! Keys are the capability names of the Omnia specification; `http` and `messaging` are
@@ -130,107 +133,124 @@ fn check(input: &Input) -> syn::Result<()> {
 #[derive(Default)]
 struct Parts {
     fields: Vec<TokenStream2>,
+    option_fields: Vec<TokenStream2>,
     host_views: Vec<TokenStream2>,
     names: Vec<TokenStream2>,
+    describes: Vec<TokenStream2>,
+    settings: Vec<TokenStream2>,
+    reads: Vec<TokenStream2>,
     connects: Vec<TokenStream2>,
     links: Vec<TokenStream2>,
-    store_fields: Vec<TokenStream2>,
+    clones: Vec<TokenStream2>,
     exported: Vec<TokenStream2>,
     starts: Vec<TokenStream2>,
 }
 
 fn parts(input: &Input) -> Parts {
     let omnia = quote!(::omnia);
-    let mut fields = Vec::new();
-    let mut host_views = Vec::new();
-    let mut names = Vec::new();
-    let mut connects = Vec::new();
-    let mut links = Vec::new();
-    let mut store_fields = Vec::new();
-    let mut exported = Vec::new();
-    let mut starts = Vec::new();
+    let mut p = Parts::default();
 
     for entry in &input.entries {
         let Entry { attrs, key, ty } = entry;
         let name = key.value();
         let field = format_ident!("{}", name);
         let is_trigger = KEYS.iter().any(|(k, t)| *k == name && *t);
+        let unused = format!(
+            "the \"{name}\" capability is connected for every component that imports it, and \
+             only such components can call it"
+        );
 
-        fields.push(quote! { #(#attrs)* #field: #ty, });
-        host_views.push(quote! {
+        p.fields.push(quote! { #(#attrs)* #field: Option<#ty>, });
+        p.option_fields
+            .push(quote! { #(#attrs)* #field: <#ty as #omnia::Backend>::Options, });
+        p.host_views.push(quote! {
             #(#attrs)*
             impl #omnia::HostView<#ty> for StoreCtx {
                 fn host(&mut self) -> (&mut #ty, &mut #omnia::StoreCore) {
-                    (&mut self.#field, &mut self.core)
+                    (self.#field.as_mut().expect(#unused), &mut self.core)
                 }
             }
         });
-        names.push(quote! { #(#attrs)* names.push(#key); });
-        connects.push(quote! {
+        p.names.push(quote! { #(#attrs)* names.push(#key); });
+        p.describes.push(quote! {
             #(#attrs)*
-            #field: <#ty as #omnia::Backend>::connect().await.map_err(|err| {
-                err.context(concat!("cannot start the \"", #key, "\" capability"))
-            })?,
+            described.push({
+                let backends = <#ty as #omnia::Backend>::backends();
+                if backends.is_empty() {
+                    #key.to_string()
+                } else {
+                    format!("{}[{}]", #key, backends.join(","))
+                }
+            });
         });
-        links.push(quote! {
+        p.settings.push(quote! {
+            #(#attrs)*
+            settings.extend(<<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::settings());
+        });
+        p.reads.push(quote! {
+            #(#attrs)*
+            #field: <<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::from_env()?,
+        });
+        p.connects.push(quote! {
+            #(#attrs)*
+            #field: if <#ty as #omnia::Host<StoreCtx>>::used_by(engine, component) {
+                Some(
+                    <#ty as #omnia::Backend>::connect_with(options.#field)
+                        .await
+                        .map_err(|err| {
+                            err.context(concat!("cannot start the \"", #key, "\" capability"))
+                        })?,
+                )
+            } else {
+                None
+            },
+        });
+        p.links.push(quote! {
             #(#attrs)*
             <#ty as #omnia::Host<StoreCtx>>::add_to_linker(linker)?;
         });
-        store_fields.push(quote! { #(#attrs)* #field: self.#field.clone(), });
+        p.clones
+            .push(quote! { #(#attrs)* #field: self.#field.clone(), });
         if is_trigger {
-            exported.push(quote! {
+            p.exported.push(quote! {
                 #(#attrs)*
                 if <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(engine, component) {
                     names.push(#key);
                 }
             });
-            starts.push(quote! {
+            p.starts.push(quote! {
                 #(#attrs)*
-                if <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(#omnia::State::engine(state), component) {
-                    let server = self.#field.clone();
+                if let Some(server) = &self.#field
+                    && <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(#omnia::State::engine(state), component)
+                {
+                    let server = server.clone();
                     let state = state.clone();
                     let shutdown = shutdown.clone();
                     triggers.push(#omnia::Trigger {
                         name: #key,
-                        serve: Box::pin(async move {
-                            #omnia::Server::<#omnia::Runtime<StoreCtx>>::run(&server, state, shutdown).await
+                        bind: Box::pin(async move {
+                            #omnia::Server::<#omnia::Runtime<StoreCtx>>::bind(&server, state, shutdown).await
                         }),
                     });
                 }
             });
         }
     }
-    Parts {
-        fields,
-        host_views,
-        names,
-        connects,
-        links,
-        store_fields,
-        exported,
-        starts,
-    }
+    p
 }
 
-fn expand(input: &Input) -> syn::Result<TokenStream2> {
-    check(input)?;
+/// `Cli` and `StoreCtx` with its views.
+fn cli_and_store(parts: &Parts) -> TokenStream2 {
     let omnia = quote!(::omnia);
     let private = quote!(::omnia::__private);
     let Parts {
-        fields,
-        host_views,
-        names,
-        connects,
-        links,
-        store_fields,
-        exported,
-        starts,
-    } = parts(input);
-
-    let items = quote! {
-        /// Command line of this runtime: `run` and (with the `jit` feature) `compile`.
+        fields, host_views, ..
+    } = parts;
+    quote! {
+        /// Command line of this runtime: `run` (with a flag for each main setting) and (with
+        /// the `jit` feature) `compile`.
         #[derive(#private::clap::Parser, Debug)]
-        #[command(version = #omnia::cli::version(&<Capabilities as #omnia::Capabilities>::names()))]
+        #[command(version = #omnia::cli::version(&<Capabilities as #omnia::Capabilities>::describe()))]
         #[command(name = match option_env!("CARGO_BIN_NAME") { Some(name) => name, None => env!("CARGO_PKG_NAME") })]
         #[command(about = "Runs WebAssembly components with host services.")]
         pub struct Cli {
@@ -242,11 +262,12 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
         impl Cli {
             /// Parses the process's arguments (exits with a usage message on bad input).
             pub fn parse() -> Self {
-                <Self as #private::clap::Parser>::parse()
+                #omnia::cli::parse::<Self>(&<Capabilities as #omnia::Capabilities>::settings())
             }
         }
 
-        /// Store data of this runtime: Omnia's core plus one field per capability.
+        /// Store data of this runtime: Omnia's core plus one field per capability the
+        /// component uses.
         pub struct StoreCtx {
             core: #omnia::StoreCore,
             #(#fields)*
@@ -266,7 +287,35 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
 
         #(#host_views)*
 
-        /// The connected capabilities of this runtime.
+    }
+}
+
+/// `Options`, `Capabilities` and its `omnia::Capabilities` implementation.
+fn capabilities_impl(parts: &Parts) -> TokenStream2 {
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+    let Parts {
+        fields,
+        option_fields,
+        names,
+        describes,
+        settings,
+        reads,
+        connects,
+        links,
+        clones,
+        exported,
+        starts,
+        ..
+    } = parts;
+    quote! {
+        /// The options of every capability, read from the environment.
+        pub struct Options {
+            #(#option_fields)*
+        }
+
+        /// The connected capabilities of this runtime (`None` for those the component does
+        /// not use).
         #[derive(Clone)]
         pub struct Capabilities {
             #(#fields)*
@@ -274,6 +323,7 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
 
         impl #omnia::Capabilities for Capabilities {
             type StoreCtx = StoreCtx;
+            type Options = Options;
 
             fn names() -> Vec<&'static str> {
                 let mut names = Vec::new();
@@ -281,7 +331,30 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
                 names
             }
 
-            async fn connect() -> #private::anyhow::Result<Self> {
+            fn describe() -> Vec<String> {
+                let mut described = Vec::new();
+                #(#describes)*
+                described
+            }
+
+            fn settings() -> Vec<#omnia::Setting> {
+                let mut settings = <#omnia::RuntimeConfig as #omnia::FromEnv>::settings();
+                #(#settings)*
+                let mut seen = std::collections::HashSet::new();
+                settings.retain(|s| seen.insert(s.env));
+                settings
+            }
+
+            fn options() -> #private::anyhow::Result<Options> {
+                Ok(Options { #(#reads)* })
+            }
+
+            #[allow(unused_variables)]
+            async fn connect(
+                options: Options,
+                engine: &#private::wasmtime::Engine,
+                component: &#private::wasmtime::component::Component,
+            ) -> #private::anyhow::Result<Self> {
                 Ok(Self { #(#connects)* })
             }
 
@@ -293,7 +366,7 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
             }
 
             fn store_ctx(&self, core: #omnia::StoreCore) -> StoreCtx {
-                StoreCtx { core, #(#store_fields)* }
+                StoreCtx { core, #(#clones)* }
             }
 
             #[allow(unused_mut, unused_variables)]
@@ -319,6 +392,20 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
             }
         }
 
+    }
+}
+
+fn expand(input: &Input) -> syn::Result<TokenStream2> {
+    check(input)?;
+    let parts = parts(input);
+    let cli = cli_and_store(&parts);
+    let capabilities = capabilities_impl(&parts);
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+    let items = quote! {
+        #cli
+        #capabilities
+
         /// Runs the command line: serve a component's triggers, run a command component, or
         /// precompile one.
         pub async fn runtime_run(cli: Cli) -> #private::anyhow::Result<()> {
@@ -336,6 +423,6 @@ fn expand(input: &Input) -> syn::Result<TokenStream2> {
 
             #items
         }
-        pub use __omnia_runtime::{Capabilities, Cli, StoreCtx, runtime_run};
+        pub use __omnia_runtime::{Capabilities, Cli, Options, StoreCtx, runtime_run};
     })
 }

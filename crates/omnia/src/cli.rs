@@ -1,10 +1,16 @@
 //! The command line every Omnia runtime shares: `run` and (with `jit`) `compile`.
 //!
-//! [`runtime!`](crate::runtime) wraps [`Command`] in the runtime's own `Cli`.
+//! [`runtime!`](crate::runtime) wraps [`Command`] in the runtime's own `Cli`, and adds one
+//! flag to `run` for every [`Setting`] that has one (see [`parse`]): `omnia run --help` lists
+//! them with their environment variables and defaults.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
+use clap::{Arg, ArgAction, Args, Subcommand};
+
+use crate::config::{self, Setting};
 
 /// What to do.
 #[derive(Debug, Subcommand)]
@@ -51,17 +57,100 @@ pub struct CompileArgs {
 }
 
 /// `omnia --version` text: the crate version, whether the build has a compiler, and the
-/// capabilities compiled in.
-pub fn version(capabilities: &[&str]) -> String {
-    let mut features = vec![if crate::JIT_ENABLED {
-        "jit"
-    } else {
-        "aot-only"
-    }];
+/// capabilities compiled in with their backends, e.g.
+/// `0.1.0 (features: jit, http, keyvalue[memory,redis])`.
+pub fn version(capabilities: &[String]) -> String {
+    let mut features = vec![
+        if crate::JIT_ENABLED {
+            "jit"
+        } else {
+            "aot-only"
+        }
+        .to_owned(),
+    ];
     features.extend_from_slice(capabilities);
     format!(
         "{} (features: {})",
         env!("CARGO_PKG_VERSION"),
         features.join(", ")
     )
+}
+
+/// The help heading of the settings flags of `run`.
+const SETTINGS_HEADING: &str = "Settings (each flag overrides its environment variable)";
+
+/// Parses the command line of `P` (a runtime's `Cli`), with a flag on `run` for every setting
+/// that has one. Flags given are installed as overrides of their variables
+/// ([`config::set_overrides`]). Exits with a usage message on bad input, as clap does.
+pub fn parse<P: clap::Parser>(settings: &[Setting]) -> P {
+    let command = P::command().mut_subcommand("run", |run| {
+        settings
+            .iter()
+            .filter_map(|s| s.flag.map(|flag| (s, flag)))
+            .fold(run, |run, (s, flag)| {
+                let mut help = s.help.to_owned();
+                let _ = write!(help, " [env: {}] [default: {}]", s.env, s.default);
+                run.arg(
+                    Arg::new(flag)
+                        .long(flag)
+                        .value_name(s.value)
+                        .action(ArgAction::Set)
+                        .help(help)
+                        .help_heading(SETTINGS_HEADING),
+                )
+            })
+    });
+    let matches = command.get_matches();
+    if let Some(("run", run)) = matches.subcommand() {
+        let given = settings
+            .iter()
+            .filter_map(|s| {
+                let value = run.get_one::<String>(s.flag?)?;
+                Some((*s, value.clone()))
+            })
+            .collect();
+        config::set_overrides(given);
+    }
+    P::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// The process exit code for the result of `runtime_run`: 0, or 1 after printing the error and
+/// its causes to stderr (never a backtrace: the message is for the user, who fixes their input
+/// from it).
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut text = format!("Error: {err}");
+            let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+            if !causes.is_empty() {
+                text.push_str("\n\nCaused by:");
+                for (i, cause) in causes.iter().enumerate() {
+                    let _ = write!(text, "\n    {i}: {cause}");
+                }
+            }
+            eprintln!("{text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The settings flags must not collide with the fixed arguments of `run`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_do_not_collide() {
+        let run = RunArgs::augment_args(clap::Command::new("run"));
+        let fixed: Vec<String> = run
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect();
+        for setting in <crate::RuntimeConfig as crate::FromEnv>::settings() {
+            if let Some(flag) = setting.flag {
+                assert!(!fixed.iter().any(|f| f == flag), "--{flag}");
+            }
+        }
+    }
 }

@@ -12,7 +12,8 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder};
 
 use crate::cli::RunArgs;
 use crate::config::RuntimeConfig;
-use crate::runtime::{limits, serving_store};
+use crate::limits::{GuestLimits, MemoryBudget};
+use crate::runtime::serving_store;
 use crate::store::{StoreCore, StoreView};
 
 /// The export that makes a component a command.
@@ -31,7 +32,8 @@ pub async fn run<T: StoreView>(
     make_ctx: impl FnOnce(StoreCore) -> T,
 ) -> Result<i32> {
     let wasi = wasi_ctx(args)?;
-    let core = StoreCore::new(wasi, limits(config));
+    let limits = GuestLimits::new(config.max_memory, MemoryBudget::new(config.memory_budget));
+    let core = StoreCore::new(wasi, limits);
     let mut store = serving_store(pre.engine(), make_ctx(core));
     let command = CommandPre::new(pre)
         .map_err(anyhow::Error::from)

@@ -28,11 +28,21 @@ pub fn exports_interface(engine: &Engine, component: &Component, prefix: &str) -
         .any(|(name, _)| name.starts_with(prefix))
 }
 
-/// Loads the component at `path`.
-pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+/// Whether `component` imports an interface whose name starts with `prefix`, e.g.
+/// `"wasi:keyvalue/"` for any interface of that package.
+pub fn imports_interface(engine: &Engine, component: &Component, prefix: &str) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with(prefix))
+}
+
+/// Loads the component at `path`, a file of at most `max_size` bytes
+/// (`OMNIA_MAX_COMPONENT_SIZE`).
+pub fn load(engine: &Engine, path: &Path, max_size: usize) -> Result<Component> {
+    let bytes = read(path, max_size)?;
     match Engine::detect_precompiled(&bytes) {
-        Some(Precompiled::Component) => load_precompiled(engine, path),
+        Some(Precompiled::Component) => load_precompiled(engine, path, &bytes),
         Some(Precompiled::Module) => bail!(
             "{} is a precompiled core module, not a component: recompile the component with \
              `omnia compile`",
@@ -42,13 +52,58 @@ pub fn load(engine: &Engine, path: &Path) -> Result<Component> {
     }
 }
 
+/// Reads a component file: a regular file (not a FIFO, device or directory, which could block
+/// or never end) of at most `max_size` bytes.
+pub fn read(path: &Path, max_size: usize) -> Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    let kind = meta.file_type();
+    let what = if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        bail!(
+            "{shown} is {what}, not a file: pass a .wasm component or a .bin from `omnia compile`"
+        );
+    }
+    let too_big = || {
+        anyhow::anyhow!(
+            "{shown} is larger than OMNIA_MAX_COMPONENT_SIZE ({max_size} bytes): raise that \
+             setting if this component really is that large"
+        )
+    };
+    if meta.len() > max_size as u64 {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {shown}"))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max_size as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if bytes.len() > max_size {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 #[allow(unsafe_code)]
-fn load_precompiled(engine: &Engine, path: &Path) -> Result<Component> {
-    // SAFETY: `deserialize_file` maps the file as machine code. Wasmtime checks that it is one of
-    // its own artifacts for this exact version and engine configuration and refuses anything
+fn load_precompiled(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+    // SAFETY: `deserialize` loads the bytes as machine code. Wasmtime checks that they are one
+    // of its own artifacts for this exact version and engine configuration and refuses anything
     // else; what it cannot check is that a well-formed artifact was not crafted by hand, so
     // omnia trusts `.bin` files the way a shell trusts executables: only run ones you built.
-    let loaded = unsafe { Component::deserialize_file(engine, path) };
+    let loaded = unsafe { Component::deserialize(engine, bytes) };
     loaded.map_err(anyhow::Error::from).with_context(|| {
         format!(
             "{} was precompiled by a different omnia version or engine configuration; \
@@ -107,8 +162,8 @@ fn check_is_component(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Precompiles the `.wasm` component at `input` into `output` (a `.bin` for this omnia build's
 /// engine configuration).
 #[cfg(feature = "jit")]
-pub fn precompile(engine: &Engine, input: &Path, output: &Path) -> Result<()> {
-    let bytes = std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+pub fn precompile(engine: &Engine, input: &Path, output: &Path, max_size: usize) -> Result<()> {
+    let bytes = read(input, max_size)?;
     if Engine::detect_precompiled(&bytes).is_some() {
         bail!("{} is already precompiled", input.display());
     }

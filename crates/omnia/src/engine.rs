@@ -12,11 +12,11 @@
 //! The settings that shape compiled code are identical with and without the `jit` feature, so
 //! a `.bin` written by `omnia compile` loads in an AOT-only build.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::RuntimeConfig;
 
@@ -73,12 +73,19 @@ fn enable_cache(config: &mut Config, dir: &std::path::Path) {
     }
 }
 
+/// The pool, sized from `OMNIA_MAX_CONCURRENCY`: the one limit every trigger shares (see
+/// [`crate::limits::WorkSlots`]), so a busy runtime refuses work before it could run out of
+/// instance slots or stacks.
 fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
     // One component instance per in-flight request, plus headroom for instances that are
     // still being torn down.
     let slots = u32::try_from(config.max_concurrency.saturating_mul(2)).unwrap_or(u32::MAX);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
+        // Every instance runs its calls on an async stack of its own (and a GC heap, for
+        // guests that use GC types).
+        .total_stacks(slots)
+        .total_gc_heaps(slots)
         // Guests built by componentize-py and componentize-js carry tens of core instances
         // and several memories and tables.
         .total_core_instances(slots.saturating_mul(16))
@@ -103,21 +110,66 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
 /// instance ends.
 const KEEP_RESIDENT: usize = 1 << 20;
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread (one per process).
+/// Engines whose epoch the ticker advances.
+static TICKED: Mutex<Vec<EngineWeak>> = Mutex::new(Vec::new());
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`], on one background thread shared by every
+/// engine of the process (an engine that is dropped is forgotten).
 fn start_epoch_ticker(engine: &Engine) {
     static TICKER: OnceLock<()> = OnceLock::new();
-    let engine = engine.clone();
-    TICKER.get_or_init(move || {
+    lock(&TICKED).push(engine.weak());
+    TICKER.get_or_init(|| {
         let spawned = std::thread::Builder::new()
             .name("omnia-epoch".into())
-            .spawn(move || {
+            .spawn(|| {
                 loop {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    lock(&TICKED).retain(|weak| match weak.upgrade() {
+                        Some(engine) => {
+                            engine.increment_epoch();
+                            true
+                        }
+                        None => false,
+                    });
                 }
             });
         if let Err(err) = spawned {
             tracing::error!("cannot start the epoch ticker thread: {err}");
         }
     });
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(all(test, feature = "jit"))]
+mod tests {
+    use super::*;
+
+    /// An engine made after the first one is ticked too: a guest in an infinite loop in it
+    /// reaches its epoch deadline instead of running forever.
+    #[test]
+    fn every_engine_is_ticked() {
+        let config = RuntimeConfig {
+            compile_cache: None,
+            ..RuntimeConfig::default()
+        };
+        let _first = build(&config).unwrap();
+        let second = build(&config).unwrap();
+        let module =
+            wasmtime::Module::new(&second, r#"(module (func (export "spin") (loop (br 0))))"#)
+                .unwrap();
+        let mut store = wasmtime::Store::new(&second, ());
+        store.set_epoch_deadline(5);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let spin = instance
+            .get_typed_func::<(), ()>(&mut store, "spin")
+            .unwrap();
+        let err = spin.call(&mut store, ()).unwrap_err();
+        assert_eq!(
+            err.downcast_ref::<wasmtime::Trap>(),
+            Some(&wasmtime::Trap::Interrupt)
+        );
+    }
 }

@@ -38,19 +38,24 @@ pub mod component;
 pub mod config;
 pub mod engine;
 pub mod lifecycle;
+pub mod limits;
+pub mod listener;
+pub mod metrics;
 mod run;
 mod runtime;
+pub mod secrets;
 mod store;
 pub mod telemetry;
 mod traits;
 
-pub use cli::Command;
-pub use config::{FromEnv, RuntimeConfig};
+pub use cli::{Command, exit_code};
+pub use config::{FromEnv, RuntimeConfig, Setting};
 pub use lifecycle::Shutdown;
+pub use limits::{Admission, WorkSlots};
 pub use run::run;
 pub use runtime::Runtime;
 pub use store::{HostView, StoreCore, StoreView};
-pub use traits::{Backend, Capabilities, Host, Server, State, Trigger};
+pub use traits::{Backend, Capabilities, Host, Server, Serving, State, Trigger};
 
 /// The `runtime!` macro: declare the capabilities of a runtime and get its `Cli` and
 /// `runtime_run`. See the crate documentation for an example.

@@ -1,11 +1,15 @@
 //! Start-up and shutdown.
 //!
 //! A runtime runs its triggers until SIGTERM or SIGINT. Then it stops accepting new work, lets
-//! in-flight work finish for up to the grace period (`OMNIA_SHUTDOWN_GRACE`), and exits 0.
-//! [`Shutdown`] is how a trigger learns that the drain has begun.
+//! in-flight work finish for up to the grace period (`OMNIA_SHUTDOWN_GRACE`), and exits 0. A
+//! second signal during the drain exits at once, with the shell's code for that signal (130
+//! for SIGINT, 143 for SIGTERM), as an impatient operator expects. [`Shutdown`] is how a
+//! trigger learns that the drain has begun.
 
 use std::time::Duration;
 
+use anyhow::{Context, Result};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 /// A cloneable signal that fires once, when the runtime starts shutting down.
@@ -53,14 +57,54 @@ impl ShutdownTrigger {
     }
 }
 
-/// Completes on the first SIGTERM or SIGINT (Ctrl-C).
-pub async fn termination_signal() -> anyhow::Result<&'static str> {
-    use anyhow::Context;
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// A termination signal received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminationSignal {
+    /// SIGTERM (orchestrators, `kill`).
+    Term,
+    /// SIGINT (Ctrl-C).
+    Int,
+}
+
+impl TerminationSignal {
+    /// `"SIGTERM"` or `"SIGINT"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Term => "SIGTERM",
+            Self::Int => "SIGINT",
+        }
+    }
+
+    /// The exit code of a process killed by this signal: 128 + its number.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Self::Term => 128 + 15,
+            Self::Int => 128 + 2,
+        }
+    }
+}
+
+/// SIGTERM and SIGINT, listened to from start-up so that none is missed between the first and
+/// the second.
+pub struct TerminationSignals {
+    term: Signal,
+    int: Signal,
+}
+
+impl TerminationSignals {
+    /// Starts listening (from now on, these signals no longer kill the process by default).
+    pub fn listen() -> Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+
+    /// Completes on the next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) -> TerminationSignal {
+        tokio::select! {
+            _ = self.term.recv() => TerminationSignal::Term,
+            _ = self.int.recv() => TerminationSignal::Int,
+        }
+    }
 }

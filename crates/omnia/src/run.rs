@@ -12,7 +12,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceType};
 use crate::admin::{self, Readiness};
 use crate::cli::{Command, RunArgs};
 use crate::config::{FromEnv, RuntimeConfig};
-use crate::lifecycle::{Shutdown, termination_signal};
+use crate::lifecycle::{Shutdown, TerminationSignals};
 use crate::traits::Capabilities;
 use crate::{Runtime, command, component, engine, telemetry};
 
@@ -35,15 +35,18 @@ fn compile(args: &crate::cli::CompileArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| args.component.with_extension("bin"));
-    component::precompile(&engine, &args.component, &output)?;
+    component::precompile(&engine, &args.component, &output, config.max_component_size)?;
     eprintln!("wrote {}", output.display());
     Ok(())
 }
 
 async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
+    // Every setting is read and checked before the (possibly slow) compilation, so a typo is
+    // reported in milliseconds.
     let config = RuntimeConfig::from_env()?;
+    let options = C::options()?;
     let engine = engine::build(&config)?;
-    let component = component::load(&engine, &args.component)?;
+    let component = component::load(&engine, &args.component, config.max_component_size)?;
     let link = || linker::<C>(&engine);
     let pre = instantiate_pre(link, &component)
         .with_context(|| format!("cannot link {}", args.component.display()))?;
@@ -51,7 +54,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     let triggers = C::exported_triggers(&engine, &component);
     if triggers.is_empty() {
         if command::is_command(&engine, &component) {
-            let capabilities = C::connect().await?;
+            let capabilities = C::connect(options, &engine, &component).await?;
             let code =
                 command::run(pre, &args, &config, |core| capabilities.store_ctx(core)).await?;
             let _ = std::io::stdout().flush();
@@ -78,61 +81,85 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     if !args.env.is_empty() || !args.dirs.is_empty() {
         bail!("--env and --dir are only for wasi:cli/run components; served guests get nothing");
     }
-    serve::<C>(pre, &component, config).await
+    let capabilities = C::connect(options, &engine, &component).await?;
+    serve::<C>(capabilities, pre, &component, config).await
 }
 
 async fn serve<C: Capabilities>(
+    capabilities: C,
     pre: InstancePre<C::StoreCtx>,
     component: &Component,
     config: RuntimeConfig,
 ) -> Result<()> {
-    let capabilities = C::connect().await?;
+    let mut signals = TerminationSignals::listen()?;
     let (stop, shutdown) = Shutdown::new(config.shutdown_grace);
     let readiness = Readiness::default();
+    // The admin endpoint outlives the triggers' drain (so `/readyz` answers 503 meanwhile).
+    let (stop_admin, admin_shutdown) = Shutdown::new(ADMIN_GRACE);
     let admin = match config.admin_addr {
         Some(addr) => Some(tokio::spawn(
-            admin::bind(addr, readiness.clone(), shutdown.clone()).await?,
+            admin::bind(addr, &config, readiness.clone(), admin_shutdown).await?,
         )),
         None => None,
     };
+    let mut servers = JoinSet::new();
     let grace = config.shutdown_grace;
     let state = {
         let capabilities = capabilities.clone();
         Runtime::new(pre, config, move |core| capabilities.store_ctx(core))
     };
 
-    let mut servers = JoinSet::new();
+    // Ready only once every trigger listens: a probe that says ready must mean "send traffic".
     for trigger in capabilities.triggers(&state, component, &shutdown) {
         let name = trigger.name;
-        servers.spawn(async move {
-            trigger
-                .serve
-                .await
-                .with_context(|| format!("{name} trigger"))
-        });
+        let serving = trigger
+            .bind
+            .await
+            .with_context(|| format!("cannot start the {name} trigger"))?;
+        servers.spawn(async move { serving.await.with_context(|| format!("{name} trigger")) });
     }
     readiness.set(true);
 
     tokio::select! {
-        signal = termination_signal() => {
-            tracing::info!("{}: draining in-flight work for up to {grace:?}", signal?);
+        signal = signals.recv() => {
+            readiness.set(false);
+            tracing::info!(
+                "{}: draining in-flight work for up to {grace:?} (send it again to exit at once)",
+                signal.name()
+            );
         }
         Some(ended) = servers.join_next() => {
+            readiness.set(false);
             stop.fire();
             ended.context("a trigger panicked")??;
             bail!("a trigger stopped on its own");
         }
     }
     stop.fire();
-    while let Some(ended) = servers.join_next().await {
-        ended.context("a trigger panicked")??;
+    let drained = async {
+        while let Some(ended) = servers.join_next().await {
+            ended.context("a trigger panicked")??;
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        drained = drained => drained?,
+        signal = signals.recv() => {
+            tracing::warn!("{} during the drain: exiting at once", signal.name());
+            let _ = std::io::stderr().flush();
+            std::process::exit(signal.exit_code());
+        }
     }
+    stop_admin.fire();
     if let Some(admin) = admin {
-        admin.abort();
+        admin.await.context("the admin endpoint panicked")??;
     }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long the admin endpoint's own connections may take to close once the drain is over.
+const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The linker: all of WASI p2 (nothing granted unless configured) plus every capability.
 fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {

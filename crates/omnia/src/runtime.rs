@@ -3,15 +3,18 @@
 use std::sync::Arc;
 
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 use crate::config::RuntimeConfig;
+use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
+use crate::metrics;
 use crate::store::{StoreCore, StoreView};
 use crate::traits::State;
 
 /// The component, pre-instantiated once, plus what it takes to make a store for each request or
-/// message. Cheap to clone.
+/// message, and the limits every trigger shares: one pool of work slots and one memory budget.
+/// Cheap to clone.
 pub struct Runtime<T: 'static> {
     inner: Arc<Inner<T>>,
 }
@@ -19,6 +22,8 @@ pub struct Runtime<T: 'static> {
 struct Inner<T: 'static> {
     pre: InstancePre<T>,
     config: RuntimeConfig,
+    slots: WorkSlots,
+    budget: Arc<MemoryBudget>,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
 
@@ -40,10 +45,17 @@ impl<T: StoreView> Runtime<T> {
         Self {
             inner: Arc::new(Inner {
                 pre,
+                slots: WorkSlots::new(config.max_concurrency),
+                budget: MemoryBudget::new(config.memory_budget),
                 config,
                 make_ctx: Box::new(make_ctx),
             }),
         }
+    }
+
+    /// The process-wide memory budget.
+    pub fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.inner.budget
     }
 }
 
@@ -57,14 +69,6 @@ pub(crate) fn serving_store<T: StoreView>(engine: &Engine, ctx: T) -> Store<T> {
     store
 }
 
-/// The store limits for one instance.
-pub(crate) fn limits(config: &RuntimeConfig) -> wasmtime::StoreLimits {
-    StoreLimitsBuilder::new()
-        .memory_size(config.max_memory)
-        .trap_on_grow_failure(false)
-        .build()
-}
-
 impl<T: StoreView> State for Runtime<T> {
     type StoreCtx = T;
 
@@ -76,9 +80,15 @@ impl<T: StoreView> State for Runtime<T> {
         &self.inner.pre
     }
 
+    fn slots(&self) -> &WorkSlots {
+        &self.inner.slots
+    }
+
     fn new_store(&self) -> Store<T> {
         let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
-        let core = StoreCore::new(wasi, limits(&self.inner.config));
+        let limits = GuestLimits::new(self.inner.config.max_memory, Arc::clone(&self.inner.budget));
+        let core = StoreCore::new(wasi, limits);
+        metrics::INSTANTIATIONS.inc();
         serving_store(self.engine(), (self.inner.make_ctx)(core))
     }
 

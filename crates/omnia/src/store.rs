@@ -1,8 +1,9 @@
 //! Store data: what every store holds, and how a capability reaches its own part of it.
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::limits::GuestLimits;
 
 /// The part of every store's data that Omnia itself owns: the WASI context (what the guest is
 /// granted), the resource table, and the store's resource limits.
@@ -11,13 +12,14 @@ pub struct StoreCore {
     pub wasi: WasiCtx,
     /// Handles of every resource the guest holds.
     pub table: ResourceTable,
-    /// Memory and instance limits, enforced by the store's limiter.
-    pub limits: StoreLimits,
+    /// Memory limits (per instance, and this store's share of the process-wide budget),
+    /// enforced by the store's limiter.
+    pub limits: GuestLimits,
 }
 
 impl StoreCore {
     /// A core with the given WASI context and limits and an empty resource table.
-    pub fn new(wasi: WasiCtx, limits: StoreLimits) -> Self {
+    pub fn new(wasi: WasiCtx, limits: GuestLimits) -> Self {
         Self {
             wasi,
             table: ResourceTable::new(),

@@ -1,14 +1,26 @@
-//! Logging bootstrap: `tracing` to stderr, filtered by `RUST_LOG`.
+//! Logging: `tracing` to stderr, filtered by `RUST_LOG`, with a rate limit for failures that
+//! can repeat once per request.
 //!
 //! The default filter shows Omnia's own start-up lines (the address it listens on, the drain on
 //! shutdown) and warnings from everything else. In command mode nothing of Omnia's is logged at
 //! that level, so a `wasi:cli/run` guest's stderr stays its own.
+//!
+//! A guest that traps on every request would otherwise write one error line per request: at
+//! tens of thousands of requests a second, gigabytes of log. Such lines go through a
+//! [`LogLimit`]: a burst is logged, the rest of the window is counted, and the next line logged
+//! says how many were suppressed (the [`metrics`](crate::metrics) count every one).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
-/// The filter used when `RUST_LOG` is unset.
-pub const DEFAULT_FILTER: &str =
-    "warn,omnia=info,omnia_wasi_http=info,omnia_redis=info,omnia_nats=info";
+use crate::metrics;
+
+/// The filter used when `RUST_LOG` is unset: warnings from everything, and `info` from Omnia's
+/// crates. Directives match targets by prefix, so `omnia` covers `omnia_wasi_http`,
+/// `omnia_redis` and every capability crate to come, without naming each.
+pub const DEFAULT_FILTER: &str = "warn,omnia=info";
 
 /// Installs the global subscriber once; later calls do nothing.
 pub fn init() {
@@ -23,4 +35,104 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// A rate limit for one kind of log line: at most `burst` lines per `window`; the rest are
+/// counted and reported with the next line that is logged.
+///
+/// ```
+/// use std::time::Duration;
+/// static TRAPS: omnia::telemetry::LogLimit = omnia::telemetry::LogLimit::new(10, Duration::from_secs(10));
+/// if let Some(suppressed) = TRAPS.check() {
+///     tracing::error!("guest trapped{}", omnia::telemetry::suppressed_note(suppressed));
+/// }
+/// ```
+#[derive(Debug)]
+pub struct LogLimit {
+    burst: u32,
+    window: Duration,
+    state: Mutex<LimitState>,
+}
+
+#[derive(Debug)]
+struct LimitState {
+    window_start: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    /// A limit of `burst` lines per `window`.
+    pub const fn new(burst: u32, window: Duration) -> Self {
+        Self {
+            burst,
+            window,
+            state: Mutex::new(LimitState {
+                window_start: None,
+                logged: 0,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    /// `Some(suppressed)` if a line may be logged now, with how many were suppressed since the
+    /// last one logged; `None` if this one must be suppressed.
+    pub fn check(&self) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        if state
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= self.window)
+        {
+            state.window_start = Some(now);
+            state.logged = 0;
+        }
+        if state.logged < self.burst {
+            state.logged += 1;
+            Some(std::mem::take(&mut state.suppressed))
+        } else {
+            state.suppressed += 1;
+            metrics::LOG_LINES_SUPPRESSED.inc();
+            None
+        }
+    }
+}
+
+/// `" (N similar lines suppressed)"`, or nothing when none were.
+pub fn suppressed_note(suppressed: u64) -> String {
+    if suppressed == 0 {
+        String::new()
+    } else {
+        format!(" ({suppressed} similar lines suppressed since the last one)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bursts_then_counts() {
+        let limit = LogLimit::new(2, Duration::from_millis(200));
+        assert_eq!(limit.check(), Some(0));
+        assert_eq!(limit.check(), Some(0));
+        assert_eq!(limit.check(), None);
+        assert_eq!(limit.check(), None);
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(
+            limit.check(),
+            Some(2),
+            "the next window reports what was dropped"
+        );
+        assert_eq!(limit.check(), Some(0));
+    }
+
+    #[test]
+    fn notes() {
+        assert_eq!(suppressed_note(0), "");
+        assert!(suppressed_note(5).contains("5 similar lines suppressed"));
+    }
 }

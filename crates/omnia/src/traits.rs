@@ -16,7 +16,9 @@ use anyhow::Result;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
+use crate::config::Setting;
 use crate::lifecycle::Shutdown;
+use crate::limits::WorkSlots;
 use crate::store::{StoreCore, StoreView};
 
 pub use crate::config::FromEnv;
@@ -28,6 +30,12 @@ pub use crate::config::FromEnv;
 pub trait Host<T>: Send + Sync + 'static {
     /// Adds this interface's imports to `linker`.
     fn add_to_linker(linker: &mut Linker<T>) -> Result<()>;
+
+    /// Whether `component` uses this capability: imports one of its interfaces, or exports
+    /// the one its trigger calls. Only the capabilities a component uses are connected at
+    /// start-up, so a guest without key-value starts even while Redis is down.
+    /// [`component::imports_interface`](crate::component::imports_interface) helps.
+    fn used_by(engine: &Engine, component: &Component) -> bool;
 }
 
 /// A connection to an external service (or an embedded default), made once at start-up.
@@ -45,6 +53,12 @@ pub trait Backend: Clone + Sized + Send + Sync + 'static {
     fn connect() -> impl Future<Output = Result<Self>> + Send {
         async { Self::connect_with(Self::Options::from_env()?).await }
     }
+
+    /// The backends this entry can choose from at start-up, for `omnia --version` (e.g.
+    /// `["memory", "redis"]`); empty when there is no choice.
+    fn backends() -> Vec<&'static str> {
+        Vec::new()
+    }
 }
 
 /// Per-runtime state shared by every request or message: it makes stores and holds the
@@ -59,8 +73,12 @@ pub trait State: Clone + Send + Sync + 'static {
     /// The component, type-checked and linked once at start-up.
     fn instance_pre(&self) -> &InstancePre<Self::StoreCtx>;
 
-    /// A fresh store for one request or message, with the memory limit and the epoch deadline
-    /// callback set.
+    /// The slots of work in flight, shared by every trigger: take one per request or message
+    /// before making its store.
+    fn slots(&self) -> &WorkSlots;
+
+    /// A fresh store for one request or message, with the memory limits (per instance and the
+    /// process-wide budget) and the epoch deadline callback set.
     fn new_store(&self) -> Store<Self::StoreCtx>;
 
     /// The runtime-wide limits (deadline, memory, concurrency, shutdown grace).
@@ -72,16 +90,21 @@ pub trait Server<S: State>: Send + Sync + 'static {
     /// Whether `component` exports the interface this trigger calls.
     fn exported_by(engine: &Engine, component: &Component) -> bool;
 
-    /// Serves until `shutdown` fires, then drains in-flight work and returns.
-    fn run(&self, state: S, shutdown: Shutdown) -> impl Future<Output = Result<()>> + Send;
+    /// Binds the trigger (listens on its address, subscribes to its topics) and returns the
+    /// future that serves until `shutdown` fires, then drains in-flight work and returns. The
+    /// runtime reports itself ready only once every trigger has bound.
+    fn bind(&self, state: S, shutdown: Shutdown) -> impl Future<Output = Result<Serving>> + Send;
 }
 
-/// A started trigger: its name (the `runtime!` key) and the future that serves it.
+/// What [`Server::bind`] returns: the trigger serving until shutdown.
+pub type Serving = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// A trigger to start: its name (the `runtime!` key) and the future that binds it.
 pub struct Trigger {
     /// The `runtime!` key of the entry, e.g. `"http"`.
     pub name: &'static str,
-    /// Serves until shutdown.
-    pub serve: Pin<Box<dyn Future<Output = Result<()>> + Send>>,
+    /// Binds the trigger; then the [`Serving`] future serves until shutdown.
+    pub bind: Pin<Box<dyn Future<Output = Result<Serving>> + Send>>,
 }
 
 /// What [`runtime!`](crate::runtime) generates for one runtime: the connected entries and how to
@@ -90,11 +113,29 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// The store data: the WASI context plus one field per entry.
     type StoreCtx: StoreView;
 
+    /// Every entry's options, read from the environment before anything is connected.
+    type Options: Send;
+
     /// The keys of the entries compiled into this runtime, e.g. `["http"]`.
     fn names() -> Vec<&'static str>;
 
-    /// Connects every entry's backend (from the environment).
-    fn connect() -> impl Future<Output = Result<Self>> + Send;
+    /// The entries with the backends each can use, for `omnia --version`, e.g.
+    /// `["http", "keyvalue[memory,redis]"]`.
+    fn describe() -> Vec<String>;
+
+    /// Every setting the entries read, for `omnia run --help` and the documentation.
+    fn settings() -> Vec<Setting>;
+
+    /// Reads and checks every entry's options, whether or not the component will use it, so a
+    /// bad value is reported before anything is compiled or connected.
+    fn options() -> Result<Self::Options>;
+
+    /// Connects the backends of the entries `component` uses (see [`Host::used_by`]).
+    fn connect(
+        options: Self::Options,
+        engine: &Engine,
+        component: &Component,
+    ) -> impl Future<Output = Result<Self>> + Send;
 
     /// Links every entry's interfaces.
     fn add_to_linker(linker: &mut Linker<Self::StoreCtx>) -> Result<()>;

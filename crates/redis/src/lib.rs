@@ -37,7 +37,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use omnia::FromEnv;
-use omnia::config::{redact_url, url_var, var};
+use omnia::config::{Secrets, Setting, redact_url, url_var, var};
 use omnia_wasi_keyvalue::WasiKeyValue;
 use omnia_wasi_keyvalue::backend::{self, Bucket, KeyPage, KeyValueStore, PAGE_SIZE, Versioned};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -81,6 +81,25 @@ impl FromEnv for RedisOptions {
         let prefix = var("OMNIA_REDIS_PREFIX", |s| Ok(s.to_owned()))?.unwrap_or_default();
         Ok(Self { url, prefix })
     }
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting {
+                env: "REDIS_URL",
+                flag: None,
+                value: "URL",
+                default: "unset",
+                help: "redis://[user:password@]host[:port][/db] (or redis+unix:///path.sock?pass=...); setting it selects Redis",
+            },
+            Setting {
+                env: "OMNIA_REDIS_PREFIX",
+                flag: None,
+                value: "PREFIX",
+                default: "empty",
+                help: "prepended to every Redis key, so apps can share one Redis (e.g. app1:)",
+            },
+        ]
+    }
 }
 
 /// A Redis key-value store: a connection plus the key prefix of this app.
@@ -95,7 +114,9 @@ impl RedisStore {
     /// Connects to `options.url`, failing if Redis does not answer.
     pub async fn connect(options: RedisOptions) -> Result<Self> {
         let url = redact_url(&options.url);
+        let secrets = Secrets::of_url(&options.url);
         let client = redis::Client::open(options.url.as_str())
+            .map_err(|err| secrets.scrub_error(&err.into()))
             .with_context(|| format!("REDIS_URL={url:?} is not valid"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -104,6 +125,7 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = ConnectionManager::new_with_config(client, config)
             .await
+            .map_err(|err| secrets.scrub_error(&err.into()))
             .with_context(|| {
                 format!(
                     "cannot connect to Redis at {url} (REDIS_URL): is it running and reachable?"

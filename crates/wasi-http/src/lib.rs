@@ -10,11 +10,11 @@
 //! * outgoing requests go through an allow-list (`OMNIA_HTTP_ALLOWED_HOSTS`), denied by default
 //!   (see [`outgoing`]).
 //!
-//! | variable | default | meaning |
-//! |---|---|---|
-//! | `OMNIA_HTTP_ADDR` | `0.0.0.0:8080` | where the server listens (`127.0.0.1:0` picks a free port) |
-//! | `OMNIA_HTTP_MAX_BODY` | `16MiB` | largest request body accepted (413 above it) |
-//! | `OMNIA_HTTP_ALLOWED_HOSTS` | empty: deny all | hosts guests may call, see [`outgoing::AllowList`] |
+//! Its settings are listed by [`HttpConfig::settings`] (and `omnia run --help`):
+//! `OMNIA_HTTP_ADDR` (`--listen`), `OMNIA_HTTP_MAX_BODY` (`--max-body`),
+//! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`) and `OMNIA_HTTP_ALLOWED_HOSTS`
+//! (`--allow-hosts`, see [`outgoing::AllowList`]). The connection timeouts are the core's
+//! (`OMNIA_HTTP_HEADER_TIMEOUT`, `OMNIA_HTTP_IDLE_TIMEOUT`), shared with the admin endpoint.
 
 pub mod outgoing;
 pub mod server;
@@ -22,9 +22,9 @@ pub mod server;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Result;
-use omnia::config::{parse_addr, parse_size, var};
-use omnia::{Backend, FromEnv, Host, HostView, Server, State};
+use anyhow::{Result, bail};
+use omnia::config::{Setting, parse_addr, parse_count, parse_size, var};
+use omnia::{Backend, FromEnv, Host, HostView, Server, Serving, State};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings;
@@ -39,6 +39,8 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// `OMNIA_HTTP_MAX_BODY`: the largest request body, in bytes.
     pub max_body: usize,
+    /// `OMNIA_HTTP_MAX_CONNECTIONS`: how many client connections may be open at once.
+    pub max_connections: usize,
     /// `OMNIA_HTTP_ALLOWED_HOSTS`: where guests may send requests.
     pub allowed_hosts: AllowList,
 }
@@ -48,6 +50,7 @@ impl Default for HttpConfig {
         Self {
             addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             max_body: 16 << 20,
+            max_connections: omnia::listener::default_max_connections(),
             allowed_hosts: AllowList::default(),
         }
     }
@@ -56,12 +59,57 @@ impl Default for HttpConfig {
 impl FromEnv for HttpConfig {
     fn from_env() -> Result<Self> {
         let d = Self::default();
+        let open_files = omnia::listener::raise_open_file_limit();
         Ok(Self {
             addr: var("OMNIA_HTTP_ADDR", parse_addr)?.unwrap_or(d.addr),
             max_body: var("OMNIA_HTTP_MAX_BODY", parse_size)?.unwrap_or(d.max_body),
+            max_connections: var("OMNIA_HTTP_MAX_CONNECTIONS", |s| {
+                let n = parse_count(s)?;
+                if n == 0 || n as u64 > open_files {
+                    bail!(
+                        "expected a number from 1 to {open_files} (the open-file limit, \
+                         `ulimit -n`), got {s:?}"
+                    );
+                }
+                Ok(n)
+            })?
+            .unwrap_or(d.max_connections),
             allowed_hosts: var("OMNIA_HTTP_ALLOWED_HOSTS", AllowList::parse)?
                 .unwrap_or(d.allowed_hosts),
         })
+    }
+
+    fn settings() -> Vec<Setting> {
+        vec![
+            Setting {
+                env: "OMNIA_HTTP_ADDR",
+                flag: Some("listen"),
+                value: "ADDR",
+                default: "0.0.0.0:8080",
+                help: "HTTP listen address (127.0.0.1:0 picks a free port)",
+            },
+            Setting {
+                env: "OMNIA_HTTP_MAX_BODY",
+                flag: Some("max-body"),
+                value: "SIZE",
+                default: "16MiB",
+                help: "largest request body; larger ones get 413",
+            },
+            Setting {
+                env: "OMNIA_HTTP_MAX_CONNECTIONS",
+                flag: Some("max-connections"),
+                value: "N",
+                default: "3/4 of the open-file limit, at most 16384",
+                help: "open client connections; at the cap the longest-idle one is closed to make room",
+            },
+            Setting {
+                env: "OMNIA_HTTP_ALLOWED_HOSTS",
+                flag: Some("allow-hosts"),
+                value: "HOSTS",
+                default: "none (deny all)",
+                help: "hosts guests may call: api.example.com, 127.0.0.1:9000, *.example.com or *, comma-separated",
+            },
+        ]
     }
 }
 
@@ -108,6 +156,11 @@ pub(crate) fn http_view<T: HostView<WasiHttpCtx>>(store: &mut T) -> WasiHttpCtxV
 }
 
 impl<T: HostView<WasiHttpCtx>> Host<T> for WasiHttpCtx {
+    fn used_by(engine: &Engine, component: &Component) -> bool {
+        server::exports_handler(engine, component)
+            || omnia::component::imports_interface(engine, component, "wasi:http/")
+    }
+
     fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
         let options = bindings::LinkOptions::default();
         bindings::http::outgoing_handler::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
@@ -129,7 +182,7 @@ where
         server::exports_handler(engine, component)
     }
 
-    async fn run(&self, state: S, shutdown: omnia::Shutdown) -> Result<()> {
-        server::serve(state, Arc::clone(&self.config), shutdown).await
+    async fn bind(&self, state: S, shutdown: omnia::Shutdown) -> Result<Serving> {
+        server::bind(state, Arc::clone(&self.config), shutdown).await
     }
 }

@@ -75,13 +75,7 @@ impl Pattern {
             Some(p) => Some(p.parse::<u16>().map_err(|_| anyhow::anyhow!(bad()))?),
             None => None,
         };
-        let valid = !host.is_empty()
-            && (host == "*"
-                || host
-                    .trim_start_matches("*.")
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')));
-        if !valid {
+        if !valid_host_pattern(host) {
             bail!(bad());
         }
         Ok(Self {
@@ -102,6 +96,25 @@ impl Pattern {
             None => host == self.host,
         }
     }
+}
+
+/// `*`, a host name, an IP address, or `*.` followed by a host name: no empty labels, and a
+/// wildcard only as the whole first label (`*.`, `*.*.example.com` and `a*.example.com` are
+/// refused).
+fn valid_host_pattern(host: &str) -> bool {
+    if host == "*" {
+        return true;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if name.contains(':') {
+        return name.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 impl fmt::Display for AllowList {
@@ -155,6 +168,14 @@ impl WasiHttpHooks for OutgoingPolicy {
     ) -> SendFuture {
         drop(fut);
         let uri = request.uri();
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            tracing::warn!(
+                host = uri.host().unwrap_or_default(),
+                "outgoing request refused: its URL carries user-info (user:password@); send \
+                 credentials in an Authorization header instead"
+            );
+            return Box::new(async { Err(Error::HttpRequestUriInvalid) });
+        }
         let host = uri.host().unwrap_or_default().to_string();
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -211,7 +232,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_entries() {
-        for bad in ["host:notaport", "ho st", "[::1", "a/b", "host:70000"] {
+        for bad in [
+            "host:notaport",
+            "ho st",
+            "[::1",
+            "a/b",
+            "host:70000",
+            "*.",
+            "*.*.example.com",
+            "a*.example.com",
+            "example..com",
+            ".example.com",
+            "[1:2:zz::]",
+        ] {
             assert!(AllowList::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -1,38 +1,58 @@
 //! The HTTP trigger: hyper in front, one fresh guest instance per request behind.
 //!
-//! Each connection is served with HTTP/1.1 or HTTP/2 (detected from the first bytes, so
-//! `h2c` prior knowledge works). Each request gets a new store and instance made from the one
-//! `ProxyPre` built at start-up, and the guest's `wasi:http/incoming-handler.handle` runs in its
-//! own task. The outcome maps to a status code when the guest did not answer itself:
+//! Connections are accepted and policed by [`omnia::listener`] (header-read and idle timeouts, a
+//! cap on open connections, drain on shutdown) and served with HTTP/1.1 or HTTP/2 (detected from
+//! the first bytes, so `h2c` prior knowledge works). Each request gets a new store and instance
+//! made from the one `ProxyPre` built at start-up, and the guest's
+//! `wasi:http/incoming-handler.handle` runs in its own task. When the guest does not answer
+//! itself, the outcome maps to a status code:
 //!
 //! | what happened | status |
 //! |---|---|
-//! | more than `OMNIA_MAX_CONCURRENCY` requests in flight | 503, at once |
+//! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight | 503, at once |
+//! | the guest needed memory past `OMNIA_MEMORY_BUDGET` (all instances together) | 503 |
 //! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
-//! | the guest trapped (panic, `unreachable`, out of memory) | 500 |
+//! | a body without `Content-Length` (chunked, HTTP/2) grew past the limit as the guest read it | 413 |
+//! | a malformed body (bad chunked encoding) | 400 |
+//! | an HTTP/1.1 request without `Host`, or any request with two `Host` headers (RFC 9112 §3.2) | 400 |
+//! | the guest trapped (panic, `unreachable`, out of its own memory limit) | 500 |
 //! | the guest ran past `OMNIA_REQUEST_TIMEOUT` | 504 |
 //!
-//! A failing request never affects another: stores share nothing but the engine.
+//! An HTTP/1.0 request without `Host` is served with the listener's address as its authority.
+//!
+//! When the client goes away (the connection closes, or an HTTP/2 stream is reset) before the
+//! response is complete, the guest call is cancelled at once and its slot freed. A guest that
+//! fails after sending its response head cannot change the status any more: the body is cut off
+//! so that the client sees an incomplete response (HTTP/1.1 without the final chunk, HTTP/2 with
+//! a stream reset) rather than a short one that looks whole, and the failure is logged and
+//! counted (`omnia_http_responses_truncated_total`).
+//!
+//! A failing request never affects another: stores share nothing but the engine. Failure log
+//! lines are rate-limited (see [`omnia::telemetry::LogLimit`]); the metrics count every one.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use omnia::{HostView, Shutdown, State};
-use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use omnia::listener::{ConnInfo, ConnectionPolicy, Listener};
+use omnia::metrics::{self, Counter, Metric};
+use omnia::telemetry::{LogLimit, suppressed_note};
+use omnia::{Admission, HostView, Serving, Shutdown, State, StoreView};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::Error as HttpError;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::{HttpConfig, WasiHttpCtx, http_view};
@@ -40,14 +60,30 @@ use crate::{HttpConfig, WasiHttpCtx, http_view};
 /// The export this trigger calls (any 0.2.x version).
 pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/incoming-handler@0.2";
 
+/// Responses cut short because the guest failed after sending the head.
+pub static RESPONSES_TRUNCATED: Counter = Counter::new(
+    "omnia_http_responses_truncated_total",
+    "Responses cut short because the guest failed after sending the response head.",
+);
+/// Requests refused as malformed or too large (400, 413).
+pub static BAD_REQUESTS: Counter = Counter::new(
+    "omnia_http_bad_requests_total",
+    "Requests refused as malformed (400) or too large (413).",
+);
+/// HTTP requests received.
+pub static REQUESTS: Counter = Counter::new(
+    "omnia_http_requests_total",
+    "HTTP requests received by the trigger.",
+);
+
 /// Whether `component` exports `wasi:http/incoming-handler`.
 pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
     omnia::component::exports_interface(engine, component, HANDLER_EXPORT_PREFIX)
 }
 
-/// Listens on `config.addr` and serves until `shutdown`, then stops accepting and waits up to
-/// the grace period for in-flight requests.
-pub async fn serve<S>(state: S, config: Arc<HttpConfig>, mut shutdown: Shutdown) -> Result<()>
+/// Listens on `config.addr`; the returned future serves until `shutdown`, then stops
+/// accepting and waits up to the grace period for in-flight requests.
+pub async fn bind<S>(state: S, config: Arc<HttpConfig>, shutdown: Shutdown) -> Result<Serving>
 where
     S: State,
     S::StoreCtx: HostView<WasiHttpCtx>,
@@ -55,96 +91,85 @@ where
     let pre = ProxyPre::new(state.instance_pre().clone())
         .map_err(anyhow::Error::from)
         .context("the component's wasi:http/incoming-handler export has an unexpected type")?;
-    let listener = TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("cannot listen on OMNIA_HTTP_ADDR={}", config.addr))?;
-    let local = listener.local_addr()?;
-    let reachable = match local.ip() {
-        ip if ip.is_unspecified() => std::net::SocketAddr::new([127, 0, 0, 1].into(), local.port()),
-        _ => local,
+    let policy = ConnectionPolicy {
+        header_timeout: state.config().header_timeout,
+        idle_timeout: state.config().idle_timeout,
+        max_connections: config.max_connections,
     };
-    tracing::info!("http: listening on http://{local} (try: curl http://{reachable}/)");
-
-    let permits = Arc::new(Semaphore::new(state.config().max_concurrency));
-    let handler = Arc::new(Handler {
-        pre,
-        state,
-        config,
-        permits,
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(err) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!("http: accept failed: {err}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.requested() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = Arc::clone(&handler);
-        let service = hyper::service::service_fn(move |req| {
+    let listener = Listener::bind(config.addr, "OMNIA_HTTP_ADDR", "http", policy).await?;
+    tracing::info!(
+        "http: listening on http://{} (try: curl http://{}/)",
+        listener.local_addr(),
+        listener.reachable_addr()
+    );
+    for metric in [&REQUESTS, &BAD_REQUESTS, &RESPONSES_TRUNCATED] {
+        metrics::register(Metric::Counter(metric));
+    }
+    let handler = Arc::new(Handler { pre, state, config });
+    Ok(Box::pin(listener.serve(
+        move |conn| {
             let handler = Arc::clone(&handler);
-            async move { Ok::<_, Infallible>(handler.handle(req).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!("http: connection closed with an error: {err}");
-            }
-        });
-    }
-
-    drop(listener); // new connections are refused from here on
-    let open = graceful.count();
-    let grace = shutdown.grace();
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("http: drained {open} connection(s)"),
-        () = tokio::time::sleep(grace) => {
-            tracing::warn!("http: grace period of {grace:?} over; closing connections still open");
-        }
-    }
-    Ok(())
+            hyper::service::service_fn(move |req| {
+                let handler = Arc::clone(&handler);
+                async move { Ok::<_, Infallible>(handler.handle(req, conn).await) }
+            })
+        },
+        shutdown,
+    )))
 }
 
 struct Handler<S: State> {
     pre: ProxyPre<S::StoreCtx>,
     state: S,
     config: Arc<HttpConfig>,
-    permits: Arc<Semaphore>,
 }
 
-/// Why a guest call ended without a response.
+/// Why a guest call ended without a (complete) response.
+#[derive(Debug)]
 enum Failure {
+    /// It ran past the deadline.
     Timeout,
+    /// It trapped.
     Trap(wasmtime::Error),
+    /// It could not get the memory it needed from the process-wide budget.
+    OutOfBudget,
+    /// It returned without setting a response.
     NoResponse,
+    /// It set an error code instead of a response.
+    ErrorCode(ErrorCode),
 }
+
+/// What the guest task tells the request handler once the response head is known.
+type Head = Result<Response<HyperOutgoingBody>, Failure>;
+
+/// Rate limits of the failure log lines.
+static TRAP_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
+static TIMEOUT_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
+static CLIENT_ERROR_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
+static OVERLOAD_LOG: LogLimit = LogLimit::new(1, Duration::from_secs(10));
 
 impl<S> Handler<S>
 where
     S: State,
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            tracing::warn!(
-                "http: {} requests in flight, refusing with 503",
-                self.state.config().max_concurrency
-            );
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
+    async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<GuestBody> {
+        REQUESTS.inc();
+        let Some(admission) = self.state.slots().try_admit() else {
+            if let Some(suppressed) = OVERLOAD_LOG.check() {
+                tracing::warn!(
+                    "http: {} requests and messages in flight, refusing with 503{}",
+                    self.state.config().max_concurrency,
+                    suppressed_note(suppressed)
+                );
+            }
+            return unavailable(
                 "server busy: too many requests in flight (OMNIA_MAX_CONCURRENCY)\n",
             );
+        };
+        let req = match with_authority(req, conn) {
+            Ok(req) => req,
+            Err(reason) => return client_error(StatusCode::BAD_REQUEST, reason),
         };
         let max_body = self.config.max_body;
         let declared = req
@@ -153,109 +178,452 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > max_body as u64) {
-            return plain(
+            return client_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!("request body larger than {max_body} bytes (OMNIA_HTTP_MAX_BODY)\n"),
             );
         }
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let req = req.map(move |body| {
-            Limited::new(body, max_body).map_err(move |err| match err.downcast::<hyper::Error>() {
-                Ok(err) => HttpError::from(*err),
-                Err(_) => HttpError::HttpRequestBodySize(Some(max_body as u64)),
-            })
+        let fault = Arc::new(OnceLock::new());
+        let req = req.map(|body| LimitedBody {
+            body,
+            remaining: max_body,
+            max: max_body,
+            fault: Arc::clone(&fault),
         });
 
-        match self.call_guest(req, permit).await {
-            Ok(response) => response,
-            Err(Failure::Timeout) => {
-                let timeout = self.state.config().request_timeout;
-                tracing::warn!(
-                    "http: {method} {path}: guest ran past OMNIA_REQUEST_TIMEOUT ({timeout:?})"
-                );
-                plain(StatusCode::GATEWAY_TIMEOUT, "guest timed out\n")
+        let (head, mut guest) = match self.spawn_guest(req, admission, &method, &path) {
+            Ok(started) => started,
+            Err(err) => {
+                return client_error(StatusCode::BAD_REQUEST, &format!("{err}\n"));
             }
-            Err(Failure::Trap(err)) => {
-                tracing::error!("http: {method} {path}: guest failed: {err:#}");
-                plain(StatusCode::INTERNAL_SERVER_ERROR, "guest failed\n")
-            }
-            Err(Failure::NoResponse) => {
-                tracing::error!("http: {method} {path}: guest returned without setting a response");
-                plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "guest sent no response\n",
-                )
-            }
+        };
+        // Dropped with this future if the client goes away before the head is ready: the
+        // guest call is cancelled and its slot freed.
+        let cancel = CancelOnDrop(guest.task.take());
+        let head = head
+            .await
+            .unwrap_or_else(|_| Err(Failure::Trap(wasmtime::Error::msg("guest task ended"))));
+        guest.task = cancel.into_inner();
+        match head {
+            Ok(response) => response.map(|body| GuestBody::guest(body, guest)),
+            Err(failure) => self.failure_response(failure, fault.get(), &method, &path),
         }
     }
 
-    /// Runs the guest for one request in its own task; returns the response head as soon as the
-    /// guest sets it (the body keeps streaming from the task).
-    async fn call_guest<B>(
+    /// Starts the guest for one request in its own task. The returned channel gives the
+    /// response head as soon as the guest sets it (the body keeps streaming from the task).
+    fn spawn_guest<B>(
         &self,
         req: Request<B>,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<Response<HyperOutgoingBody>, Failure>
+        admission: Admission,
+        method: &http::Method,
+        path: &str,
+    ) -> Result<(oneshot::Receiver<Head>, Guest)>
     where
         B: hyper::body::Body<Data = Bytes, Error = HttpError> + Send + 'static,
     {
         let mut store = self.state.new_store();
-        let (tx, rx) = oneshot::channel();
+        let (out_tx, mut out_rx) = oneshot::channel();
         let (req, out) = {
             let mut view = http_view(store.data_mut());
-            let req = match view.new_incoming_request(Scheme::Http, req) {
-                Ok(req) => req,
-                Err(err) => return Ok(plain(StatusCode::BAD_REQUEST, &format!("{err}\n"))),
-            };
-            let out = view.new_response_outparam(tx).map_err(Failure::Trap)?;
+            let req = view.new_incoming_request(Scheme::Http, req)?;
+            let out = view.new_response_outparam(out_tx)?;
             (req, out)
         };
         let pre = self.pre.clone();
         let timeout = self.state.config().request_timeout;
+        let (head_tx, head_rx) = oneshot::channel::<Head>();
+        let label = format!("{method} {path}");
+        let failed_after_head = Arc::new(AtomicBool::new(false));
+        let failed = Arc::clone(&failed_after_head);
         let task = tokio::spawn(async move {
-            let _permit = permit;
-            let call = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
+            let _admission = admission; // the slot is held until the store is gone
+            // Forward the head as soon as the guest sets it, while the call goes on writing the
+            // body. Both happen in this task, so a guest that sets a head and then fails before
+            // yielding still gets an error status instead of a broken response.
+            let mut head_tx = Some(head_tx);
+            let ended = {
+                let call = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
+                };
+                let call = tokio::time::timeout(timeout, call);
+                tokio::pin!(call);
+                loop {
+                    tokio::select! {
+                        biased;
+                        ended = &mut call => break ended,
+                        set = &mut out_rx, if head_tx.is_some() => {
+                            let head = match set {
+                                Ok(Ok(response)) => Ok(response),
+                                Ok(Err(code)) => Err(Failure::ErrorCode(code)),
+                                Err(_) => Err(Failure::NoResponse),
+                            };
+                            if let Some(tx) = head_tx.take() {
+                                let _ = tx.send(head);
+                            }
+                        }
+                    }
+                }
             };
-            match tokio::time::timeout(timeout, call).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(err)) => Err(Failure::Trap(err)),
-                Err(_) => Err(Failure::Timeout),
+            let failure = match ended {
+                Ok(Ok(())) => None,
+                Ok(Err(_)) if store.data_mut().core().limits.budget_exhausted() => {
+                    Some(Failure::OutOfBudget)
+                }
+                Ok(Err(err)) => Some(Failure::Trap(err)),
+                Err(_) => Some(Failure::Timeout),
+            };
+            match (head_tx, failure) {
+                // The head was sent: only the body can still tell the client (see GuestBody).
+                (None, Some(failure)) => {
+                    failed.store(true, Ordering::Release);
+                    RESPONSES_TRUNCATED.inc();
+                    count(&failure);
+                    if let Some(suppressed) = TRAP_LOG.check() {
+                        tracing::error!(
+                            "http: {label}: guest failed after sending the response head, the \
+                             response was cut short: {}{}",
+                            describe(&failure),
+                            suppressed_note(suppressed)
+                        );
+                    }
+                }
+                (None, None) => {}
+                (Some(tx), failure) => {
+                    let head = match (out_rx.try_recv(), failure) {
+                        (_, Some(failure)) => Err(failure),
+                        (Ok(Ok(response)), None) => Ok(response),
+                        (Ok(Err(code)), None) => Err(Failure::ErrorCode(code)),
+                        (Err(_), None) => Err(Failure::NoResponse),
+                    };
+                    let _ = tx.send(head);
+                }
             }
+            // The store (and with it the body's sender) is dropped only now, after the outcome
+            // is known, so a body cut short is reported as such.
+            drop(store);
         });
+        let guest = Guest {
+            task: Some(task),
+            failed_after_head,
+        };
+        Ok((head_rx, guest))
+    }
 
-        match rx.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Ok(plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("guest answered with an error: {code:?}\n"),
-            )),
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(Failure::NoResponse),
-                Ok(Err(failure)) => Err(failure),
-                Err(join) => Err(Failure::Trap(wasmtime::Error::msg(format!(
-                    "guest task failed: {join}"
-                )))),
-            },
+    /// The runtime's own answer when the guest gave none.
+    fn failure_response(
+        &self,
+        failure: Failure,
+        fault: Option<&BodyFault>,
+        method: &http::Method,
+        path: &str,
+    ) -> Response<GuestBody> {
+        // A guest that failed while reading a bad body failed because of the client.
+        match fault {
+            Some(BodyFault::TooLarge) => {
+                let max = self.config.max_body;
+                return client_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body larger than {max} bytes (OMNIA_HTTP_MAX_BODY)\n"),
+                );
+            }
+            Some(BodyFault::Malformed) => {
+                return client_error(StatusCode::BAD_REQUEST, "malformed request body\n");
+            }
+            Some(BodyFault::ClientGone) | None => {}
+        }
+        count(&failure);
+        match failure {
+            Failure::Timeout => {
+                if let Some(suppressed) = TIMEOUT_LOG.check() {
+                    tracing::warn!(
+                        "http: {method} {path}: guest ran past OMNIA_REQUEST_TIMEOUT ({:?}){}",
+                        self.state.config().request_timeout,
+                        suppressed_note(suppressed)
+                    );
+                }
+                plain(StatusCode::GATEWAY_TIMEOUT, "guest timed out\n")
+            }
+            Failure::OutOfBudget => {
+                if let Some(suppressed) = OVERLOAD_LOG.check() {
+                    tracing::warn!(
+                        "http: {method} {path}: guest memory of all instances reached \
+                         OMNIA_MEMORY_BUDGET, refusing with 503{}",
+                        suppressed_note(suppressed)
+                    );
+                }
+                unavailable("server busy: out of guest memory (OMNIA_MEMORY_BUDGET)\n")
+            }
+            failure => {
+                if let Some(suppressed) = TRAP_LOG.check() {
+                    tracing::error!(
+                        "http: {method} {path}: guest failed: {}{}",
+                        describe(&failure),
+                        suppressed_note(suppressed)
+                    );
+                }
+                let body = match failure {
+                    Failure::NoResponse => "guest sent no response\n".to_owned(),
+                    Failure::ErrorCode(code) => format!("guest answered with an error: {code:?}\n"),
+                    _ => "guest failed\n".to_owned(),
+                };
+                plain(StatusCode::INTERNAL_SERVER_ERROR, &body)
+            }
         }
     }
 }
 
+/// Counts a failure in the core metrics.
+fn count(failure: &Failure) {
+    match failure {
+        Failure::Timeout => metrics::GUEST_TIMEOUTS.inc(),
+        Failure::Trap(_) => metrics::GUEST_TRAPS.inc(),
+        Failure::OutOfBudget | Failure::NoResponse | Failure::ErrorCode(_) => {}
+    }
+}
+
+fn describe(failure: &Failure) -> String {
+    match failure {
+        Failure::Timeout => "it ran past OMNIA_REQUEST_TIMEOUT".to_owned(),
+        Failure::Trap(err) => format!("{err:#}"),
+        Failure::OutOfBudget => "out of guest memory (OMNIA_MEMORY_BUDGET)".to_owned(),
+        Failure::NoResponse => "it returned without setting a response".to_owned(),
+        Failure::ErrorCode(code) => format!("it answered with the error {code:?}"),
+    }
+}
+
+/// Checks `Host` (RFC 9112 §3.2) and gives a request without an authority the listener's
+/// address as its `Host`, as an HTTP/1.0 client may omit it.
+fn with_authority<B>(mut req: Request<B>, conn: ConnInfo) -> Result<Request<B>, &'static str> {
+    let hosts = req.headers().get_all(http::header::HOST).iter().count();
+    if hosts > 1 {
+        return Err("more than one Host header\n");
+    }
+    if hosts == 0 && req.uri().authority().is_none() {
+        if req.version() == http::Version::HTTP_11 {
+            return Err("missing Host header (HTTP/1.1 requires one)\n");
+        }
+        let host = http::HeaderValue::from_str(&conn.local.to_string())
+            .map_err(|_| "the listener's address is not a valid Host\n")?;
+        req.headers_mut().insert(http::header::HOST, host);
+    }
+    Ok(req)
+}
+
+/// Why reading a request body failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFault {
+    /// It grew past `OMNIA_HTTP_MAX_BODY`.
+    TooLarge,
+    /// It could not be decoded (e.g. bad chunked encoding).
+    Malformed,
+    /// The client stopped sending (closed the connection, reset the stream).
+    ClientGone,
+}
+
+/// A request body limited to `OMNIA_HTTP_MAX_BODY` bytes, whatever its framing, that records
+/// why it failed so the runtime can answer 413 or 400 when the guest gives up on it.
+struct LimitedBody {
+    body: Incoming,
+    remaining: usize,
+    max: usize,
+    fault: Arc<OnceLock<BodyFault>>,
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if data.len() > this.remaining {
+                        let _ = this.fault.set(BodyFault::TooLarge);
+                        return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
+                            this.max as u64,
+                        )))));
+                    }
+                    this.remaining -= data.len();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                let _ = this.fault.set(classify(&err));
+                Poll::Ready(Some(Err(HttpError::from(err))))
+            }
+            other => other.map_err(HttpError::from),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Tells a malformed body (the decoder refused it) from one the client stopped sending.
+fn classify(err: &hyper::Error) -> BodyFault {
+    if err.is_parse() {
+        return BodyFault::Malformed;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    BodyFault::Malformed
+                }
+                _ => BodyFault::ClientGone,
+            };
+        }
+        source = cause.source();
+    }
+    BodyFault::ClientGone
+}
+
+/// The task running one request's guest call.
+struct Guest {
+    task: Option<JoinHandle<()>>,
+    /// Set by the task when the guest failed after its response head was sent.
+    failed_after_head: Arc<AtomicBool>,
+}
+
+/// Aborts the guest task when dropped while still holding it.
+struct CancelOnDrop(Option<JoinHandle<()>>);
+
+impl CancelOnDrop {
+    fn take(&mut self) -> Option<JoinHandle<()>> {
+        self.0.take()
+    }
+
+    fn into_inner(mut self) -> Option<JoinHandle<()>> {
+        self.0.take()
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take()
+            && !task.is_finished()
+        {
+            task.abort();
+            metrics::GUEST_CANCELLED.inc();
+        }
+    }
+}
+
+/// A response body: the guest's (streamed from its task) or one the runtime made.
+///
+/// Dropped before its end (the client went away), it cancels the guest call. At its end, it
+/// checks that the guest finished well: a guest that failed mid-body ends the body with an
+/// error, so the client sees an incomplete response, not a short one.
+pub struct GuestBody {
+    inner: HyperOutgoingBody,
+    guest: CancelOnDrop,
+    failed: Arc<AtomicBool>,
+    done: bool,
+}
+
+impl GuestBody {
+    fn guest(inner: HyperOutgoingBody, guest: Guest) -> Self {
+        Self {
+            inner,
+            guest: CancelOnDrop(guest.task),
+            failed: guest.failed_after_head,
+            done: false,
+        }
+    }
+
+    fn runtime(text: &str) -> Self {
+        Self {
+            inner: Full::new(Bytes::from(text.to_owned()))
+                .map_err(|never: Infallible| match never {})
+                .boxed_unsync(),
+            guest: CancelOnDrop(None),
+            failed: Arc::default(),
+            done: false,
+        }
+    }
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.done = true;
+            // The guest task records a failure before it drops the body's sender, so a body
+            // that ended because the guest failed is known here. A guest that is still running
+            // finished its body properly, and may go on working after the response.
+            drop(this.guest.take());
+            if this.failed.load(Ordering::Acquire) {
+                return Poll::Ready(Some(Err(HttpError::InternalError(Some(
+                    "the guest failed while sending the response body".into(),
+                )))));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A plain-text response made by the runtime itself.
-fn plain(status: StatusCode, body: &str) -> Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from(body.to_owned()))
-        .map_err(|never: Infallible| match never {})
-        .boxed_unsync();
-    let mut response = Response::new(body);
+fn plain(status: StatusCode, body: &str) -> Response<GuestBody> {
+    let mut response = Response::new(GuestBody::runtime(body));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+/// 503 with `Retry-After`, for a runtime that is full right now.
+fn unavailable(body: &str) -> Response<GuestBody> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, body);
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+/// A 4xx answer to a request the client got wrong (logged at a limited rate, counted).
+fn client_error(status: StatusCode, body: &str) -> Response<GuestBody> {
+    BAD_REQUESTS.inc();
+    if let Some(suppressed) = CLIENT_ERROR_LOG.check() {
+        tracing::info!(
+            "http: answering {status}: {}{}",
+            body.trim_end(),
+            suppressed_note(suppressed)
+        );
+    }
+    plain(status, body)
 }

@@ -76,6 +76,8 @@ fn to_wit(err: backend::Error) -> store::Error {
 pub struct KeyValueView<'a> {
     /// The configured store.
     pub store: &'a Arc<dyn KeyValueStore>,
+    /// The bucket `open("")` opens.
+    pub default_bucket: &'a str,
     /// The store's resource table.
     pub table: &'a mut ResourceTable,
 }
@@ -102,6 +104,12 @@ fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> HostResult<T
 
 impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> HostResult<Resource<BucketHandle>> {
+        // The empty identifier is the default bucket, as in `wasmtime serve -S keyvalue`.
+        let identifier = if identifier.is_empty() {
+            self.default_bucket.to_owned()
+        } else {
+            identifier
+        };
         check_bucket_name(&identifier)?;
         let bucket = logged(self.store.open(&identifier).await, "open", &identifier)?;
         Ok(self.table.push(BucketHandle {

@@ -32,11 +32,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use anyhow::Result;
-use omnia::{Backend, Host, HostView};
-use wasmtime::component::Linker;
+use omnia::config::{Setting, var};
+use omnia::{Backend, FromEnv, Host, HostView};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
 
 pub use backend::{Bucket, Error, KeyPage, KeyValueStore, Versioned, check_bucket_name};
-pub use memory::MemoryStore;
+pub use memory::{MemoryOptions, MemoryStore};
 
 /// The `"keyvalue"` entry of a runtime: `wasi:keyvalue` served by the store `B` connects to.
 ///
@@ -45,22 +47,64 @@ pub use memory::MemoryStore;
 /// cloning it into every request's store is cheap.
 pub struct WasiKeyValue<B> {
     store: Arc<dyn KeyValueStore>,
+    default_bucket: Arc<str>,
     backend: PhantomData<fn() -> B>,
+}
+
+/// The bucket `open("")` opens unless `OMNIA_KEYVALUE_DEFAULT_BUCKET` says otherwise.
+pub const DEFAULT_BUCKET: &str = "default";
+
+/// Options of a [`WasiKeyValue`] entry: its backend's, plus what every backend shares.
+#[derive(Debug, Clone)]
+pub struct KeyValueOptions<O> {
+    /// `OMNIA_KEYVALUE_DEFAULT_BUCKET`: the bucket `open("")` opens. Guests written for
+    /// `wasmtime serve -S keyvalue` (and other hosts) open the empty identifier, the only one
+    /// wasmtime's store accepts.
+    pub default_bucket: String,
+    /// The backend's own options.
+    pub backend: O,
+}
+
+impl<O: FromEnv> FromEnv for KeyValueOptions<O> {
+    fn from_env() -> Result<Self> {
+        let default_bucket = var("OMNIA_KEYVALUE_DEFAULT_BUCKET", |s| {
+            check_bucket_name(s)?;
+            Ok(s.to_owned())
+        })?
+        .unwrap_or_else(|| DEFAULT_BUCKET.to_owned());
+        Ok(Self {
+            default_bucket,
+            backend: O::from_env()?,
+        })
+    }
+
+    fn settings() -> Vec<Setting> {
+        let mut settings = vec![Setting {
+            env: "OMNIA_KEYVALUE_DEFAULT_BUCKET",
+            flag: None,
+            value: "NAME",
+            default: DEFAULT_BUCKET,
+            help: "the bucket a guest opens with the empty identifier \"\" (as wasmtime serve's guests do)",
+        }];
+        settings.extend(O::settings());
+        settings
+    }
 }
 
 /// The in-memory key-value entry: `wasi:keyvalue` backed by [`MemoryStore`].
 pub type KeyValueDefault = WasiKeyValue<MemoryStore>;
 
 impl<B> WasiKeyValue<B> {
-    /// An entry serving `store`.
+    /// An entry serving `store`, whose `open("")` opens [`DEFAULT_BUCKET`].
     pub fn new(store: impl KeyValueStore) -> Self {
-        Self::from_shared(Arc::new(store))
+        Self::from_shared(Arc::new(store), DEFAULT_BUCKET)
     }
 
-    /// An entry serving an already shared store.
-    pub fn from_shared(store: Arc<dyn KeyValueStore>) -> Self {
+    /// An entry serving an already shared store, whose `open("")` opens `default_bucket`.
+    pub fn from_shared(store: Arc<dyn KeyValueStore>, default_bucket: &str) -> Self {
         Self {
             store,
+            default_bucket: default_bucket.into(),
             backend: PhantomData,
         }
     }
@@ -73,23 +117,32 @@ impl<B> WasiKeyValue<B> {
 
 impl<B> Clone for WasiKeyValue<B> {
     fn clone(&self) -> Self {
-        Self::from_shared(Arc::clone(&self.store))
+        Self {
+            store: Arc::clone(&self.store),
+            default_bucket: Arc::clone(&self.default_bucket),
+            backend: PhantomData,
+        }
     }
 }
 
 impl<B: Backend + KeyValueStore> Backend for WasiKeyValue<B> {
-    type Options = B::Options;
+    type Options = KeyValueOptions<B::Options>;
 
-    async fn connect_with(options: B::Options) -> Result<Self> {
-        Ok(Self::new(B::connect_with(options).await?))
+    async fn connect_with(options: Self::Options) -> Result<Self> {
+        let store = B::connect_with(options.backend).await?;
+        Ok(Self::from_shared(Arc::new(store), &options.default_bucket))
+    }
+
+    fn backends() -> Vec<&'static str> {
+        B::backends()
     }
 }
 
 impl Backend for MemoryStore {
-    type Options = ();
+    type Options = MemoryOptions;
 
-    async fn connect_with((): ()) -> Result<Self> {
-        Ok(Self::new())
+    async fn connect_with(options: MemoryOptions) -> Result<Self> {
+        Ok(Self::with_options(options))
     }
 }
 
@@ -98,11 +151,16 @@ fn view<T: HostView<WasiKeyValue<B>>, B: 'static>(store: &mut T) -> host::KeyVal
     let (entry, core) = store.host();
     host::KeyValueView {
         store: &entry.store,
+        default_bucket: &entry.default_bucket,
         table: &mut core.table,
     }
 }
 
 impl<T: HostView<WasiKeyValue<B>>, B: 'static> Host<T> for WasiKeyValue<B> {
+    fn used_by(engine: &Engine, component: &Component) -> bool {
+        omnia::component::imports_interface(engine, component, "wasi:keyvalue/")
+    }
+
     fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
         host::add_to_linker(linker, view::<T, B>)
     }

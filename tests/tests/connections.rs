@@ -1,0 +1,291 @@
+//! Connection-level defences: header-read and idle timeouts, the connection cap, accept
+//! back-off, cancellation of requests whose client went away, and the drain on shutdown.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use omnia_tests::client::raw;
+use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
+
+/// The value of a metric on the admin endpoint's `/metrics` page.
+async fn metric(server: &Omnia, name: &str) -> u64 {
+    let page = get(&server.admin_url("/metrics")).await.unwrap().text();
+    page.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+}
+
+#[tokio::test]
+async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[
+            ("OMNIA_HTTP_HEADER_TIMEOUT", "1s"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let addr = server.addr().to_string();
+    let closed = tokio::task::spawn_blocking(move || {
+        let mut slow = raw::connect(&addr);
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .unwrap();
+        let started = Instant::now();
+        let (_, closed) = raw::read_until_closed(&mut slow, Duration::from_secs(8));
+        (closed, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(closed.0, "a slowloris connection is closed");
+    assert!(
+        closed.1 < Duration::from_secs(5),
+        "closed after {:?}",
+        closed.1
+    );
+    assert!(metric(&server, "omnia_connections_timed_out_total").await >= 1);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_outlive_the_header_timeout_until_the_idle_timeout() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[
+            ("OMNIA_HTTP_HEADER_TIMEOUT", "1s"),
+            ("OMNIA_HTTP_IDLE_TIMEOUT", "3s"),
+        ],
+    );
+    let addr = server.addr().to_string();
+    tokio::task::spawn_blocking(move || {
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut conn = raw::connect(&addr);
+        conn.write_all(request).unwrap();
+        let (first, closed) = raw::read_until_closed(&mut conn, Duration::from_millis(1500));
+        assert!(!closed && first.starts_with("HTTP/1.1 200"), "{first}");
+        // Idle for longer than the header timeout: still open, and still serving.
+        conn.write_all(request).unwrap();
+        let (second, closed) = raw::read_until_closed(&mut conn, Duration::from_millis(500));
+        assert!(!closed && second.starts_with("HTTP/1.1 200"), "{second}");
+        // Idle past the idle timeout: closed by the server.
+        let started = Instant::now();
+        let (_, closed) = raw::read_until_closed(&mut conn, Duration::from_secs(8));
+        assert!(closed, "the idle connection is closed");
+        assert!(
+            started.elapsed() > Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn new_clients_are_served_at_the_connection_cap() {
+    // 300 idle connections against a cap of 50, in a process limited to 256 open files: the
+    // longest-idle connections make room, and a new client is still served.
+    let server = Omnia::serve_with_open_files(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[
+            ("OMNIA_HTTP_MAX_CONNECTIONS", "50"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+        256,
+    );
+    let addr = server.addr().to_string();
+    let idle: Vec<_> = (0..300).map(|_| raw::connect(&addr)).collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..5 {
+        let response = get(&server.url(&format!("/new/{i}"))).await.unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    assert!(metric(&server, "omnia_connections_shed_total").await >= 250);
+    assert!(metric(&server, "omnia_connections_open").await <= 51);
+    drop(idle);
+}
+
+#[tokio::test]
+async fn the_default_cap_follows_the_open_file_limit() {
+    // No cap given: it is derived from `ulimit -n`, so 400 idle connections against 128
+    // files do not lock new clients out.
+    let server = Omnia::serve_with_open_files(&omnia(), &guests::rust("http-hello"), &[], 128);
+    let addr = server.addr().to_string();
+    let idle: Vec<_> = (0..400)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = get(&server.url("/")).await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    drop(idle);
+}
+
+#[tokio::test]
+async fn a_failing_accept_backs_off_instead_of_spinning() {
+    // The admin endpoint of a process with 40 open files: 200 connections exhaust the file
+    // descriptors, so accept fails. The loop must wait between attempts (little CPU, few log
+    // lines), and the HTTP listener must still serve once the flood is gone.
+    let server = Omnia::serve_with_open_files(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+            ("OMNIA_HTTP_MAX_CONNECTIONS", "16"),
+        ],
+        40,
+    );
+    let admin = server
+        .admin_url("")
+        .trim_start_matches("http://")
+        .to_string();
+    let before = server.cpu_time();
+    let flood: Vec<_> = (0..200)
+        .filter_map(|_| std::net::TcpStream::connect(&admin).ok())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = server.cpu_time().saturating_sub(before);
+    assert!(used < Duration::from_millis(1500), "{used:?} of CPU in 3 s");
+    let log = server.log();
+    let warnings = log.matches("accept failed").count();
+    assert!(
+        (1..=10).contains(&warnings),
+        "{warnings} accept warnings:\n{log}"
+    );
+    drop(flood);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(get(&server.url("/")).await.unwrap().status, StatusCode::OK);
+    assert_eq!(
+        get(&server.admin_url("/livez")).await.unwrap().status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn abandoned_requests_free_their_slots() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[
+            ("OMNIA_MAX_CONCURRENCY", "4"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    // HTTP/1: four clients start a long request and hang up.
+    let addr = server.addr().to_string();
+    let abandoned: Vec<_> = (0..4)
+        .map(|_| {
+            let mut conn = raw::connect(&addr);
+            conn.write_all(b"GET /sleep/25000 HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            conn
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = get(&server.url("/busy")).await.unwrap();
+    assert_eq!(
+        busy.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "all slots taken"
+    );
+    drop(abandoned);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = get(&server.url("/after")).await.unwrap();
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text());
+
+    // HTTP/2: four streams reset by the client (dropping the response future).
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    for _ in 0..4 {
+        let request = http::Request::get(server.url("/sleep/25000"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let pending = client.request(request);
+        let _ = tokio::time::timeout(Duration::from_millis(300), pending).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let request = http::Request::get(server.url("/h2-after"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let _ = response.into_body().collect().await;
+    assert!(metric(&server, "omnia_guest_cancelled_total").await >= 8);
+}
+
+#[tokio::test]
+async fn drain_closes_header_pending_connections_at_once() {
+    let mut server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-hello"),
+        &[("OMNIA_SHUTDOWN_GRACE", "30s")],
+    );
+    let mut pending = raw::connect(server.addr());
+    pending.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    let _idle = raw::connect(server.addr());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = server
+        .wait(Duration::from_secs(10))
+        .expect("exits without waiting for the grace period");
+    assert_eq!(status.code(), Some(0), "{}", server.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let mut server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[("OMNIA_SHUTDOWN_GRACE", "30s")],
+    );
+    let slow = spawn_gets(&server.url("/sleep/20000"), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.is_running(), "draining the slow request");
+    server.signal("INT");
+    let status = server.wait(Duration::from_secs(3)).expect("exits at once");
+    assert_eq!(status.code(), Some(130), "{}", server.log());
+    drop(slow);
+}
+
+#[tokio::test]
+async fn readiness_turns_503_during_the_drain() {
+    let mut server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+            ("OMNIA_SHUTDOWN_GRACE", "20s"),
+        ],
+    );
+    assert_eq!(
+        get(&server.admin_url("/readyz")).await.unwrap().status,
+        StatusCode::OK
+    );
+    let slow = spawn_gets(&server.url("/sleep/2000"), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ready = get(&server.admin_url("/readyz")).await.unwrap();
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    let live = get(&server.admin_url("/livez")).await.unwrap();
+    assert_eq!(live.status, StatusCode::OK);
+    for handle in slow {
+        assert_eq!(handle.await.unwrap().unwrap().status, StatusCode::OK);
+    }
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+}
