@@ -72,3 +72,11 @@ fn version_names_capabilities_and_backends() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_component_as_first_argument_means_run() {
+    // As `wasmtime app.wasm`: what `nix run .#omnia-full -- app.wasm` passes.
+    let (code, _, stderr) = omnia(&["/no/such/app.wasm"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("cannot read /no/such/app.wasm"), "{stderr}");
+}

@@ -250,7 +250,7 @@ fn cli_and_store(parts: &Parts) -> TokenStream2 {
         /// Command line of this runtime: `run` (with a flag for each main setting) and (with
         /// the `jit` feature) `compile`.
         #[derive(#private::clap::Parser, Debug)]
-        #[command(version = #omnia::cli::version(&<Capabilities as #omnia::Capabilities>::describe()))]
+        #[command(version = #omnia::cli::version(<Capabilities as #omnia::Capabilities>::profile(), &<Capabilities as #omnia::Capabilities>::describe()))]
         #[command(name = match option_env!("CARGO_BIN_NAME") { Some(name) => name, None => env!("CARGO_PKG_NAME") })]
         #[command(about = "Runs WebAssembly components with host services.")]
         pub struct Cli {
@@ -329,6 +329,11 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
                 let mut names = Vec::new();
                 #(#names)*
                 names
+            }
+
+            fn profile() -> Option<&'static str> {
+                // Set by the profile build (`cargo xtask dist`, the Nix flake).
+                option_env!("OMNIA_PROFILE")
             }
 
             fn describe() -> Vec<String> {

@@ -56,24 +56,31 @@ pub struct CompileArgs {
     pub output: Option<PathBuf>,
 }
 
-/// `omnia --version` text: the crate version, whether the build has a compiler, and the
-/// capabilities compiled in with their backends, e.g.
-/// `0.1.0 (features: jit, http, keyvalue[memory,redis])`.
-pub fn version(capabilities: &[String]) -> String {
-    let mut features = vec![
-        if crate::JIT_ENABLED {
-            "jit"
-        } else {
-            "aot-only"
-        }
-        .to_owned(),
-    ];
-    features.extend_from_slice(capabilities);
+/// `omnia --version` text: the crate version, the profile it was built from (if any), whether
+/// the build has a compiler, and the capabilities compiled in with their backends, e.g.
+/// `0.1.0 (profile: full; features: jit, http, keyvalue[memory,redis])`.
+pub fn version(profile: Option<&str>, capabilities: &[String]) -> String {
     format!(
-        "{} (features: {})",
+        "{} ({})",
         env!("CARGO_PKG_VERSION"),
-        features.join(", ")
+        build_summary(profile, capabilities)
     )
+}
+
+/// `profile: full; features: jit, http, ...`, or `features: ...` for a build without a profile.
+pub fn build_summary(profile: Option<&str>, capabilities: &[String]) -> String {
+    let compiler = if crate::JIT_ENABLED {
+        "jit"
+    } else {
+        "aot-only"
+    };
+    let mut features = vec![compiler.to_owned()];
+    features.extend_from_slice(capabilities);
+    let features = format!("features: {}", features.join(", "));
+    match profile {
+        Some(profile) => format!("profile: {profile}; {features}"),
+        None => features,
+    }
 }
 
 /// The help heading of the settings flags of `run`.
@@ -81,7 +88,9 @@ const SETTINGS_HEADING: &str = "Settings (each flag overrides its environment va
 
 /// Parses the command line of `P` (a runtime's `Cli`), with a flag on `run` for every setting
 /// that has one. Flags given are installed as overrides of their variables
-/// ([`config::set_overrides`]). Exits with a usage message on bad input, as clap does.
+/// ([`config::set_overrides`]). As with `wasmtime app.wasm`, a first argument that names a file
+/// (it has a `.` or a `/`) means `run` it: `omnia app.wasm` is `omnia run app.wasm`. Exits
+/// with a usage message on bad input, as clap does.
 pub fn parse<P: clap::Parser>(settings: &[Setting]) -> P {
     let command = P::command().mut_subcommand("run", |run| {
         settings
@@ -100,7 +109,11 @@ pub fn parse<P: clap::Parser>(settings: &[Setting]) -> P {
                 )
             })
     });
-    let matches = command.get_matches();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|first| names_a_file(first)) {
+        args.insert(1, "run".into());
+    }
+    let matches = command.get_matches_from(args);
     if let Some(("run", run)) = matches.subcommand() {
         let given = settings
             .iter()
@@ -112,6 +125,12 @@ pub fn parse<P: clap::Parser>(settings: &[Setting]) -> P {
         config::set_overrides(given);
     }
     P::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// Whether a first argument is a component rather than a subcommand or a flag.
+fn names_a_file(arg: &std::ffi::OsStr) -> bool {
+    let arg = arg.to_string_lossy();
+    !arg.starts_with('-') && (arg.contains('.') || arg.contains('/'))
 }
 
 /// The process exit code for the result of `runtime_run`: 0, or 1 after printing the error and

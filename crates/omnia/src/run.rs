@@ -48,7 +48,8 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     let engine = engine::build(&config)?;
     let component = component::load(&engine, &args.component, config.max_component_size)?;
     let link = || linker::<C>(&engine);
-    let pre = instantiate_pre(link, &component)
+    let build = crate::cli::build_summary(C::profile(), &C::describe());
+    let pre = instantiate_pre(link, &component, &build)
         .with_context(|| format!("cannot link {}", args.component.display()))?;
 
     let triggers = C::exported_triggers(&engine, &component);
@@ -174,21 +175,22 @@ fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
 /// Type-checks and links `component` with the linker `build` makes. When imports are missing the
 /// error lists all of them, not only the first.
 fn instantiate_pre<T: 'static>(
-    build: impl Fn() -> Result<Linker<T>>,
+    link: impl Fn() -> Result<Linker<T>>,
     component: &Component,
+    build: &str,
 ) -> Result<InstancePre<T>> {
-    let err = match build()?.instantiate_pre(component) {
+    let err = match link()?.instantiate_pre(component) {
         Ok(pre) => return Ok(pre),
         Err(err) => err,
     };
-    let missing = missing_imports(build, component, &err);
+    let missing = missing_imports(link, component, &err);
     if missing.is_empty() {
         return Err(err.into());
     }
     bail!(
         "the component imports {} interface(s) this runtime does not provide:\n  - {}\n\
-         run it with an omnia build (profile or cargo features) that has these capabilities; \
-         `omnia --version` lists what this build has",
+         this omnia is {build}; run the component with an omnia build (profile or cargo \
+         features) that has these capabilities",
         missing.len(),
         missing.join("\n  - ")
     )

@@ -119,6 +119,10 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// The keys of the entries compiled into this runtime, e.g. `["http"]`.
     fn names() -> Vec<&'static str>;
 
+    /// The distribution profile this binary was built from (`OMNIA_PROFILE` at build time), if
+    /// any.
+    fn profile() -> Option<&'static str>;
+
     /// The entries with the backends each can use, for `omnia --version`, e.g.
     /// `["http", "keyvalue[memory,redis]"]`.
     fn describe() -> Vec<String>;

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The Nix checks that run without the network (Debian's nix-bin 2.8 is enough), in three tiers:
+#
+#   1. the profile library's unit tests (nix/tests/unit.nix) and its error messages;
+#   2. the flake's output names, evaluated with the real flake.lock (nothing is fetched: the
+#      names come from profiles/*.toml alone);
+#   3. the wiring, with stand-ins for nixpkgs, crane and fenix (nix/tests/stubs): the same cargo
+#      flags for each profile's dependencies and package, the image configuration, the services
+#      each VM test starts, the app paths, and `nix flake check` / `nix flake show` as a whole.
+#
+# Prints one line per check and `N passed, M failed`; exits non-zero if any failed.
+# Real builds, real images and the VM tests need a modern Nix with the network (see README).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NIX_CONFIG=$'experimental-features = nix-command flakes\nsubstituters =\nconnect-timeout = 2'
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /'; }
+
+# check NAME EXPECTED COMMAND...: the command's stdout must equal EXPECTED.
+check() {
+  local name=$1 expected=$2
+  shift 2
+  local got
+  if got=$("$@" 2>/tmp/omnia-nix-err.$$); then
+    if [ "$got" = "$expected" ]; then ok "$name"; else bad "$name" "expected: $expected"$'\n'"got:      $got"; fi
+  else
+    bad "$name" "$(tail -5 /tmp/omnia-nix-err.$$)"
+  fi
+}
+
+# fails_with NAME NEEDLE COMMAND...: the command must fail with NEEDLE in its error.
+fails_with() {
+  local name=$1 needle=$2
+  shift 2
+  if "$@" >/dev/null 2>/tmp/omnia-nix-err.$$; then
+    bad "$name" "succeeded, expected an error containing: $needle"
+  elif grep -qF -- "$needle" /tmp/omnia-nix-err.$$; then
+    ok "$name"
+  else
+    bad "$name" "expected an error containing: $needle"$'\n'"$(grep -v '^warning' /tmp/omnia-nix-err.$$ | tail -5)"
+  fi
+}
+
+echo "== tier 1: the profile library (builtins only)"
+unit=$(nix-instantiate --eval --strict --json nix/tests/unit.nix 2>&1)
+unit_passed=$(echo "$unit" | python3 -c 'import json,sys; print(json.load(sys.stdin)["passed"])' 2>/dev/null || echo 0)
+unit_failed=$(echo "$unit" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["failed"]))' 2>/dev/null || echo 1)
+passed=$((passed + unit_passed))
+failed=$((failed + unit_failed))
+echo "ok   nix/tests/unit.nix: $unit_passed passed, $unit_failed failed"
+[ "$unit_failed" = 0 ] || echo "$unit" | sed 's/^/     /'
+
+# Error messages name the file and the key.
+bad_profiles=$(mktemp -d)
+load() { nix-instantiate --eval --strict --json -E "(import $PWD/nix/lib/profiles.nix).loadProfiles $bad_profiles"; }
+printf 'description = "x"\njit = true\n[capabilities]\nhttp = true\nkeyvalue = "etcd"\n' > "$bad_profiles/bad-backend.toml"
+fails_with "an unknown backend names the file and the key" \
+  'profiles/bad-backend.toml: capabilities.keyvalue: unknown backend "etcd"' load
+rm "$bad_profiles"/*.toml
+printf 'description = "x"\njit = true\ncolour = "blue"\n[capabilities]\nhttp = true\n' > "$bad_profiles/typo.toml"
+fails_with "an unknown key names the file and the key" 'profiles/typo.toml: colour: unknown key' load
+rm "$bad_profiles"/*.toml
+printf 'description = "x"\njit = true\n[capabilities]\nhttp = false\n' > "$bad_profiles/empty.toml"
+fails_with "a profile with no capability is refused" 'profiles/empty.toml: capabilities: the profile enables no capability' load
+rm "$bad_profiles"/*.toml
+printf 'description = "x"\njit = true\n[capabilities]\nhttp = true\n' > "$bad_profiles/Not_Kebab.toml"
+fails_with "a bad profile name is refused" 'profiles/Not_Kebab.toml: the profile name "Not_Kebab" must be kebab-case' load
+rm -r "$bad_profiles"
+
+echo "== tier 2: the flake's outputs, with the real flake.lock, offline"
+meta=$(nix flake metadata --json . 2>/dev/null | python3 -c 'import json,sys; print(json.dumps(sorted(json.load(sys.stdin)["locks"]["nodes"]["root"]["inputs"])).replace(" ",""))' 2>/dev/null)
+if [ "$meta" = '["crane","fenix","nixpkgs"]' ]; then ok "flake.lock locks nixpkgs, crane and fenix"; else bad "flake.lock locks nixpkgs, crane and fenix" "$meta"; fi
+for output in packages apps checks; do
+  check "$output.x86_64-linux are the names the profiles give" \
+    "$(nix eval --json ".#lib.outputNames.$output" 2>/dev/null)" \
+    nix eval --json ".#$output.x86_64-linux" --apply builtins.attrNames
+done
+check "aarch64-linux has the same packages" \
+  "$(nix eval --json .#packages.x86_64-linux --apply builtins.attrNames 2>/dev/null)" \
+  nix eval --json .#packages.aarch64-linux --apply builtins.attrNames
+check "nixosModules.default is a module" '"lambda"' \
+  nix eval --json .#nixosModules.default --apply builtins.typeOf
+
+echo "== tier 3: wiring, with stand-ins for nixpkgs, crane and fenix"
+O=(--override-input nixpkgs "path:$PWD/nix/tests/stubs/nixpkgs"
+   --override-input crane "path:$PWD/nix/tests/stubs/crane"
+   --override-input fenix "path:$PWD/nix/tests/stubs/fenix")
+profiles=$(nix eval --json .#lib.profiles --apply builtins.attrNames 2>/dev/null | tr -d '[]"' | tr ',' ' ')
+for p in $profiles; do
+  check "omnia-$p: dependencies and package built with the same cargo flags" true \
+    nix eval --json ".#packages.x86_64-linux.omnia-$p.stubArgs" "${O[@]}" \
+    --apply "a: a.cargoExtraArgs == a.cargoArtifacts.stubArgs.cargoExtraArgs && a.cargoExtraArgs == \"$(nix eval --raw ".#lib.profiles.$p.cargoExtraArgs" 2>/dev/null)\""
+  check "omnia-$p: --version names the profile" "\"$p\"" \
+    nix eval --json ".#packages.x86_64-linux.omnia-$p.stubArgs.OMNIA_PROFILE" "${O[@]}"
+  check "clippy-$p reuses the profile's dependencies" true \
+    nix eval --json ".#checks.x86_64-linux.clippy-$p.stubArgs" "${O[@]}" \
+    --apply "a: a.cargoArtifacts.stubArgs.cargoExtraArgs == a.cargoExtraArgs"
+  expected_config=$(nix eval --json ".#lib.profiles.$p.image" 2>/dev/null)
+  check "oci-$p: the image configuration is the profile's (plus version and revision)" "$expected_config" \
+    nix eval --json ".#packages.x86_64-linux.oci-$p.stubArgs.config" "${O[@]}" \
+    --apply 'c: c // { Labels = removeAttrs c.Labels [ "org.opencontainers.image.version" "org.opencontainers.image.revision" ]; }'
+  check "oci-$p: reproducible creation date and /bin/omnia" '{"created":"1970-01-01T00:00:01Z","entry":["/bin/omnia","run"]}' \
+    nix eval --json ".#packages.x86_64-linux.oci-$p.stubArgs" "${O[@]}" \
+    --apply 'a: { created = a.created; entry = a.config.Entrypoint; }'
+  check "apps.omnia-$p runs the profile's omnia" true \
+    nix eval --json ".#apps.x86_64-linux.omnia-$p" "${O[@]}" \
+    --apply "a: a.type == \"app\" && builtins.match \".*-package-omnia-$p/bin/omnia\" a.program != null"
+done
+for vm in "full redis" "http-kv redis" "kv-nats nats"; do
+  set -- $vm
+  case $2 in redis) want='{"nats":false,"redis":true}' ;; nats) want='{"nats":true,"redis":false}' ;; esac
+  [ "$1" = full ] && want='{"nats":true,"redis":true}'
+  check "vm-$1 starts the services its profile needs" "$want" \
+    nix eval --json ".#checks.x86_64-linux.vm-$1.stubArgs" "${O[@]}" \
+    --apply 'a: let m = a.nodes.machine { pkgs = { }; }; in { redis = m.services.redis.servers."".enable; nats = m.services.nats.enable; }'
+  check "vm-$1 serves the key-value guest with the profile's package" true \
+    nix eval --json ".#checks.x86_64-linux.vm-$1.stubArgs" "${O[@]}" \
+    --apply "a: let m = a.nodes.machine { pkgs = { }; }; in m.services.omnia.enable && builtins.match \".*package-omnia-$1\" m.services.omnia.package.name != null"
+done
+check "the AOT-only VM test runs a guest precompiled by the full runtime" '"kv-http.bin"' \
+  nix eval --json ".#checks.x86_64-linux.vm-http-kv.stubArgs" "${O[@]}" \
+  --apply 'a: (a.nodes.machine { pkgs = { }; }).services.omnia.component.name'
+check "packages.default is omnia-full" true \
+  nix eval --json ".#packages.x86_64-linux" "${O[@]}" --apply 'p: p.default.name == p.omnia-full.name'
+check "the toolchain check pins rust-toolchain.toml's channel" '"toolchain-1.95.0"' \
+  nix eval --json ".#checks.x86_64-linux.toolchain.name" "${O[@]}"
+if out=$(nix flake check "${O[@]}" 2>&1); then ok "nix flake check (stand-ins)"; else bad "nix flake check (stand-ins)" "$(echo "$out" | tail -5)"; fi
+if out=$(nix flake show "${O[@]}" 2>&1); then ok "nix flake show (stand-ins)"; else bad "nix flake show (stand-ins)" "$(echo "$out" | tail -5)"; fi
+
+rm -f /tmp/omnia-nix-err.$$
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
