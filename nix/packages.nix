@@ -4,7 +4,7 @@ let
   lib = pkgs.lib;
   root = ../.;
   # Cargo sources plus what the build and the tests read besides Rust: WIT files, trybuild
-  # expectations, the checked-in test guests, and the profiles.
+  # expectations, the checked-in test guests, the profiles and the capability catalog.
   src = lib.fileset.toSource {
     inherit root;
     fileset = lib.fileset.unions [
@@ -12,6 +12,7 @@ let
       (lib.fileset.fileFilter (f: f.hasExt "wit" || f.hasExt "stderr" || f.hasExt "md") root)
       ../tests/guests/bin
       ../profiles
+      ../crates/omnia-cli/capabilities.toml
     ];
   };
   version = (builtins.fromTOML (builtins.readFile ../Cargo.toml)).workspace.package.version;
