@@ -1,0 +1,405 @@
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "tests: failing loudly is their job"
+)]
+
+//! The distribution, checked end to end.
+//!
+//! `rust_and_nix_read_profiles_alike` runs with the rest of the suite. The others check what
+//! `cargo xtask dist --all --debug --app tests/guests/bin/kv-http.wasm` wrote to target/dist, so
+//! `tests/run` runs them (with `--ignored`) after that command: every profile's binary names its
+//! profile and features, the AOT-only one has no compiler and serves its precompiled guest, a
+//! profile without key-value refuses a key-value guest, and each image is accepted by skopeo and
+//! umoci and, unpacked, runs as its non-root user and answers HTTP (http-kv with a real Redis).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn dist(profile: &str) -> PathBuf {
+    root().join("target/dist").join(profile)
+}
+
+fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+    let program = program.as_ref();
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", program.to_string_lossy()))
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// The fields both readings produce, by profile.
+const COMPARED: [&str; 7] = [
+    "description",
+    "jit",
+    "features",
+    "services",
+    "backends",
+    "cargoExtraArgs",
+    "image",
+];
+
+#[test]
+fn rust_and_nix_read_profiles_alike() {
+    let rust = json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"]));
+    let expr = format!(
+        "(import {}/nix/lib/profiles.nix).loadProfiles {}/profiles",
+        root().display(),
+        root().display()
+    );
+    let nix = json(&run(
+        "nix-instantiate",
+        &["--eval", "--strict", "--json", "-E", &expr],
+    ));
+    let names = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&rust), names(&nix), "the same profiles");
+    for name in names(&rust) {
+        for field in COMPARED {
+            assert_eq!(
+                rust[&name][field], nix[&name][field],
+                "profile {name}, {field}: Rust and Nix disagree"
+            );
+        }
+    }
+}
+
+fn version(profile: &str) -> String {
+    let out = run(dist(profile).join("omnia"), &["--version"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn every_binary_names_its_profile_and_features() {
+    for (profile, expected) in [
+        (
+            "full",
+            "(profile: full; features: jit, http, keyvalue[memory,redis,nats])",
+        ),
+        ("http", "(profile: http; features: jit, http)"),
+        (
+            "http-kv",
+            "(profile: http-kv; features: aot-only, http, keyvalue[memory,redis])",
+        ),
+        (
+            "kv-nats",
+            "(profile: kv-nats; features: jit, http, keyvalue[memory,nats])",
+        ),
+    ] {
+        let version = version(profile);
+        assert!(version.contains(expected), "{profile}: {version}");
+    }
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn only_jit_profiles_contain_the_compiler() {
+    let contains = |profile: &str| {
+        let bytes = std::fs::read(dist(profile).join("omnia")).unwrap();
+        bytes
+            .windows(b"cranelift_codegen".len())
+            .any(|w| w == b"cranelift_codegen")
+    };
+    assert!(contains("full"), "the JIT build links Cranelift");
+    assert!(!contains("http-kv"), "the AOT-only build has no Cranelift");
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn a_profile_without_a_capability_names_itself_when_refusing_a_guest() {
+    let guest = root().join("tests/guests/bin/kv-http.wasm");
+    let out = run(
+        dist("http").join("omnia"),
+        &["run", guest.to_str().unwrap()],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("wasi:keyvalue/store"), "{stderr}");
+    assert!(
+        stderr.contains("this omnia is profile: http; features: jit, http"),
+        "{stderr}"
+    );
+}
+
+/// A server process, killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends one HTTP/1.0 request (so the body comes unchunked) and returns the response, retrying
+/// the connection for 60 s while the server starts.
+fn http(port: u16, method: &str, path: &str) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            write!(
+                stream,
+                "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            )
+            .unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            return response;
+        }
+        assert!(
+            started.elapsed() < Duration::from_mins(1),
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn the_aot_only_binary_serves_its_precompiled_guest() {
+    let port = free_port();
+    let _server = Running(
+        Command::new(dist("http-kv").join("omnia"))
+            .args(["run", dist("http-kv").join("app.bin").to_str().unwrap()])
+            .env_clear()
+            .env("OMNIA_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let response = http(port, "POST", "/incr//hits");
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert!(response.ends_with("\r\n\r\n1"), "{response}");
+}
+
+fn skopeo_inspect(reference: &str) -> Value {
+    json(&run("skopeo", &["inspect", "--config", reference]))
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn images_carry_the_profile_configuration_in_both_formats() {
+    let profiles = json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"]));
+    for (name, profile) in profiles.as_object().unwrap() {
+        let dir = dist(name);
+        let layout = format!("oci:{}:0.1.0", dir.join("oci").display());
+        let archive = format!(
+            "docker-archive:{}",
+            dir.join(format!("omnia-{name}.tar")).display()
+        );
+        for reference in [&layout, &archive] {
+            let config = skopeo_inspect(reference);
+            let image = &profile["image"];
+            let c = &config["config"];
+            assert_eq!(c["User"], image["User"], "{reference}");
+            assert_eq!(c["Entrypoint"], image["Entrypoint"], "{reference}");
+            assert_eq!(c["Cmd"], image["Cmd"], "{reference}");
+            assert_eq!(c["Env"], image["Env"], "{reference}");
+            assert_eq!(c["ExposedPorts"], image["ExposedPorts"], "{reference}");
+            assert_eq!(c["WorkingDir"], image["WorkingDir"], "{reference}");
+            for (label, value) in image["Labels"].as_object().unwrap() {
+                assert_eq!(&c["Labels"][label], value, "{reference}: {label}");
+            }
+            assert_eq!(config["created"], "1970-01-01T00:00:01Z", "{reference}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn writing_an_image_again_gives_the_same_digest() {
+    // The same binary (cargo has nothing to rebuild), written twice into different directories.
+    let out = std::env::temp_dir().join(format!("omnia-dist-again-{}", std::process::id()));
+    let digest = |dir: &str| {
+        let target = out.join(dir);
+        let status = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["dist", "http", "--debug", "--out", target.to_str().unwrap()])
+            .env("CARGO", env!("CARGO"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read_to_string(target.join("http/digest")).unwrap()
+    };
+    let (one, two) = (digest("one"), digest("two"));
+    assert!(one.starts_with("sha256:"), "{one}");
+    assert_eq!(one, two, "the same binary gives the same image");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `umoci unpack` of the profile's image into a fresh bundle; returns its root filesystem.
+fn unpack(profile: &str) -> (PathBuf, PathBuf) {
+    let bundle =
+        std::env::temp_dir().join(format!("omnia-bundle-{profile}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&bundle);
+    let image = format!("{}:0.1.0", dist(profile).join("oci").display());
+    let out = run(
+        "umoci",
+        &["unpack", "--image", &image, bundle.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (bundle.join("rootfs"), bundle)
+}
+
+/// The path of `name` in `PATH` or `/usr/sbin` (the child's environment is cleared).
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found"))
+}
+
+/// Starts the image's entry point inside its unpacked root filesystem, as the image's user
+/// (`chroot --userspec`; podman cannot start containers on these machines).
+fn run_image(rootfs: &Path, image: &Value, env: &[(String, String)]) -> Running {
+    let user = image["User"].as_str().unwrap();
+    let mut argv: Vec<String> = Vec::new();
+    for part in ["Entrypoint", "Cmd"] {
+        argv.extend(
+            image[part]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
+    }
+    let mut cmd = Command::new(program("chroot"));
+    cmd.arg(format!("--userspec={user}"))
+        .arg(rootfs)
+        .args(&argv)
+        .env_clear()
+        .stderr(Stdio::null());
+    for kv in image["Env"].as_array().unwrap() {
+        let (k, v) = kv.as_str().unwrap().split_once('=').unwrap();
+        cmd.env(k, v);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Running(cmd.spawn().expect("chroot starts (run as root)"))
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn unpacked_images_run_as_their_user_and_answer_http() {
+    let profiles = json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"]));
+    // `full` runs the app dist put in (the key-value guest, in memory); the `http` profile has
+    // no key-value, so it gets the hello guest, as a volume mounted at /app.wasm would.
+    for (name, method, path, expected) in [
+        ("full", "POST", "/incr//hits", "1"),
+        ("http", "GET", "/", "hello from Rust http guest\n"),
+    ] {
+        let image = &profiles[name]["image"];
+        let (rootfs, bundle) = unpack(name);
+        if name == "http" {
+            std::fs::copy(
+                root().join("tests/guests/bin/http-hello.wasm"),
+                rootfs.join("app.wasm"),
+            )
+            .unwrap();
+        }
+        let port = free_port();
+        let server = run_image(
+            &rootfs,
+            image,
+            &[("OMNIA_HTTP_ADDR".into(), format!("127.0.0.1:{port}"))],
+        );
+        let response = http(port, method, path);
+        assert!(response.starts_with("HTTP/1.0 200"), "{name}: {response}");
+        assert!(
+            response.ends_with(&format!("\r\n\r\n{expected}")),
+            "{name}: {response}"
+        );
+        // chroot --userspec execs omnia in place: the process is the image's user.
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap();
+        let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert_eq!(
+            uid.split_whitespace().nth(1),
+            Some("10001"),
+            "{name} runs as {uid}"
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(bundle);
+    }
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist"]
+fn the_http_kv_image_keeps_its_counter_in_redis() {
+    let profiles = json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"]));
+    let redis_port = free_port();
+    let redis_dir = std::env::temp_dir().join(format!("omnia-dist-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&redis_dir).unwrap();
+    let _redis = Running(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .current_dir(&redis_dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server starts"),
+    );
+    let (rootfs, bundle) = unpack("http-kv");
+    let port = free_port();
+    let _server = run_image(
+        &rootfs,
+        &profiles["http-kv"]["image"],
+        &[
+            ("OMNIA_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+            (
+                "REDIS_URL".into(),
+                format!("redis://127.0.0.1:{redis_port}"),
+            ),
+        ],
+    );
+    for expected in ["1", "2"] {
+        let response = http(port, "POST", "/incr//hits");
+        assert!(
+            response.ends_with(&format!("\r\n\r\n{expected}")),
+            "{response}"
+        );
+    }
+    let out = run(
+        "redis-cli",
+        &["-p", &redis_port.to_string(), "GET", "default:hits"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
+    let _ = std::fs::remove_dir_all(bundle);
+    let _ = std::fs::remove_dir_all(redis_dir);
+}
