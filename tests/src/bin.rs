@@ -1,8 +1,10 @@
 //! Where the `omnia` binaries under test are.
 //!
-//! `tests/run` builds two: the default one (every feature) at `target/debug/omnia`, and an
-//! AOT-only one with in-memory key-value only (`--no-default-features --features
-//! http,keyvalue`) copied to `target/omnia-aot/omnia`. `OMNIA_BIN` and `OMNIA_AOT_BIN` override the locations.
+//! `tests/run` builds two: the default one (every feature), next to the test binaries
+//! (`target/debug/omnia`, or `target/release/omnia` for a release test build such as the Nix
+//! flake's), and an AOT-only one with in-memory key-value only (`--no-default-features
+//! --features http,keyvalue`) copied to `target/omnia-aot/omnia`. `OMNIA_BIN` and
+//! `OMNIA_AOT_BIN` override the locations.
 
 use std::path::PathBuf;
 
@@ -25,11 +27,20 @@ fn locate(var: &str, default: PathBuf, how: &str) -> PathBuf {
     path
 }
 
+/// The directory of the cargo profile the tests were built with (`target/debug`, ...): the
+/// test binary is `<that>/deps/<test>`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    exe.ancestors()
+        .nth(2)
+        .map_or_else(|| target_dir().join("debug"), PathBuf::from)
+}
+
 /// The default `omnia` binary (with the `jit` feature).
 pub fn omnia() -> PathBuf {
     locate(
         "OMNIA_BIN",
-        target_dir().join("debug/omnia"),
+        profile_dir().join("omnia"),
         "run `cargo test --workspace` or `cargo build -p omnia-cli` (tests/run does)",
     )
 }

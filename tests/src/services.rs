@@ -28,11 +28,22 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, kv};
 
 /// The Redis server binary (Debian's `redis-server`, 7.0).
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
+const REDIS_SERVER: &str = "redis-server";
 /// The Redis command-line client, shipped with the server.
-const REDIS_CLI: &str = "/usr/bin/redis-cli";
-/// The NATS server binary (Debian's `nats-server`, 2.9).
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
+const REDIS_CLI: &str = "redis-cli";
+/// The NATS server binary (Debian's `nats-server`, 2.9, in `/usr/sbin`).
+const NATS_SERVER: &str = "nats-server";
+
+/// The path of `program`: the first in `PATH`, else in `/usr/sbin` (where Debian puts
+/// `nats-server`, outside a normal user's `PATH`).
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not found in PATH or /usr/sbin: run tests/setup"))
+}
 
 /// The largest message the test NATS server accepts: room for 1 MiB values and their headers.
 pub const NATS_MAX_PAYLOAD: usize = 4 << 20;
@@ -258,7 +269,7 @@ impl RedisServer {
     }
 
     fn cli(&self, options: &[&str], args: &[&str]) -> Output {
-        Command::new(REDIS_CLI)
+        Command::new(program(REDIS_CLI))
             .args(["-h", "127.0.0.1", "-p", &self.port().to_string()])
             .args(options)
             .args(args)
@@ -569,7 +580,7 @@ fn launch(
         .open(&log_path)
         .expect("server log opens");
     let offset = log.metadata().expect("server log metadata").len();
-    let mut child = Command::new(program)
+    let mut child = Command::new(self::program(program))
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
