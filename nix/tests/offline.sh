@@ -108,7 +108,7 @@ for p in $profiles; do
     nix eval --json ".#apps.x86_64-linux.omnia-$p" "${O[@]}" \
     --apply "a: a.type == \"app\" && builtins.match \".*-package-omnia-$p/bin/omnia\" a.program != null"
 done
-for vm in "full redis" "http-kv redis" "kv-nats nats"; do
+for vm in "full redis" "http-kv redis" "kv-nats nats" "messaging nats"; do
   set -- $vm
   case $2 in redis) want='{"nats":false,"redis":true}' ;; nats) want='{"nats":true,"redis":false}' ;; esac
   [ "$1" = full ] && want='{"nats":true,"redis":true}'

@@ -13,7 +13,7 @@ const START_TIMEOUT: Duration = Duration::from_mins(2);
 /// A running `omnia run` serving a component. Killed when dropped.
 pub struct Omnia {
     child: Child,
-    addr: String,
+    addr: Option<String>,
     admin: Option<String>,
     log: Arc<Mutex<String>>,
 }
@@ -34,7 +34,16 @@ impl Omnia {
     pub fn try_serve(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
         let mut cmd = Command::new(bin);
         cmd.arg("run").arg(component);
-        Self::spawn(cmd, env)
+        Self::spawn(cmd, env, Ready::Http)
+    }
+
+    /// Starts `bin run <component>` for a component that only handles messages, and waits
+    /// until the messaging trigger has subscribed.
+    pub fn serve_messaging(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(bin);
+        cmd.arg("run").arg(component);
+        Self::spawn(cmd, env, Ready::Messaging)
+            .unwrap_or_else(|log| panic!("omnia did not subscribe:\n{log}"))
     }
 
     /// Like [`Omnia::serve`], with the process's open-file limit (`ulimit -n`) set to
@@ -50,12 +59,13 @@ impl Omnia {
             .arg(format!("ulimit -n {open_files} && exec \"$0\" run \"$1\""))
             .arg(bin)
             .arg(component);
-        Self::spawn(cmd, env).unwrap_or_else(|log| panic!("omnia did not start serving:\n{log}"))
+        Self::spawn(cmd, env, Ready::Http)
+            .unwrap_or_else(|log| panic!("omnia did not start serving:\n{log}"))
     }
 
     /// Starts `cmd` (an `omnia run`) with only `env` (and a default log filter and address),
-    /// and waits until it listens on HTTP (and on the admin address, if `env` asks for one).
-    fn spawn(mut cmd: Command, env: &[(&str, &str)]) -> Result<Self, String> {
+    /// and waits until it is `ready` (and listens on the admin address, if `env` asks for one).
+    fn spawn(mut cmd: Command, env: &[(&str, &str)], ready: Ready) -> Result<Self, String> {
         cmd.env_clear()
             .env("RUST_LOG", "info")
             .env("OMNIA_HTTP_ADDR", "127.0.0.1:0")
@@ -92,9 +102,12 @@ impl Omnia {
             let text = log.lock().expect("log lock").clone();
             let admin_wanted = env.iter().any(|(k, _)| *k == "OMNIA_ADMIN_ADDR");
             let admin = find_after(&text, "admin: health checks on http://");
-            if let Some(addr) = find_after(&text, "http: listening on http://")
-                && (!admin_wanted || admin.is_some())
-            {
+            let addr = find_after(&text, "http: listening on http://");
+            let up = match ready {
+                Ready::Http => addr.is_some(),
+                Ready::Messaging => text.contains("messaging: subscribed to"),
+            };
+            if up && (!admin_wanted || admin.is_some()) {
                 return Ok(Self {
                     child,
                     addr,
@@ -149,12 +162,12 @@ impl Omnia {
 
     /// `host:port` of the HTTP server.
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.addr.as_deref().expect("started with an HTTP trigger")
     }
 
     /// `http://host:port{path}`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.addr())
     }
 
     /// `http://host:port{path}` on the admin address.
@@ -210,6 +223,15 @@ impl Omnia {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+/// What a started `omnia` must show before a test may use it.
+#[derive(Clone, Copy)]
+enum Ready {
+    /// The HTTP trigger listens.
+    Http,
+    /// The messaging trigger has subscribed.
+    Messaging,
 }
 
 impl Drop for Omnia {

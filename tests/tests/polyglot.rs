@@ -59,3 +59,33 @@ async fn python_keyvalue_counter() {
         bad.text()
     );
 }
+
+#[tokio::test]
+async fn python_messaging_guest_on_nats() {
+    use futures::StreamExt;
+    let nats = omnia_tests::services::NatsServer::start();
+    let _server = Omnia::serve_messaging(
+        &omnia(),
+        &guests::polyglot("py-msg"),
+        &[
+            ("NATS_URL", &nats.url()),
+            ("OMNIA_MESSAGING_TOPICS", "py.in"),
+        ],
+    );
+    let client = nats.client().await;
+    let mut out = client.subscribe("py.in.out").await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("trace", "t-7");
+    client
+        .publish_with_headers("py.in", headers, Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let message = tokio::time::timeout(std::time::Duration::from_mins(1), out.next())
+        .await
+        .expect("a reply within 60 s")
+        .unwrap();
+    assert_eq!(message.payload.as_ref(), b"py: HELLO");
+    let trace = message.headers.as_ref().and_then(|h| h.get("trace"));
+    assert_eq!(trace.map(async_nats::HeaderValue::as_str), Some("t-7"));
+}

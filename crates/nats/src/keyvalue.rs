@@ -51,7 +51,7 @@ pub struct NatsKvStore {
 impl NatsKvStore {
     /// Connects to NATS (see [`crate::connect`]).
     pub async fn connect(options: NatsOptions) -> Result<Self> {
-        let client = crate::connect(&options).await?;
+        let client = crate::shared_client(&options).await?;
         Ok(Self::new(client, &options))
     }
 

@@ -20,6 +20,7 @@
 //! [`KeyValueStore`]: omnia_wasi_keyvalue::KeyValueStore
 
 pub mod keyvalue;
+pub mod messaging;
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use omnia::config::{Secrets, Setting, parse_bool, redact_url, url_var, var};
 use omnia::secrets::percent_decode;
 
 pub use keyvalue::{NatsKeyValue, NatsKvStore};
+pub use messaging::{NatsBroker, NatsMessaging};
 
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -228,6 +230,34 @@ fn parse_servers(s: &str) -> Result<(String, NatsAuth)> {
         servers.push(url.to_string().trim_end_matches('/').to_owned());
     }
     Ok((servers.join(","), auth.unwrap_or(NatsAuth::None)))
+}
+
+/// The process's connection to the NATS of `options`: made on first use, then shared by every
+/// capability (key-value and messaging use one connection).
+pub async fn shared_client(options: &NatsOptions) -> Result<async_nats::Client> {
+    static CLIENTS: tokio::sync::Mutex<Vec<(String, async_nats::Client)>> =
+        tokio::sync::Mutex::const_new(Vec::new());
+    let key = options.connection_key();
+    let mut clients = CLIENTS.lock().await;
+    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(client.clone());
+    }
+    let client = connect(options).await?;
+    clients.push((key, client.clone()));
+    Ok(client)
+}
+
+impl NatsOptions {
+    /// What identifies a connection: the servers and the credentials.
+    fn connection_key(&self) -> String {
+        let auth = match &self.auth {
+            NatsAuth::None => String::new(),
+            NatsAuth::UserPassword { user, password } => format!("user:{user}:{password}"),
+            NatsAuth::Token(token) => format!("token:{token}"),
+            NatsAuth::CredsFile(path) => format!("creds:{}", path.display()),
+        };
+        format!("{}\0{auth}", self.url)
+    }
 }
 
 /// Connects to `options.url`, failing at once if no server answers. Once connected, the client

@@ -68,7 +68,8 @@ fn version_names_capabilities_and_backends() {
     let (code, stdout, _) = omnia(&["--version"]);
     assert_eq!(code, 0);
     assert!(
-        stdout.contains("(features: jit, http, keyvalue[memory,redis,nats])"),
+        stdout
+            .contains("(features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats])"),
         "{stdout}"
     );
 }

@@ -8,7 +8,7 @@
 //! ```text
 //! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 2]
 //!       [--runs 3] [--out F]
-//!       [--baseline P] [--only http,cold-start,memory,keyvalue]
+//!       [--baseline P] [--only http,cold-start,memory,keyvalue,messaging]
 //! ```
 //!
 //! `--baseline` adds another `omnia` build (say, one from before a change) to the serving and
@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use omnia_tests::guests;
-use omnia_tests::services::RedisServer;
+use omnia_tests::services::{NatsServer, RedisServer};
 
 mod keyvalue;
+mod messaging;
 
 /// The concurrency levels of the HTTP table.
 const CONCURRENCY: [u32; 3] = [1, 8, 64];
@@ -47,7 +48,7 @@ struct Args {
 }
 
 /// The sections of the results, in order; `--only` picks among them.
-const SECTIONS: [&str; 4] = ["http", "cold-start", "memory", "keyvalue"];
+const SECTIONS: [&str; 5] = ["http", "cold-start", "memory", "keyvalue", "messaging"];
 
 impl Args {
     /// Whether `section` runs (all do without `--only`).
@@ -707,6 +708,73 @@ impl Bench {
         }
     }
 
+    /// Messages/s through the guest against a native subscriber, on core NATS and JetStream.
+    fn messaging(&mut self) -> Result<()> {
+        use messaging::Mode;
+        const COUNT: usize = 5_000;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let nats = NatsServer::start();
+        let guest = guests::rust("msg-echo");
+        let addr = free_addr();
+        let cmd =
+            messaging::omnia_command(&self.args.omnia, &guest, &nats.url(), &self.work, &addr)?;
+        let shown = messaging::omnia_command(
+            &self.args.omnia,
+            &guest,
+            "nats://127.0.0.1:PORT",
+            Path::new(""),
+            "ADDR",
+        )?;
+        let mut results: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
+        runtime.block_on(async {
+            messaging::create_stream(&nats).await?;
+            let server = start(cmd, addr, "/received/warm-up")?;
+            tokio::time::sleep(Duration::from_secs(1)).await; // the subscriptions follow HTTP
+            let native = messaging::start_native(&nats).await?;
+            for _ in 0..self.args.runs {
+                for (m, mode) in Mode::ALL.iter().enumerate() {
+                    for (w, who) in ["omnia", "native"].iter().enumerate() {
+                        let rate = messaging::run(&nats, *mode, who, COUNT).await?;
+                        results.entry((m, w)).or_default().push(rate);
+                    }
+                }
+            }
+            for task in native {
+                task.abort();
+            }
+            drop(server);
+            anyhow::Ok(())
+        })?;
+        self.line("\n### Messaging: msg-echo guest vs a native async-nats subscriber\n");
+        self.line("| mode | omnia (guest), msgs/s | native subscriber, msgs/s | omnia / native |");
+        self.line("|---|---:|---:|---:|");
+        for (m, mode) in Mode::ALL.iter().enumerate() {
+            let guest = median(results[&(m, 0)].clone());
+            let native = median(results[&(m, 1)].clone());
+            self.line(&format!(
+                "| {} | {guest:.0} | {native:.0} | {:.2}x |",
+                mode.name(),
+                guest / native
+            ));
+        }
+        self.line(&format!(
+            "\nEach run publishes {COUNT} messages as fast as the publisher can and times the first \
+             publish to the last echo; both contenders handle up to {} at once over one \
+             connection to a local `nats-server` (JetStream: stream `BENCH`, durable pull \
+             consumers, explicit acks).\n",
+            messaging::CONCURRENCY
+        ));
+        self.line(&format!(
+            "- omnia: `{}`, with `bench-subscriptions.toml`:",
+            command_line(&shown)
+        ));
+        self.line(&format!("\n```toml\n{}```\n", messaging::omnia_config()));
+        self.line("- native subscriber: `async-nats` in the driver (tests/src/bin/bench/messaging.rs): record, publish the echo with the headers, then (JetStream) double-ack");
+        Ok(())
+    }
+
     /// Resident memory idle and under 64 connections.
     fn memory(&mut self, guest: &Path) -> Result<()> {
         let contenders = self.serving_contenders(guest)?;
@@ -779,9 +847,8 @@ fn main() -> Result<()> {
     if bench.args.runs_section("keyvalue") {
         bench.keyvalue()?;
     }
-    if bench.args.only.is_none() {
-        bench.line("\n### Messaging\n");
-        bench.line("Pending: the messaging capability (NATS) has not landed yet.");
+    if bench.args.runs_section("messaging") {
+        bench.messaging()?;
     }
     if let Some(out) = &bench.args.out {
         if let Some(dir) = out.parent() {

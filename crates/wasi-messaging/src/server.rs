@@ -1,0 +1,318 @@
+//! The messaging trigger: the runtime subscribes, and calls the guest's
+//! `wasi:messaging/incoming-handler.handle` once per message, each in a fresh instance.
+//!
+//! What happens to a message:
+//!
+//! | the guest... | the message is |
+//! |---|---|
+//! | returned `ok` | acknowledged: never delivered again |
+//! | returned an `error`, trapped, or ran past `OMNIA_REQUEST_TIMEOUT` | delivered again after the subscription's backoff, up to `max_deliver` times; then published to `dead_letter` (if set) and dropped |
+//! | could not start: `OMNIA_MEMORY_BUDGET` spent | delivered again after the backoff (not counted against the guest) |
+//!
+//! Where the backend cannot deliver again (NATS core subjects), a failed message goes to the
+//! dead-letter topic at once. Each dead-lettered message carries `omnia-dead-letter-reason`,
+//! `omnia-dead-letter-topic` and `omnia-dead-letter-attempts` metadata.
+//!
+//! In-flight messages are bounded twice: by each subscription's `concurrency`, and by the
+//! runtime's work slots shared with every other trigger (`OMNIA_MAX_CONCURRENCY`). When either
+//! is full the trigger stops taking messages (back-pressure), it never refuses or queues
+//! without bound. On shutdown it stops taking messages and lets those in flight finish within
+//! the grace period; unsettled ones are redelivered by the backend (JetStream) after
+//! `ack_wait`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use omnia::metrics::{self, Counter, Metric};
+use omnia::telemetry::{LogLimit, suppressed_note};
+use omnia::{HostView, Serving, Shutdown, State, StoreView};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::WasiMessaging;
+use crate::backend::{Broker, DELIVERY_ATTEMPT, Delivery, Inbox, Message};
+use crate::config::Subscription;
+use crate::host::{bindings, from_wit};
+
+/// The export this trigger calls (any 0.2 version).
+pub const HANDLER_EXPORT_PREFIX: &str = "wasi:messaging/incoming-handler@0.2";
+
+/// Metadata of a dead-lettered message: why it was given up on.
+pub const DEAD_LETTER_REASON: &str = "omnia-dead-letter-reason";
+/// Metadata of a dead-lettered message: the topic it was received on.
+pub const DEAD_LETTER_TOPIC: &str = "omnia-dead-letter-topic";
+/// Metadata of a dead-lettered message: how many times it was delivered.
+pub const DEAD_LETTER_ATTEMPTS: &str = "omnia-dead-letter-attempts";
+
+/// Messages handled by the guest (acknowledged).
+pub static MESSAGES_HANDLED: Counter = Counter::new(
+    "omnia_messages_handled_total",
+    "Messages the guest handled (acknowledged).",
+);
+/// Messages the guest failed on (each failed delivery).
+pub static MESSAGES_FAILED: Counter = Counter::new(
+    "omnia_messages_failed_total",
+    "Deliveries the guest failed on (error, trap, deadline).",
+);
+/// Messages given up on.
+pub static MESSAGES_DEAD_LETTERED: Counter = Counter::new(
+    "omnia_messages_dead_lettered_total",
+    "Messages given up on after max_deliver failures (sent to the dead-letter topic if set).",
+);
+
+static FAILURE_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
+
+/// `text` on one line of at most 500 bytes, as metadata (NATS headers) can hold it.
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > 500 {
+        let mut end = 500;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+    }
+    line
+}
+
+/// Whether `component` exports `wasi:messaging/incoming-handler`.
+pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
+    omnia::component::exports_interface(engine, component, HANDLER_EXPORT_PREFIX)
+}
+
+/// Subscribes to every configured topic; the returned future handles messages until
+/// `shutdown`, then drains. A subscription that cannot be made (an unknown stream, a bad
+/// subject) fails here, at start-up.
+pub async fn bind<S, B>(
+    state: S,
+    entry: WasiMessaging<B>,
+    mut shutdown: Shutdown,
+) -> Result<Serving>
+where
+    S: State,
+    S::StoreCtx: HostView<WasiMessaging<B>>,
+    B: 'static,
+{
+    let pre = bindings::MessagingHostPre::new(state.instance_pre().clone())
+        .map_err(anyhow::Error::from)
+        .context("the component's wasi:messaging/incoming-handler export has an unexpected type")?;
+    let subscriptions = entry.subscriptions();
+    if subscriptions.is_empty() {
+        anyhow::bail!(
+            "the component exports wasi:messaging/incoming-handler but no topic is configured: \
+             set OMNIA_MESSAGING_TOPICS or OMNIA_MESSAGING_CONFIG"
+        );
+    }
+    for metric in [&MESSAGES_HANDLED, &MESSAGES_FAILED, &MESSAGES_DEAD_LETTERED] {
+        metrics::register(Metric::Counter(metric));
+    }
+    let broker = Arc::clone(entry.broker());
+    let mut inboxes = Vec::new();
+    for subscription in subscriptions {
+        let inbox = broker
+            .subscribe(subscription)
+            .await
+            .with_context(|| format!("cannot subscribe to {:?}", subscription.topic))?;
+        tracing::info!(
+            topic = %subscription.topic,
+            "messaging: subscribed to {} ({}, {} at once)",
+            subscription.topic,
+            broker.guarantee(subscription),
+            subscription.concurrency
+        );
+        inboxes.push((subscription.clone(), inbox));
+    }
+    let consumer = Arc::new(Consumer { pre, state, broker });
+    Ok(Box::pin(async move {
+        let mut consumers = JoinSet::new();
+        for (subscription, inbox) in inboxes {
+            let consumer = Arc::clone(&consumer);
+            let shutdown = shutdown.clone();
+            consumers.spawn(async move { consumer.run(subscription, inbox, shutdown).await });
+        }
+        shutdown.requested().await;
+        while consumers.join_next().await.is_some() {}
+        tracing::info!("messaging: drained");
+        Ok(())
+    }))
+}
+
+struct Consumer<S: State> {
+    pre: bindings::MessagingHostPre<S::StoreCtx>,
+    state: S,
+    broker: Arc<dyn Broker>,
+}
+
+impl<S: State> Consumer<S> {
+    /// Takes messages of one subscription until shutdown, then waits (within the grace period)
+    /// for those in flight.
+    async fn run(
+        self: Arc<Self>,
+        subscription: Subscription,
+        mut inbox: Box<dyn Inbox>,
+        mut shutdown: Shutdown,
+    ) {
+        let limit = Arc::new(Semaphore::new(subscription.concurrency));
+        let subscription = Arc::new(subscription);
+        let mut in_flight = JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&limit).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = shutdown.requested() => break,
+            };
+            let delivery = tokio::select! {
+                delivery = inbox.next() => delivery,
+                () = shutdown.requested() => break,
+            };
+            let Some(delivery) = delivery else {
+                tracing::warn!(topic = %subscription.topic, "messaging: subscription ended");
+                break;
+            };
+            // Back-pressure: wait for one of the runtime's work slots (shared with HTTP).
+            let admission = tokio::select! {
+                admission = self.state.slots().admit() => admission,
+                () = shutdown.requested() => {
+                    let _ = delivery.nak(Duration::ZERO).await;
+                    break;
+                }
+            };
+            let this = Arc::clone(&self);
+            let subscription = Arc::clone(&subscription);
+            in_flight.spawn(async move {
+                let _slot = (permit, admission);
+                this.handle(&subscription, delivery).await;
+            });
+            // Reap what finished, so the set does not grow with every message.
+            while in_flight.try_join_next().is_some() {}
+        }
+        let grace = shutdown.grace();
+        if tokio::time::timeout(grace, async {
+            while in_flight.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                topic = %subscription.topic,
+                "messaging: grace period of {grace:?} over with {} message(s) in flight; they \
+                 will be delivered again where the backend keeps them",
+                in_flight.len()
+            );
+        }
+    }
+
+    /// Runs the guest on one message and settles it.
+    async fn handle(&self, subscription: &Subscription, delivery: Box<dyn Delivery>) {
+        let message = delivery.message().clone();
+        let timeout = self.state.config().request_timeout;
+        let mut store = self.state.new_store();
+        let outcome = {
+            let resource = match store.data_mut().core().table.push(message.clone()) {
+                Ok(resource) => resource,
+                Err(err) => {
+                    self.failed(subscription, delivery, &message, format!("{err}"))
+                        .await;
+                    return;
+                }
+            };
+            let call = async {
+                let guest = self.pre.instantiate_async(&mut store).await?;
+                guest
+                    .wasi_messaging_incoming_handler()
+                    .call_handle(&mut store, resource)
+                    .await
+            };
+            tokio::time::timeout(timeout, call).await
+        };
+        let reason = match outcome {
+            Ok(Ok(Ok(()))) => {
+                MESSAGES_HANDLED.inc();
+                if let Err(err) = delivery.ack().await {
+                    tracing::warn!(topic = %subscription.topic, "messaging: cannot acknowledge a handled message ({err}); it may be delivered again");
+                }
+                return;
+            }
+            Ok(Ok(Err(err))) => format!("the guest returned an error: {}", from_wit(err)),
+            Ok(Err(_)) if store.data_mut().core().limits.budget_exhausted() => {
+                // Not the guest's fault: try again later, without counting it as a failure.
+                let delay = subscription.backoff_after(1);
+                let _ = delivery.nak(delay).await;
+                return;
+            }
+            Ok(Err(trap)) => {
+                metrics::GUEST_TRAPS.inc();
+                let cause = trap
+                    .downcast_ref::<wasmtime::Trap>()
+                    .map_or_else(|| trap.root_cause().to_string(), ToString::to_string);
+                tracing::debug!("messaging: the guest trapped: {trap:#}");
+                format!("the guest trapped: {cause}")
+            }
+            Err(_) => {
+                metrics::GUEST_TIMEOUTS.inc();
+                format!("the guest ran past OMNIA_REQUEST_TIMEOUT ({timeout:?})")
+            }
+        };
+        drop(store);
+        self.failed(subscription, delivery, &message, reason).await;
+    }
+
+    /// Delivers a failed message again, or dead-letters it after the last attempt.
+    async fn failed(
+        &self,
+        subscription: &Subscription,
+        delivery: Box<dyn Delivery>,
+        message: &Message,
+        reason: String,
+    ) {
+        MESSAGES_FAILED.inc();
+        let attempt = delivery.attempt();
+        let last = attempt >= u64::from(subscription.max_deliver) || !delivery.redeliverable();
+        let topic = message.topic.as_deref().unwrap_or(&subscription.topic);
+        if let Some(suppressed) = FAILURE_LOG.check() {
+            tracing::warn!(
+                topic,
+                attempt,
+                "messaging: {topic}: delivery {attempt} failed: {reason}; {}{}",
+                if last {
+                    "giving up"
+                } else {
+                    "it will be delivered again"
+                },
+                suppressed_note(suppressed)
+            );
+        }
+        if !last {
+            let _ = delivery.nak(subscription.backoff_after(attempt)).await;
+            return;
+        }
+        MESSAGES_DEAD_LETTERED.inc();
+        if let Some(dead_letter) = &subscription.dead_letter {
+            let mut dead = message.clone();
+            dead.topic = None;
+            dead.reply_to = None;
+            dead.set_metadata(DEAD_LETTER_REASON, &one_line(&reason));
+            dead.set_metadata(DEAD_LETTER_TOPIC, topic);
+            dead.metadata.retain(|(k, _)| k != DELIVERY_ATTEMPT);
+            dead.set_metadata(DEAD_LETTER_ATTEMPTS, &attempt.to_string());
+            if let Err(err) = self.broker.publish(dead_letter, dead).await {
+                // Keep it where the backend can deliver it again rather than lose it.
+                tracing::error!(
+                    topic,
+                    "messaging: cannot publish to the dead-letter topic {dead_letter}: {err}"
+                );
+                let _ = delivery.nak(subscription.backoff_after(attempt)).await;
+                return;
+            }
+        }
+        let _ = delivery.term().await;
+    }
+}
