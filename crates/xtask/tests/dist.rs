@@ -91,7 +91,7 @@ fn every_binary_names_its_profile_and_features() {
     for (profile, expected) in [
         (
             "full",
-            "(profile: full; features: jit, http, keyvalue[memory,redis,nats])",
+            "(profile: full; features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats])",
         ),
         ("http", "(profile: http; features: jit, http)"),
         (
@@ -101,6 +101,10 @@ fn every_binary_names_its_profile_and_features() {
         (
             "kv-nats",
             "(profile: kv-nats; features: jit, http, keyvalue[memory,nats])",
+        ),
+        (
+            "messaging",
+            "(profile: messaging; features: jit, http, keyvalue[memory,nats], messaging[memory,nats])",
         ),
     ] {
         let version = version(profile);
