@@ -9,10 +9,13 @@
 //! components ([`guests`]), and talk to them over loopback HTTP ([`client`]). Backends the guests
 //! use (Redis, NATS) are real servers too, owned by each test ([`services`]). Nothing is mocked:
 //! what passes here is what a user gets from `omnia run`.
+//!
+//! Telemetry goes to a real OTLP receiver on loopback ([`otlp`]), over gRPC or HTTP/protobuf.
 
 pub mod bin;
 pub mod client;
 pub mod guests;
+pub mod otlp;
 pub mod process;
 pub mod services;
 

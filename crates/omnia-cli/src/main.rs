@@ -3,7 +3,7 @@
 //! `omnia run app.wasm` serves the component's triggers (HTTP) or runs it as a command;
 //! `omnia compile app.wasm -o app.bin` precompiles it for builds without the `jit` feature.
 //! Key-value storage and messaging are in memory unless configured otherwise (see
-//! [`keyvalue`] and [`messaging`]).
+//! [`keyvalue`] and [`messaging`]); configuration is what the operator grants (`OMNIA_CONFIG_*`).
 //! Capabilities are cargo features, so a profile picks exactly what a binary can do.
 
 #[cfg(feature = "keyvalue")]
@@ -15,8 +15,12 @@ mod messaging;
 use keyvalue::KeyValue;
 #[cfg(feature = "messaging")]
 use messaging::Messaging;
+#[cfg(feature = "config")]
+use omnia_wasi_config::ConfigDefault;
 #[cfg(feature = "http")]
 use omnia_wasi_http::WasiHttpCtx;
+#[cfg(feature = "otel")]
+use omnia_wasi_otel::DefaultOtel;
 
 omnia::runtime!({
     #[cfg(feature = "http")]
@@ -25,6 +29,10 @@ omnia::runtime!({
     "keyvalue": KeyValue,
     #[cfg(feature = "messaging")]
     "messaging": Messaging,
+    #[cfg(feature = "config")]
+    "config": ConfigDefault,
+    #[cfg(feature = "otel")]
+    "otel": DefaultOtel,
 });
 
 #[tokio::main]

@@ -68,8 +68,9 @@ fn version_names_capabilities_and_backends() {
     let (code, stdout, _) = omnia(&["--version"]);
     assert_eq!(code, 0);
     assert!(
-        stdout
-            .contains("(features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats])"),
+        stdout.contains(
+            "(features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel)"
+        ),
         "{stdout}"
     );
 }

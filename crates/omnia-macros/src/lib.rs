@@ -139,6 +139,8 @@ struct Parts {
     describes: Vec<TokenStream2>,
     settings: Vec<TokenStream2>,
     reads: Vec<TokenStream2>,
+    layers: Vec<TokenStream2>,
+    shutdowns: Vec<TokenStream2>,
     connects: Vec<TokenStream2>,
     links: Vec<TokenStream2>,
     clones: Vec<TokenStream2>,
@@ -190,6 +192,16 @@ fn parts(input: &Input) -> Parts {
         p.reads.push(quote! {
             #(#attrs)*
             #field: <<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::from_env()?,
+        });
+        p.layers.push(quote! {
+            #(#attrs)*
+            layers.extend(<#ty as #omnia::Backend>::tracing_layer(&options.#field)?);
+        });
+        p.shutdowns.push(quote! {
+            #(#attrs)*
+            if let Some(entry) = &self.#field {
+                <#ty as #omnia::Backend>::shutdown(entry).await;
+            }
         });
         p.connects.push(quote! {
             #(#attrs)*
@@ -290,22 +302,11 @@ fn cli_and_store(parts: &Parts) -> TokenStream2 {
     }
 }
 
-/// `Options`, `Capabilities` and its `omnia::Capabilities` implementation.
-fn capabilities_impl(parts: &Parts) -> TokenStream2 {
-    let omnia = quote!(::omnia);
-    let private = quote!(::omnia::__private);
+/// The `Options` and `Capabilities` structs.
+fn capability_structs(parts: &Parts) -> TokenStream2 {
     let Parts {
         fields,
         option_fields,
-        names,
-        describes,
-        settings,
-        reads,
-        connects,
-        links,
-        clones,
-        exported,
-        starts,
         ..
     } = parts;
     quote! {
@@ -320,6 +321,30 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
         pub struct Capabilities {
             #(#fields)*
         }
+    }
+}
+
+/// `Options`, `Capabilities` and its `omnia::Capabilities` implementation.
+fn capabilities_impl(parts: &Parts) -> TokenStream2 {
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+    let structs = capability_structs(parts);
+    let Parts {
+        names,
+        describes,
+        settings,
+        reads,
+        layers,
+        shutdowns,
+        connects,
+        links,
+        clones,
+        exported,
+        starts,
+        ..
+    } = parts;
+    quote! {
+        #structs
 
         impl #omnia::Capabilities for Capabilities {
             type StoreCtx = StoreCtx;
@@ -352,6 +377,19 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
 
             fn options() -> #private::anyhow::Result<Options> {
                 Ok(Options { #(#reads)* })
+            }
+
+            #[allow(unused_mut)]
+            fn tracing_layers(
+                options: &Options,
+            ) -> #private::anyhow::Result<Vec<#omnia::telemetry::BoxedLayer>> {
+                let mut layers = Vec::new();
+                #(#layers)*
+                Ok(layers)
+            }
+
+            async fn shutdown(&self) {
+                #(#shutdowns)*
             }
 
             #[allow(unused_variables)]

@@ -33,7 +33,7 @@ pub async fn run<T: StoreView>(
 ) -> Result<i32> {
     let wasi = wasi_ctx(args)?;
     let limits = GuestLimits::new(config.max_memory, MemoryBudget::new(config.memory_budget));
-    let core = StoreCore::new(wasi, limits);
+    let core = StoreCore::new(wasi, limits, crate::trace::Work::default());
     let mut store = serving_store(pre.engine(), make_ctx(core));
     let command = CommandPre::new(pre)
         .map_err(anyhow::Error::from)

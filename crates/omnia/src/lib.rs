@@ -46,6 +46,7 @@ mod runtime;
 pub mod secrets;
 mod store;
 pub mod telemetry;
+pub mod trace;
 mod traits;
 
 pub use cli::{Command, exit_code};

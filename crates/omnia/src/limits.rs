@@ -31,6 +31,19 @@ pub struct Admission {
     _permit: OwnedSemaphorePermit,
 }
 
+impl Admission {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        metrics::WORK_IN_FLIGHT.add(1);
+        Self { _permit: permit }
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        metrics::WORK_IN_FLIGHT.add(-1);
+    }
+}
+
 impl WorkSlots {
     /// `total` slots.
     pub fn new(total: usize) -> Self {
@@ -43,7 +56,7 @@ impl WorkSlots {
     /// A slot if one is free now (HTTP: otherwise answer 503).
     pub fn try_admit(&self) -> Option<Admission> {
         if let Ok(permit) = Arc::clone(&self.semaphore).try_acquire_owned() {
-            Some(Admission { _permit: permit })
+            Some(Admission::new(permit))
         } else {
             metrics::OVERLOAD_REJECTIONS.inc();
             None
@@ -60,7 +73,7 @@ impl WorkSlots {
             .acquire_owned()
             .await
             .expect("the work-slot semaphore is never closed");
-        Admission { _permit: permit }
+        Admission::new(permit)
     }
 
     /// How many slots there are.

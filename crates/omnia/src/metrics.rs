@@ -78,6 +78,79 @@ impl Gauge {
     }
 }
 
+/// The upper bounds (seconds) of the [`Histogram`] buckets: 1 ms to 30 s.
+pub const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A distribution of durations, in seconds, over [`BUCKETS`].
+#[derive(Debug)]
+pub struct Histogram {
+    name: &'static str,
+    help: &'static str,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// The sum, in microseconds.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram named `name` (Prometheus style, ending in `_seconds`).
+    pub const fn new(name: &'static str, help: &'static str) -> Self {
+        Self {
+            name,
+            help,
+            buckets: [const { AtomicU64::new(0) }; BUCKETS.len()],
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one duration (and hands it to the installed [`Recorder`], if any).
+    pub fn record(&'static self, duration: std::time::Duration) {
+        let seconds = duration.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        if let Some(recorder) = RECORDER.get() {
+            recorder.record(self.name, seconds);
+        }
+    }
+
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// A telemetry exporter's view of the metrics: told of every metric once (those that exist
+/// when it is installed, then each one [`register`]ed later), and of every [`Histogram`]
+/// record as it happens (counters and gauges it reads when it exports).
+pub trait Recorder: Send + Sync + 'static {
+    /// `metric` exists; called once per metric.
+    fn describe(&self, metric: Metric);
+
+    /// `seconds` was recorded into the histogram `name`.
+    fn record(&self, name: &'static str, seconds: f64);
+}
+
+static RECORDER: std::sync::OnceLock<Box<dyn Recorder>> = std::sync::OnceLock::new();
+
+/// Installs the recorder (once per process; later calls are ignored) and describes every
+/// metric that exists to it.
+pub fn set_recorder(recorder: Box<dyn Recorder>) {
+    if RECORDER.set(recorder).is_ok()
+        && let Some(recorder) = RECORDER.get()
+    {
+        for metric in all() {
+            recorder.describe(metric);
+        }
+    }
+}
+
 /// A metric the `/metrics` page lists.
 #[derive(Debug, Clone, Copy)]
 pub enum Metric {
@@ -85,13 +158,26 @@ pub enum Metric {
     Counter(&'static Counter),
     /// A [`Gauge`].
     Gauge(&'static Gauge),
+    /// A [`Histogram`].
+    Histogram(&'static Histogram),
 }
 
 impl Metric {
-    fn name(self) -> &'static str {
+    /// The metric's name.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Counter(c) => c.name,
             Self::Gauge(g) => g.name,
+            Self::Histogram(h) => h.name,
+        }
+    }
+
+    /// The metric's help text.
+    pub fn help(self) -> &'static str {
+        match self {
+            Self::Counter(c) => c.help,
+            Self::Gauge(g) => g.help,
+            Self::Histogram(h) => h.help,
         }
     }
 }
@@ -134,6 +220,26 @@ pub static GUEST_MEMORY_BYTES: Gauge = Gauge::new(
     "omnia_guest_memory_bytes",
     "Linear memory held by live guest instances (bytes of OMNIA_MEMORY_BUDGET in use).",
 );
+/// Requests and messages being handled.
+pub static WORK_IN_FLIGHT: Gauge = Gauge::new(
+    "omnia_work_in_flight",
+    "Requests and messages being handled (work slots in use), all triggers together.",
+);
+/// How long requests and messages take.
+pub static WORK_DURATION: Histogram = Histogram::new(
+    "omnia_work_duration_seconds",
+    "Time from a request's arrival (or a message's delivery) to the guest's answer.",
+);
+/// How long instantiating a guest takes.
+pub static INSTANTIATION_DURATION: Histogram = Histogram::new(
+    "omnia_instantiation_duration_seconds",
+    "Time to instantiate a guest for one request or message.",
+);
+/// Failures of backends (key-value, messaging) seen by guests.
+pub static BACKEND_ERRORS: Counter = Counter::new(
+    "omnia_backend_errors_total",
+    "Operations of backends (Redis, NATS, ...) that failed and answered the guest with an error.",
+);
 /// Open connections on every HTTP listener.
 pub static CONNECTIONS_OPEN: Gauge = Gauge::new(
     "omnia_connections_open",
@@ -157,6 +263,10 @@ pub static CONNECTIONS_TIMED_OUT: Counter = Counter::new(
 
 const CORE: &[Metric] = &[
     Metric::Counter(&INSTANTIATIONS),
+    Metric::Histogram(&INSTANTIATION_DURATION),
+    Metric::Gauge(&WORK_IN_FLIGHT),
+    Metric::Histogram(&WORK_DURATION),
+    Metric::Counter(&BACKEND_ERRORS),
     Metric::Counter(&GUEST_TRAPS),
     Metric::Counter(&GUEST_TIMEOUTS),
     Metric::Counter(&GUEST_CANCELLED),
@@ -179,25 +289,58 @@ pub fn register(metric: Metric) {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !registered.iter().any(|m| m.name() == metric.name()) {
         registered.push(metric);
+        drop(registered);
+        if let Some(recorder) = RECORDER.get() {
+            recorder.describe(metric);
+        }
     }
 }
 
-/// Every metric in the Prometheus text exposition format.
-pub fn render() -> String {
+/// Every metric: the core's and those registered.
+pub fn all() -> Vec<Metric> {
     let registered = REGISTERED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    CORE.iter().copied().chain(registered).collect()
+}
+
+/// Every metric in the Prometheus text exposition format.
+pub fn render() -> String {
     let mut out = String::new();
-    for metric in CORE.iter().chain(&registered) {
-        let (name, help, kind, value) = match *metric {
-            Metric::Counter(c) => (c.name, c.help, "counter", c.get().to_string()),
-            Metric::Gauge(g) => (g.name, g.help, "gauge", g.get().to_string()),
-        };
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+    for metric in all() {
+        let (name, help) = (metric.name(), metric.help());
+        match metric {
+            Metric::Counter(c) => {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                    c.get()
+                );
+            }
+            Metric::Gauge(g) => {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                    g.get()
+                );
+            }
+            Metric::Histogram(h) => {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+                let mut cumulative = 0;
+                for (bound, bucket) in BUCKETS.iter().zip(&h.buckets) {
+                    cumulative += bucket.load(Ordering::Relaxed);
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+                }
+                let count = h.count();
+                #[allow(clippy::cast_precision_loss, reason = "seconds, for display")]
+                let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
+                );
+            }
+        }
     }
     out
 }
@@ -207,6 +350,25 @@ mod tests {
     use super::*;
 
     static EXTRA: Counter = Counter::new("omnia_test_extra_total", "A test counter.");
+
+    static DURATIONS: Histogram = Histogram::new("omnia_test_seconds", "A test histogram.");
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        DURATIONS.record(std::time::Duration::from_millis(3));
+        DURATIONS.record(std::time::Duration::from_secs(2));
+        register(Metric::Histogram(&DURATIONS));
+        let page = render();
+        assert!(
+            page.contains("omnia_test_seconds_bucket{le=\"0.005\"} 1\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("omnia_test_seconds_bucket{le=\"2.5\"} 2\n"),
+            "{page}"
+        );
+        assert!(page.contains("omnia_test_seconds_count 2\n"), "{page}");
+    }
 
     #[test]
     fn renders_core_and_registered() {

@@ -19,11 +19,13 @@ use crate::{Runtime, command, component, engine, telemetry};
 /// Runs `command` with the capabilities `C` (the code [`runtime!`](crate::runtime) generates
 /// calls this). A command component's exit code becomes the process's exit code.
 pub async fn run<C: Capabilities>(command: Command) -> Result<()> {
-    telemetry::init();
     match command {
         Command::Run(args) => run_component::<C>(args).await,
         #[cfg(feature = "jit")]
-        Command::Compile(args) => compile(&args),
+        Command::Compile(args) => {
+            telemetry::init(Vec::new());
+            compile(&args)
+        }
     }
 }
 
@@ -45,6 +47,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     // reported in milliseconds.
     let config = RuntimeConfig::from_env()?;
     let options = C::options()?;
+    telemetry::init(C::tracing_layers(&options)?);
     let engine = engine::build(&config)?;
     let component = component::load(&engine, &args.component, config.max_component_size)?;
     let link = || linker::<C>(&engine);
@@ -150,6 +153,13 @@ async fn serve<C: Capabilities>(
             let _ = std::io::stderr().flush();
             std::process::exit(signal.exit_code());
         }
+    }
+    // Flush telemetry and close backends, within what is left of the grace period.
+    if tokio::time::timeout(grace, capabilities.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("capabilities did not shut down within {grace:?}");
     }
     stop_admin.fire();
     if let Some(admin) = admin {

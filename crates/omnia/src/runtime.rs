@@ -10,6 +10,7 @@ use crate::config::RuntimeConfig;
 use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
+use crate::trace::Work;
 use crate::traits::State;
 
 /// The component, pre-instantiated once, plus what it takes to make a store for each request or
@@ -84,10 +85,10 @@ impl<T: StoreView> State for Runtime<T> {
         &self.inner.slots
     }
 
-    fn new_store(&self) -> Store<T> {
+    fn new_store(&self, work: Work) -> Store<T> {
         let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
         let limits = GuestLimits::new(self.inner.config.max_memory, Arc::clone(&self.inner.budget));
-        let core = StoreCore::new(wasi, limits);
+        let core = StoreCore::new(wasi, limits, work);
         metrics::INSTANTIATIONS.inc();
         serving_store(self.engine(), (self.inner.make_ctx)(core))
     }

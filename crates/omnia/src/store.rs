@@ -4,6 +4,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limits::GuestLimits;
+use crate::trace::Work;
 
 /// The part of every store's data that Omnia itself owns: the WASI context (what the guest is
 /// granted), the resource table, and the store's resource limits.
@@ -15,15 +16,19 @@ pub struct StoreCore {
     /// Memory limits (per instance, and this store's share of the process-wide budget),
     /// enforced by the store's limiter.
     pub limits: GuestLimits,
+    /// The request or message this store serves: its span and trace context (empty for a
+    /// command).
+    pub work: Work,
 }
 
 impl StoreCore {
-    /// A core with the given WASI context and limits and an empty resource table.
-    pub fn new(wasi: WasiCtx, limits: GuestLimits) -> Self {
+    /// A core with the given WASI context, limits and work, and an empty resource table.
+    pub fn new(wasi: WasiCtx, limits: GuestLimits, work: Work) -> Self {
         Self {
             wasi,
             table: ResourceTable::new(),
             limits,
+            work,
         }
     }
 

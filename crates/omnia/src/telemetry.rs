@@ -13,7 +13,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::metrics;
 
@@ -22,18 +24,29 @@ use crate::metrics;
 /// `omnia_redis` and every capability crate to come, without naming each.
 pub const DEFAULT_FILTER: &str = "warn,omnia=info";
 
-/// Installs the global subscriber once; later calls do nothing.
-pub fn init() {
+/// A layer a capability adds to the subscriber (a telemetry exporter), with its own filter.
+pub type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Installs the global subscriber once (later calls do nothing): `layers` (from capabilities,
+/// each filtering for itself) and the log lines to stderr, filtered by `RUST_LOG`. A span or
+/// event that neither wants costs a check and nothing more.
+pub fn init(layers: Vec<BoxedLayer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|err| {
         if std::env::var_os("RUST_LOG").is_some() {
             eprintln!("omnia: RUST_LOG is not a valid filter ({err}); using {DEFAULT_FILTER:?}");
         }
         EnvFilter::new(DEFAULT_FILTER)
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_filter(filter);
+    // An empty `Vec` of layers would report "never interested" for every callsite and so
+    // silence the logs too: add the capabilities' layers only if there are some.
+    let layers = (!layers.is_empty()).then_some(layers);
+    let _ = tracing_subscriber::registry()
+        .with(layers)
+        .with(logs)
         .try_init();
 }
 

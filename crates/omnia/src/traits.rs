@@ -59,6 +59,19 @@ pub trait Backend: Clone + Sized + Send + Sync + 'static {
     fn backends() -> Vec<&'static str> {
         Vec::new()
     }
+
+    /// A `tracing` layer this entry adds to the runtime's logging (a telemetry exporter), made
+    /// from its options before anything is logged. `None` for most entries.
+    fn tracing_layer(options: &Self::Options) -> Result<Option<crate::telemetry::BoxedLayer>> {
+        let _ = options;
+        Ok(None)
+    }
+
+    /// Flushes and closes what the entry holds, after the triggers have drained (the runtime
+    /// awaits it before exiting, within the shutdown grace period).
+    fn shutdown(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Per-runtime state shared by every request or message: it makes stores and holds the
@@ -77,9 +90,10 @@ pub trait State: Clone + Send + Sync + 'static {
     /// before making its store.
     fn slots(&self) -> &WorkSlots;
 
-    /// A fresh store for one request or message, with the memory limits (per instance and the
-    /// process-wide budget) and the epoch deadline callback set.
-    fn new_store(&self) -> Store<Self::StoreCtx>;
+    /// A fresh store for one request or message (`work`: its span and trace context, see
+    /// [`trace::start_span`](crate::trace::start_span)), with the memory limits (per instance
+    /// and the process-wide budget) and the epoch deadline callback set.
+    fn new_store(&self, work: crate::trace::Work) -> Store<Self::StoreCtx>;
 
     /// The runtime-wide limits (deadline, memory, concurrency, shutdown grace).
     fn config(&self) -> &crate::RuntimeConfig;
@@ -133,6 +147,12 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// Reads and checks every entry's options, whether or not the component will use it, so a
     /// bad value is reported before anything is compiled or connected.
     fn options() -> Result<Self::Options>;
+
+    /// Every entry's `tracing` layer (see [`Backend::tracing_layer`]).
+    fn tracing_layers(options: &Self::Options) -> Result<Vec<crate::telemetry::BoxedLayer>>;
+
+    /// Flushes and closes every connected entry (see [`Backend::shutdown`]).
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
 
     /// Connects the backends of the entries `component` uses (see [`Host::used_by`]).
     fn connect(

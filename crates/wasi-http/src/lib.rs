@@ -148,6 +148,7 @@ impl Backend for WasiHttpCtx {
 /// The `wasi:http` view of a store that holds a [`WasiHttpCtx`].
 pub(crate) fn http_view<T: HostView<WasiHttpCtx>>(store: &mut T) -> WasiHttpCtxView<'_> {
     let (http, core) = store.host();
+    http.policy.trace = core.work.trace;
     WasiHttpCtxView {
         ctx: &mut http.inner,
         table: &mut core.table,

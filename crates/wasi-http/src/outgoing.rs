@@ -4,6 +4,7 @@
 //! nothing is allowed. A denied request fails in the guest with the `wasi:http` error
 //! `HTTP-request-denied`, and the runtime logs the host and the setting to change.
 
+use omnia::trace::{TRACEPARENT, TraceContext};
 use std::fmt;
 use std::sync::Arc;
 
@@ -131,10 +132,14 @@ impl fmt::Display for AllowList {
     }
 }
 
-/// The `wasi:http` hooks of a store: the allow-list check in front of the default client.
+/// The `wasi:http` hooks of a store: the allow-list check in front of the default client, and
+/// trace propagation: a request the guest sends without a `traceparent` gets the one of the
+/// work it is part of (the request or message span), so the callee joins the trace.
 #[derive(Clone, Debug)]
 pub struct OutgoingPolicy {
     allowed: Arc<AllowList>,
+    /// The trace context of the store's work (set by the view, see `http_view`).
+    pub(crate) trace: Option<TraceContext>,
 }
 
 impl OutgoingPolicy {
@@ -142,6 +147,7 @@ impl OutgoingPolicy {
     pub fn new(allowed: AllowList) -> Self {
         Self {
             allowed: Arc::new(allowed),
+            trace: None,
         }
     }
 }
@@ -162,7 +168,7 @@ type SendFuture = Box<
 impl WasiHttpHooks for OutgoingPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> SendFuture {
@@ -188,6 +194,12 @@ impl WasiHttpHooks for OutgoingPolicy {
                 self.allowed.to_string()
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        if let Some(trace) = &self.trace
+            && !request.headers().contains_key(TRACEPARENT)
+            && let Ok(value) = http::HeaderValue::from_str(&trace.traceparent())
+        {
+            request.headers_mut().insert(TRACEPARENT, value);
         }
         Box::new(async move {
             use http_body_util::BodyExt;

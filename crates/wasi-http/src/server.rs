@@ -35,7 +35,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
@@ -45,9 +45,11 @@ use hyper::{Request, Response, StatusCode};
 use omnia::listener::{ConnInfo, ConnectionPolicy, Listener};
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
+use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
 use omnia::{Admission, HostView, Serving, Shutdown, State, StoreView};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::Error as HttpError;
@@ -185,6 +187,9 @@ where
         }
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let started = Instant::now();
+        let work = request_span(&req, conn);
+        let span = work.span.clone();
         let fault = Arc::new(OnceLock::new());
         let req = req.map(|body| LimitedBody {
             body,
@@ -193,7 +198,7 @@ where
             fault: Arc::clone(&fault),
         });
 
-        let (head, mut guest) = match self.spawn_guest(req, admission, &method, &path) {
+        let (head, mut guest) = match self.spawn_guest(req, admission, work, &method, &path) {
             Ok(started) => started,
             Err(err) => {
                 return client_error(StatusCode::BAD_REQUEST, &format!("{err}\n"));
@@ -206,10 +211,17 @@ where
             .await
             .unwrap_or_else(|_| Err(Failure::Trap(wasmtime::Error::msg("guest task ended"))));
         guest.task = cancel.into_inner();
-        match head {
+        let response = match head {
             Ok(response) => response.map(|body| GuestBody::guest(body, guest)),
             Err(failure) => self.failure_response(failure, fault.get(), &method, &path),
+        };
+        metrics::WORK_DURATION.record(started.elapsed());
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
         }
+        response
     }
 
     /// Starts the guest for one request in its own task. The returned channel gives the
@@ -218,13 +230,15 @@ where
         &self,
         req: Request<B>,
         admission: Admission,
+        work: Work,
         method: &http::Method,
         path: &str,
     ) -> Result<(oneshot::Receiver<Head>, Guest)>
     where
         B: hyper::body::Body<Data = Bytes, Error = HttpError> + Send + 'static,
     {
-        let mut store = self.state.new_store();
+        let span = work.span.clone();
+        let mut store = self.state.new_store(work);
         let (out_tx, mut out_rx) = oneshot::channel();
         let (req, out) = {
             let mut view = http_view(store.data_mut());
@@ -238,77 +252,82 @@ where
         let label = format!("{method} {path}");
         let failed_after_head = Arc::new(AtomicBool::new(false));
         let failed = Arc::clone(&failed_after_head);
-        let task = tokio::spawn(async move {
-            let _admission = admission; // the slot is held until the store is gone
-            // Forward the head as soon as the guest sets it, while the call goes on writing the
-            // body. Both happen in this task, so a guest that sets a head and then fails before
-            // yielding still gets an error status instead of a broken response.
-            let mut head_tx = Some(head_tx);
-            let ended = {
-                let call = async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut store, req, out)
-                        .await
-                };
-                let call = tokio::time::timeout(timeout, call);
-                tokio::pin!(call);
-                loop {
-                    tokio::select! {
-                        biased;
-                        ended = &mut call => break ended,
-                        set = &mut out_rx, if head_tx.is_some() => {
-                            let head = match set {
-                                Ok(Ok(response)) => Ok(response),
-                                Ok(Err(code)) => Err(Failure::ErrorCode(code)),
-                                Err(_) => Err(Failure::NoResponse),
-                            };
-                            if let Some(tx) = head_tx.take() {
-                                let _ = tx.send(head);
+        let task = tokio::spawn(
+            async move {
+                let _admission = admission; // the slot is held until the store is gone
+                // Forward the head as soon as the guest sets it, while the call goes on writing the
+                // body. Both happen in this task, so a guest that sets a head and then fails before
+                // yielding still gets an error status instead of a broken response.
+                let mut head_tx = Some(head_tx);
+                let ended = {
+                    let call = async {
+                        let instantiating = Instant::now();
+                        let proxy = pre.instantiate_async(&mut store).await?;
+                        metrics::INSTANTIATION_DURATION.record(instantiating.elapsed());
+                        proxy
+                            .wasi_http_incoming_handler()
+                            .call_handle(&mut store, req, out)
+                            .await
+                    };
+                    let call = tokio::time::timeout(timeout, call);
+                    tokio::pin!(call);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            ended = &mut call => break ended,
+                            set = &mut out_rx, if head_tx.is_some() => {
+                                let head = match set {
+                                    Ok(Ok(response)) => Ok(response),
+                                    Ok(Err(code)) => Err(Failure::ErrorCode(code)),
+                                    Err(_) => Err(Failure::NoResponse),
+                                };
+                                if let Some(tx) = head_tx.take() {
+                                    let _ = tx.send(head);
+                                }
                             }
                         }
                     }
-                }
-            };
-            let failure = match ended {
-                Ok(Ok(())) => None,
-                Ok(Err(_)) if store.data_mut().core().limits.budget_exhausted() => {
-                    Some(Failure::OutOfBudget)
-                }
-                Ok(Err(err)) => Some(Failure::Trap(err)),
-                Err(_) => Some(Failure::Timeout),
-            };
-            match (head_tx, failure) {
-                // The head was sent: only the body can still tell the client (see GuestBody).
-                (None, Some(failure)) => {
-                    failed.store(true, Ordering::Release);
-                    RESPONSES_TRUNCATED.inc();
-                    count(&failure);
-                    if let Some(suppressed) = TRAP_LOG.check() {
-                        tracing::error!(
-                            "http: {label}: guest failed after sending the response head, the \
+                };
+                let failure = match ended {
+                    Ok(Ok(())) => None,
+                    Ok(Err(_)) if store.data_mut().core().limits.budget_exhausted() => {
+                        Some(Failure::OutOfBudget)
+                    }
+                    Ok(Err(err)) => Some(Failure::Trap(err)),
+                    Err(_) => Some(Failure::Timeout),
+                };
+                match (head_tx, failure) {
+                    // The head was sent: only the body can still tell the client (see GuestBody).
+                    (None, Some(failure)) => {
+                        failed.store(true, Ordering::Release);
+                        RESPONSES_TRUNCATED.inc();
+                        count(&failure);
+                        if let Some(suppressed) = TRAP_LOG.check() {
+                            tracing::error!(
+                                "http: {label}: guest failed after sending the response head, the \
                              response was cut short: {}{}",
-                            describe(&failure),
-                            suppressed_note(suppressed)
-                        );
+                                describe(&failure),
+                                suppressed_note(suppressed)
+                            );
+                        }
+                    }
+                    (None, None) => {}
+                    (Some(tx), failure) => {
+                        let head = match (out_rx.try_recv(), failure) {
+                            (_, Some(failure)) => Err(failure),
+                            (Ok(Ok(response)), None) => Ok(response),
+                            (Ok(Err(code)), None) => Err(Failure::ErrorCode(code)),
+                            (Err(_), None) => Err(Failure::NoResponse),
+                        };
+                        let _ = tx.send(head);
                     }
                 }
-                (None, None) => {}
-                (Some(tx), failure) => {
-                    let head = match (out_rx.try_recv(), failure) {
-                        (_, Some(failure)) => Err(failure),
-                        (Ok(Ok(response)), None) => Ok(response),
-                        (Ok(Err(code)), None) => Err(Failure::ErrorCode(code)),
-                        (Err(_), None) => Err(Failure::NoResponse),
-                    };
-                    let _ = tx.send(head);
-                }
+                // The store (and with it the body's sender) is dropped only now, after the outcome
+                // is known, so a body cut short is reported as such.
+                drop(store);
             }
-            // The store (and with it the body's sender) is dropped only now, after the outcome
-            // is known, so a body cut short is reported as such.
-            drop(store);
-        });
+            .instrument(span),
+        );
         let guest = Guest {
             task: Some(task),
             failed_after_head,
@@ -396,6 +415,33 @@ fn describe(failure: &Failure) -> String {
         Failure::NoResponse => "it returned without setting a response".to_owned(),
         Failure::ErrorCode(code) => format!("it answered with the error {code:?}"),
     }
+}
+
+/// The request's span (OpenTelemetry HTTP server conventions), its parent the client's
+/// `traceparent`, if any.
+fn request_span<B>(req: &Request<B>, conn: ConnInfo) -> Work {
+    let method = req.method().as_str();
+    let parent = req
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    let span = tracing::debug_span!(
+        target: SPAN_TARGET,
+        "HTTP request",
+        otel.name = method,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.response.status_code = tracing::field::Empty,
+        url.path = req.uri().path(),
+        url.scheme = "http",
+        network.protocol.version = ?req.version(),
+        server.address = %conn.local.ip(),
+        server.port = conn.local.port(),
+        client.address = %conn.peer.ip(),
+    );
+    omnia::trace::start_span(span, parent)
 }
 
 /// Checks `Host` (RFC 9112 §3.2) and gives a request without an authority the listener's

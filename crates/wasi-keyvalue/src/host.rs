@@ -91,6 +91,9 @@ impl KeyValueView<'_> {
 
 /// Logs a store failure, naming the operation and the bucket.
 fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
+    if matches!(err, backend::Error::Other(_)) {
+        omnia::metrics::BACKEND_ERRORS.inc();
+    }
     tracing::warn!(bucket, op, error = %err, "keyvalue: operation failed");
 }
 

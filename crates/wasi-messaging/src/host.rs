@@ -5,6 +5,7 @@
 //! [`RequestOptions`]. A failing broker is the WIT `error` variant for the guest; only a broken
 //! resource handle, which a correct guest cannot produce, traps.
 
+use omnia::trace::{TRACEPARENT, TraceContext};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,26 @@ pub struct MessagingView<'a> {
     pub broker: &'a Arc<dyn Broker>,
     /// The store's resource table.
     pub table: &'a mut ResourceTable,
+    /// The trace context of the store's work, given to the messages the guest publishes that
+    /// carry none (metadata `traceparent`), so their handlers join the trace.
+    pub trace: Option<TraceContext>,
+}
+
+impl MessagingView<'_> {
+    /// `message`, with the work's `traceparent` if it has none.
+    fn traced(&self, mut message: Message) -> Message {
+        if let Some(trace) = &self.trace
+            && !message
+                .metadata
+                .iter()
+                .any(|(key, _)| key.eq_ignore_ascii_case(TRACEPARENT))
+        {
+            message
+                .metadata
+                .push((TRACEPARENT.to_owned(), trace.traceparent()));
+        }
+        message
+    }
 }
 
 /// A topic a guest publishes to must be a subject without wildcards.
@@ -104,6 +125,12 @@ fn publish_topic(topic: &str) -> HostResult<()> {
 /// Logs a broker failure, naming the operation and the topic, and passes it on.
 fn logged<T>(result: backend::Result<T>, op: &str, topic: &str) -> HostResult<T> {
     result.map_err(|err| {
+        if matches!(
+            err,
+            backend::Error::Connection(_) | backend::Error::Other(_)
+        ) {
+            omnia::metrics::BACKEND_ERRORS.inc();
+        }
         tracing::warn!(topic, op, error = %err, "messaging: operation failed");
         HostError::Messaging(err)
     })
@@ -214,6 +241,7 @@ impl producer::Host for MessagingView<'_> {
         message: Resource<Message>,
     ) -> HostResult<()> {
         let message = self.table.delete(message)?;
+        let message = self.traced(message);
         publish_topic(&topic)?;
         logged(self.broker.publish(&topic, message).await, "send", &topic)
     }
@@ -256,7 +284,7 @@ impl request_reply::Host for MessagingView<'_> {
         message: Resource<Message>,
         options: Option<Resource<RequestOptions>>,
     ) -> HostResult<Vec<Resource<Message>>> {
-        let message = self.table.get(&message)?.clone();
+        let message = self.traced(self.table.get(&message)?.clone());
         let options = match options {
             Some(options) => self.table.delete(options)?,
             None => RequestOptions::default(),
@@ -283,6 +311,7 @@ impl request_reply::Host for MessagingView<'_> {
     ) -> HostResult<()> {
         let to = self.table.get(&reply_to)?.reply_to.clone();
         let message = self.table.delete(message)?;
+        let message = self.traced(message);
         let Some(to) = to else {
             return Err(HostError::Messaging(backend::Error::other(
                 "this message was not sent as a request: it has no reply-to",

@@ -138,6 +138,7 @@ pub(crate) fn store_view<T: HostView<WasiMessaging<B>>, B: 'static>(
     host::MessagingView {
         broker: &entry.broker,
         table: &mut core.table,
+        trace: core.work.trace,
     }
 }
 

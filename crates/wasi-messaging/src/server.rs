@@ -21,14 +21,16 @@
 //! `ack_wait`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
+use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
 use omnia::{HostView, Serving, Shutdown, State, StoreView};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -214,16 +216,19 @@ impl<S: State> Consumer<S> {
     async fn handle(&self, subscription: &Subscription, delivery: Box<dyn Delivery>) {
         let message = delivery.message().clone();
         let timeout = self.state.config().request_timeout;
-        let mut store = self.state.new_store();
-        let outcome = {
-            let resource = match store.data_mut().core().table.push(message.clone()) {
-                Ok(resource) => resource,
-                Err(err) => {
-                    self.failed(subscription, delivery, &message, format!("{err}"))
-                        .await;
-                    return;
-                }
-            };
+        let work = message_span(subscription, &message, delivery.attempt());
+        let span = work.span.clone();
+        let started = Instant::now();
+        let mut store = self.state.new_store(work);
+        let resource = match store.data_mut().core().table.push(message.clone()) {
+            Ok(resource) => resource,
+            Err(err) => {
+                self.failed(subscription, delivery, &message, format!("{err}"))
+                    .await;
+                return;
+            }
+        };
+        let outcome = async {
             let call = async {
                 let guest = self.pre.instantiate_async(&mut store).await?;
                 guest
@@ -232,7 +237,13 @@ impl<S: State> Consumer<S> {
                     .await
             };
             tokio::time::timeout(timeout, call).await
-        };
+        }
+        .instrument(span.clone())
+        .await;
+        metrics::WORK_DURATION.record(started.elapsed());
+        if !matches!(outcome, Ok(Ok(Ok(())))) {
+            span.record("otel.status_code", "ERROR");
+        }
         let reason = match outcome {
             Ok(Ok(Ok(()))) => {
                 MESSAGES_HANDLED.inc();
@@ -315,4 +326,27 @@ impl<S: State> Consumer<S> {
         }
         let _ = delivery.term().await;
     }
+}
+
+/// The span of one delivery (OpenTelemetry messaging conventions: a `process` span), its
+/// parent the `traceparent` in the message's metadata, if any.
+fn message_span(subscription: &Subscription, message: &Message, attempt: u64) -> Work {
+    let topic = message.topic.as_deref().unwrap_or(&subscription.topic);
+    let parent = message
+        .metadata
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(TRACEPARENT))
+        .and_then(|(_, value)| TraceContext::parse(value));
+    let span = tracing::debug_span!(
+        target: SPAN_TARGET,
+        "process",
+        otel.name = format!("process {topic}"),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        messaging.operation.type = "process",
+        messaging.destination.name = topic,
+        messaging.message.body.size = message.data.len(),
+        messaging.delivery.attempt = attempt,
+    );
+    omnia::trace::start_span(span, parent)
 }

@@ -1,13 +1,13 @@
 //! Bindings for the HTTP test guests and the few helpers they all use. A guest crate implements
 //! `Guest` and calls `guest_http::export!(Component);`.
 //!
-//! The bindings are for the widest world the guests need, `omnia:guests/keyvalue-http`
-//! (wasi:http/proxy plus wasi:keyvalue): a component imports only the interfaces its code
-//! calls, so a plain HTTP guest still imports no wasi:keyvalue.
+//! The bindings are for the widest world the HTTP guests need, `omnia:guests/guest-http`
+//! (wasi:http/proxy plus wasi:keyvalue and wasi:config): a component imports only the
+//! interfaces its code calls, so a plain HTTP guest still imports no wasi:keyvalue.
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "omnia:guests/keyvalue-http",
+    world: "omnia:guests/guest-http",
     pub_export_macro: true,
     default_bindings_module: "guest_http",
     generate_all,

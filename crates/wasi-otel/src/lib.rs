@@ -1,0 +1,99 @@
+//! # OpenTelemetry for Omnia
+//!
+//! With an OTLP endpoint set (`OTEL_GRPC_URL`, or the standard `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! and `OTEL_EXPORTER_OTLP_PROTOCOL`), the runtime exports, over gRPC or HTTP/protobuf:
+//!
+//! * a server span per HTTP request and a consumer span per message (the triggers open them,
+//!   see [`omnia::trace`]), with the semantic-convention attributes, children of the W3C
+//!   `traceparent` the request or message arrived with;
+//! * the runtime's metrics ([`omnia::metrics`]): requests and their duration, work in flight,
+//!   instantiation time, traps, deadline kills, backend errors, connections.
+//!
+//! Export never holds up a request: spans go through a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`)
+//! to a background task that sends them in batches; when the collector is slow or down the
+//! queue fills and further spans are dropped and counted
+//! (`omnia_telemetry_spans_dropped_total`). Shutdown flushes what is queued, within the grace
+//! period. Without an endpoint nothing is recorded: the request spans are disabled `tracing`
+//! spans, which cost a check each.
+//!
+//! ```ignore
+//! omnia::runtime!({ "http": WasiHttpCtx, "otel": DefaultOtel });
+//! ```
+//!
+//! Not yet: guest telemetry through `wasi:otel` (a guest importing it is refused at start-up,
+//! naming the interfaces), and OTLP logs.
+
+mod options;
+mod pipeline;
+mod queue;
+
+use std::sync::OnceLock;
+
+use anyhow::Result;
+use omnia::telemetry::BoxedLayer;
+use omnia::{Backend, Host};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+pub use options::{Export, OtelOptions, Protocol};
+pub use queue::{EXPORT_FAILURES, SPANS_DROPPED};
+
+use pipeline::Pipeline;
+
+/// The pipeline of this process, started with the logging (before anything is connected).
+static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
+
+/// The `"otel"` entry of a runtime: OTLP export of the runtime's spans and metrics.
+#[derive(Clone)]
+pub struct DefaultOtel {
+    pipeline: Option<Pipeline>,
+}
+
+impl Backend for DefaultOtel {
+    type Options = OtelOptions;
+
+    async fn connect_with(options: OtelOptions) -> Result<Self> {
+        if let Some(export) = &options.export {
+            tracing::info!(
+                "telemetry: exporting spans and metrics over OTLP/{}",
+                match export.protocol {
+                    Protocol::Grpc => "gRPC",
+                    Protocol::HttpProtobuf => "HTTP",
+                }
+            );
+        }
+        Ok(Self {
+            pipeline: PIPELINE.get().cloned(),
+        })
+    }
+
+    fn tracing_layer(options: &OtelOptions) -> Result<Option<BoxedLayer>> {
+        let Some(export) = &options.export else {
+            return Ok(None);
+        };
+        if PIPELINE.get().is_some() {
+            return Ok(None);
+        }
+        let (pipeline, layer) = Pipeline::start(export)?;
+        let _ = PIPELINE.set(pipeline);
+        Ok(Some(layer))
+    }
+
+    async fn shutdown(&self) {
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.shutdown().await;
+        }
+    }
+}
+
+impl<T> Host<T> for DefaultOtel {
+    /// The runtime's own telemetry concerns every component.
+    fn used_by(_engine: &Engine, _component: &Component) -> bool {
+        true
+    }
+
+    /// Nothing for the guest yet (`wasi:otel` is not served).
+    fn add_to_linker(_linker: &mut Linker<T>) -> Result<()> {
+        Ok(())
+    }
+}

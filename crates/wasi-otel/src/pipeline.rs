@@ -1,0 +1,290 @@
+//! The OTLP pipeline: exporters for the configured protocol, the tracer provider behind a
+//! `tracing` layer that records the runtime's request and message spans, and a meter provider
+//! that exports the runtime's metrics ([`omnia::metrics`]).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use omnia::metrics::{self, Metric, Recorder};
+use omnia::telemetry::BoxedLayer;
+use omnia::trace::{SPAN_TARGET, TraceContext, Tracer};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_http::hyper::HyperClient;
+use opentelemetry_otlp::{
+    MetricExporter, SpanExporter, WithExportConfig as _, WithHttpConfig as _,
+};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::{Resource, runtime};
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+
+use crate::options::{Export, Protocol};
+use crate::queue::{self, ExportQueue};
+
+/// The running pipeline: what shutdown flushes.
+#[derive(Clone)]
+pub struct Pipeline {
+    spans: ExportQueue,
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+}
+
+impl Pipeline {
+    /// Builds the exporters and providers (on the current tokio runtime), installs the metrics
+    /// recorder and the trace hook, and returns the pipeline and the `tracing` layer.
+    pub fn start(export: &Export) -> Result<(Self, BoxedLayer)> {
+        let resource = resource();
+        let mut span_exporter = span_exporter(export)?;
+        span_exporter.set_resource(&resource);
+        let spans = ExportQueue::start(
+            span_exporter,
+            export.max_queue,
+            export.max_batch,
+            export.delay,
+        );
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_span_processor(spans.clone())
+            .with_resource(resource.clone())
+            .build();
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(tracer_provider.tracer("omnia"))
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(Targets::new().with_target(SPAN_TARGET, LevelFilter::DEBUG))
+            .boxed();
+
+        let reader = PeriodicReader::builder(metric_exporter(export)?, runtime::Tokio).build();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(reader)
+            .with_resource(resource)
+            .build();
+        queue::register_metrics();
+        metrics::set_recorder(Box::new(OtelRecorder::new(meter_provider.meter("omnia"))));
+        omnia::trace::install(Box::new(OtelTracer));
+        Ok((
+            Self {
+                spans,
+                tracer_provider,
+                meter_provider,
+            },
+            layer,
+        ))
+    }
+
+    /// Exports what is queued: every span, and the metrics' last values.
+    pub async fn shutdown(&self) {
+        self.spans.flush().await;
+        let (tracer, meter) = (self.tracer_provider.clone(), self.meter_provider.clone());
+        let flushed = tokio::task::spawn_blocking(move || {
+            let _ = tracer.shutdown();
+            meter.shutdown()
+        })
+        .await;
+        if let Ok(Err(err)) = flushed {
+            queue::export_failed("metrics", &err);
+        }
+    }
+}
+
+/// `service.name` from `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`, else `omnia`; the
+/// other attributes of `OTEL_RESOURCE_ATTRIBUTES`; the runtime's name and version.
+fn resource() -> Resource {
+    let named = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|v| !v.is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|attrs| {
+            attrs
+                .split(',')
+                .any(|kv| kv.trim().starts_with("service.name="))
+        });
+    let mut builder = Resource::builder();
+    if !named {
+        builder = builder.with_service_name("omnia");
+    }
+    builder
+        .with_attribute(KeyValue::new("process.runtime.name", "omnia"))
+        .with_attribute(KeyValue::new(
+            "process.runtime.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build()
+}
+
+/// The exporters' timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds; 10 s by default), for
+/// the HTTP client, which does not read it itself.
+fn http_timeout() -> Duration {
+    std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
+fn span_exporter(export: &Export) -> Result<SpanExporter> {
+    let built = match export.protocol {
+        Protocol::Grpc => {
+            let builder = SpanExporter::builder().with_tonic();
+            match &export.grpc_url {
+                Some(url) => builder.with_endpoint(url).build(),
+                None => builder.build(),
+            }
+        }
+        Protocol::HttpProtobuf => SpanExporter::builder()
+            .with_http()
+            .with_http_client(HyperClient::with_default_connector(http_timeout(), None))
+            .build(),
+    };
+    built.context("cannot set up the OTLP span exporter")
+}
+
+fn metric_exporter(export: &Export) -> Result<MetricExporter> {
+    let built = match export.protocol {
+        Protocol::Grpc => {
+            let builder = MetricExporter::builder().with_tonic();
+            match &export.grpc_url {
+                Some(url) => builder.with_endpoint(url).build(),
+                None => builder.build(),
+            }
+        }
+        Protocol::HttpProtobuf => MetricExporter::builder()
+            .with_http()
+            .with_http_client(HyperClient::with_default_connector(http_timeout(), None))
+            .build(),
+    };
+    built.context("cannot set up the OTLP metric exporter")
+}
+
+/// Connects the runtime's spans to the incoming trace context, and reads theirs back.
+struct OtelTracer;
+
+impl Tracer for OtelTracer {
+    fn set_parent(&self, span: &tracing::Span, parent: &TraceContext) {
+        let flags = if parent.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let remote = SpanContext::new(
+            TraceId::from_bytes(parent.trace_id),
+            SpanId::from_bytes(parent.span_id),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+
+    fn context(&self, span: &tracing::Span) -> Option<TraceContext> {
+        let context = span.context();
+        let span_context = context.span().span_context().clone();
+        span_context.is_valid().then(|| TraceContext {
+            trace_id: span_context.trace_id().to_bytes(),
+            span_id: span_context.span_id().to_bytes(),
+            sampled: span_context.is_sampled(),
+        })
+    }
+}
+
+/// The runtime's metrics as OpenTelemetry instruments: counters and gauges observed at each
+/// export, histograms recorded as they happen.
+struct OtelRecorder {
+    meter: Meter,
+    histograms: RwLock<HashMap<&'static str, Histogram<f64>>>,
+    /// Instruments already made, by name (a metric is described once, but be sure).
+    described: Mutex<Vec<&'static str>>,
+}
+
+impl OtelRecorder {
+    fn new(meter: Meter) -> Self {
+        Self {
+            meter,
+            histograms: RwLock::new(HashMap::new()),
+            described: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// The OpenTelemetry name and unit of a Prometheus-style metric name: `_total` and `_seconds`
+/// are left to the exporter's conventions (the unit says seconds).
+fn otel_name(name: &'static str) -> (String, Option<&'static str>) {
+    if let Some(base) = name.strip_suffix("_seconds") {
+        (base.to_owned(), Some("s"))
+    } else if let Some(base) = name.strip_suffix("_bytes") {
+        (base.to_owned(), Some("By"))
+    } else {
+        (name.strip_suffix("_total").unwrap_or(name).to_owned(), None)
+    }
+}
+
+impl Recorder for OtelRecorder {
+    fn describe(&self, metric: Metric) {
+        let name = metric.name();
+        {
+            let mut described = self
+                .described
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if described.contains(&name) {
+                return;
+            }
+            described.push(name);
+        }
+        let (otel, unit) = otel_name(name);
+        let help = metric.help();
+        match metric {
+            Metric::Counter(counter) => {
+                let mut builder = self
+                    .meter
+                    .u64_observable_counter(otel)
+                    .with_description(help)
+                    .with_callback(move |observer| observer.observe(counter.get(), &[]));
+                if let Some(unit) = unit {
+                    builder = builder.with_unit(unit);
+                }
+                builder.build();
+            }
+            Metric::Gauge(gauge) => {
+                let mut builder = self
+                    .meter
+                    .i64_observable_gauge(otel)
+                    .with_description(help)
+                    .with_callback(move |observer| observer.observe(gauge.get(), &[]));
+                if let Some(unit) = unit {
+                    builder = builder.with_unit(unit);
+                }
+                builder.build();
+            }
+            Metric::Histogram(_) => {
+                let histogram = self
+                    .meter
+                    .f64_histogram(otel)
+                    .with_description(help)
+                    .with_unit(unit.unwrap_or("s"))
+                    .with_boundaries(metrics::BUCKETS.to_vec())
+                    .build();
+                self.histograms
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(name, histogram);
+            }
+        }
+    }
+
+    fn record(&self, name: &'static str, seconds: f64) {
+        if let Some(histogram) = self
+            .histograms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+        {
+            histogram.record(seconds, &[]);
+        }
+    }
+}
