@@ -8,7 +8,7 @@
 //! ```text
 //! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 2]
 //!       [--runs 3] [--out F]
-//!       [--baseline P] [--only http,cold-start,memory,keyvalue,messaging]
+//!       [--baseline P] [--only http,cold-start,memory,keyvalue,messaging,telemetry]
 //! ```
 //!
 //! `--baseline` adds another `omnia` build (say, one from before a change) to the serving and
@@ -25,10 +25,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use omnia_tests::guests;
+use omnia_tests::otlp::{OtlpReceiver, Protocol};
 use omnia_tests::services::{NatsServer, RedisServer};
 
 mod keyvalue;
 mod messaging;
+mod telemetry;
 
 /// The concurrency levels of the HTTP table.
 const CONCURRENCY: [u32; 3] = [1, 8, 64];
@@ -48,7 +50,14 @@ struct Args {
 }
 
 /// The sections of the results, in order; `--only` picks among them.
-const SECTIONS: [&str; 5] = ["http", "cold-start", "memory", "keyvalue", "messaging"];
+const SECTIONS: [&str; 6] = [
+    "http",
+    "cold-start",
+    "memory",
+    "keyvalue",
+    "messaging",
+    "telemetry",
+];
 
 impl Args {
     /// Whether `section` runs (all do without `--only`).
@@ -708,6 +717,70 @@ impl Bench {
         }
     }
 
+    /// HTTP hello with OTLP export off and on, side by side: requests/s, p50, p99; the ratio.
+    fn telemetry(&mut self, guest: &Path) -> Result<()> {
+        let receiver = OtlpReceiver::start(Protocol::Grpc);
+        let endpoint = receiver.endpoint();
+        let modes = [
+            ("export off", None),
+            ("export on (OTLP/gRPC)", Some(endpoint.as_str())),
+        ];
+        let servers: Vec<Server> = modes
+            .iter()
+            .map(|(_, endpoint)| {
+                let addr = free_addr();
+                start(
+                    telemetry::command(&self.args.omnia, guest, &addr, *endpoint),
+                    addr,
+                    "/",
+                )
+            })
+            .collect::<Result<_>>()?;
+        let mut results: BTreeMap<(usize, u32), Vec<Load>> = BTreeMap::new();
+        for _ in 0..self.args.runs {
+            for &c in &CONCURRENCY {
+                for (i, server) in servers.iter().enumerate() {
+                    let load = wrk(&self.args.wrk, &server.addr, c, self.args.seconds)?;
+                    results.entry((i, c)).or_default().push(load);
+                }
+            }
+        }
+        drop(servers);
+        let med = |i: usize, c: u32| Load::median(&results[&(i, c)]);
+        self.line("\n### Telemetry: HTTP hello (Rust) with OTLP export off and on\n");
+        self.line("| omnia JIT | c | req/s | p50 ms | p99 ms | on / off |");
+        self.line("|---|---:|---:|---:|---:|---:|");
+        for (i, (name, _)) in modes.iter().enumerate() {
+            for &c in &CONCURRENCY {
+                self.line(&format!(
+                    "| {name} | {c} | {:.0} | {:.2} | {:.2} | {} |",
+                    med(i, c).rps,
+                    med(i, c).p50_ms,
+                    med(i, c).p99_ms,
+                    if i == 1 {
+                        format!("{:.2}x", med(1, c).rps / med(0, c).rps)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        self.line(&format!(
+            "\nSpans received by the collector: {}. Command lines:\n",
+            receiver.spans().len()
+        ));
+        for (name, endpoint) in &modes {
+            let cmd = telemetry::command(
+                &self.args.omnia,
+                guest,
+                "ADDR",
+                endpoint.map(|_| "http://127.0.0.1:PORT"),
+            );
+            self.line(&format!("- {name}: `{}`", command_line(&cmd)));
+        }
+        Ok(())
+    }
+
     /// Messages/s through the guest against a native subscriber, on core NATS and JetStream.
     fn messaging(&mut self) -> Result<()> {
         use messaging::Mode;
@@ -849,6 +922,9 @@ fn main() -> Result<()> {
     }
     if bench.args.runs_section("messaging") {
         bench.messaging()?;
+    }
+    if bench.args.runs_section("telemetry") {
+        bench.telemetry(&guests::rust("http-hello"))?;
     }
     if let Some(out) = &bench.args.out {
         if let Some(dir) = out.parent() {
