@@ -158,13 +158,7 @@ impl FromEnv for NatsOptions {
     }
 
     fn settings() -> Vec<Setting> {
-        let setting = |env, value, default, help| Setting {
-            env,
-            flag: None,
-            value,
-            default,
-            help,
-        };
+        let setting = Setting::env_only;
         vec![
             setting(
                 "NATS_URL",

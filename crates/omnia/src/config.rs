@@ -51,6 +51,24 @@ pub struct Setting {
     pub help: &'static str,
 }
 
+impl Setting {
+    /// A setting with no flag (secrets, which would show in `ps`, and rare ones).
+    pub const fn env_only(
+        env: &'static str,
+        value: &'static str,
+        default: &'static str,
+        help: &'static str,
+    ) -> Self {
+        Self {
+            env,
+            flag: None,
+            value,
+            default,
+            help,
+        }
+    }
+}
+
 /// Values given as flags, which take precedence over the environment: (setting, value).
 static OVERRIDES: OnceLock<Vec<(Setting, String)>> = OnceLock::new();
 
@@ -383,6 +401,15 @@ pub fn parse_size(s: &str) -> Result<usize> {
 /// A whole number.
 pub fn parse_count(s: &str) -> Result<usize> {
     usize::from_str(s).with_context(|| format!("expected a whole number, got {s:?}"))
+}
+
+/// A whole number above zero.
+pub fn parse_positive_count(s: &str) -> Result<usize> {
+    let n = parse_count(s)?;
+    if n == 0 {
+        bail!("expected a number above zero, got {s:?}");
+    }
+    Ok(n)
 }
 
 /// `true`/`false` (also `1`/`0`, `yes`/`no`).

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use omnia::FromEnv;
-use omnia::config::{Setting, parse_count, parse_duration, var};
+use omnia::config::{Setting, parse_duration, parse_positive_count, var};
 use toml::{Table, Value};
 
 /// Messages of one subscription handled at once, unless configured.
@@ -124,7 +124,7 @@ impl FromEnv for Subscriptions {
         let group = var("OMNIA_MESSAGING_QUEUE_GROUP", |s| {
             check_token(s).map(|()| s.to_owned())
         })?;
-        let concurrency = var("OMNIA_MESSAGING_CONCURRENCY", parse_positive)?;
+        let concurrency = var("OMNIA_MESSAGING_CONCURRENCY", parse_positive_count)?;
         match file {
             Some(path) => {
                 if topics.is_some() || group.is_some() || concurrency.is_some() {
@@ -152,13 +152,7 @@ impl FromEnv for Subscriptions {
     }
 
     fn settings() -> Vec<Setting> {
-        let setting = |env, value, default, help| Setting {
-            env,
-            flag: None,
-            value,
-            default,
-            help,
-        };
+        let setting = Setting::env_only;
         vec![
             setting(
                 "OMNIA_MESSAGING_TOPICS",
@@ -186,14 +180,6 @@ impl FromEnv for Subscriptions {
             ),
         ]
     }
-}
-
-fn parse_positive(s: &str) -> Result<usize> {
-    let n = parse_count(s)?;
-    if n == 0 {
-        bail!("expected a number above zero, got {s:?}");
-    }
-    Ok(n)
 }
 
 /// Reads a subscriptions file.

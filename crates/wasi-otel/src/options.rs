@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use omnia::FromEnv;
-use omnia::config::{Setting, parse_bool, parse_count, url_var, var};
+use omnia::config::{Setting, parse_bool, parse_count, parse_positive_count, url_var, var};
 
 /// The OTLP wire protocols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +81,8 @@ impl FromEnv for OtelOptions {
         } else {
             var("OTEL_EXPORTER_OTLP_PROTOCOL", Protocol::parse)?.unwrap_or(Protocol::HttpProtobuf)
         };
-        let max_queue = var("OTEL_BSP_MAX_QUEUE_SIZE", parse_positive)?.unwrap_or(2048);
-        let max_batch = var("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", parse_positive)?
+        let max_queue = var("OTEL_BSP_MAX_QUEUE_SIZE", parse_positive_count)?.unwrap_or(2048);
+        let max_batch = var("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", parse_positive_count)?
             .unwrap_or(512)
             .min(max_queue);
         let delay = var("OTEL_BSP_SCHEDULE_DELAY", |s| {
@@ -101,13 +101,7 @@ impl FromEnv for OtelOptions {
     }
 
     fn settings() -> Vec<Setting> {
-        let env_only = |env, value, default, help| Setting {
-            env,
-            flag: None,
-            value,
-            default,
-            help,
-        };
+        let env_only = Setting::env_only;
         vec![
             env_only(
                 "OTEL_GRPC_URL",
@@ -153,14 +147,6 @@ impl FromEnv for OtelOptions {
             ),
         ]
     }
-}
-
-fn parse_positive(s: &str) -> Result<usize> {
-    let n = parse_count(s)?;
-    if n == 0 {
-        bail!("expected a number above zero, got {s:?}");
-    }
-    Ok(n)
 }
 
 /// An `http://` or `https://` URL with a host.

@@ -416,14 +416,10 @@ impl Bench {
         self.md.push('\n');
     }
 
-    /// HTTP hello: requests/s, p50, p99 per contender and concurrency; ratios.
-    fn http(&mut self, guest_name: &str, guest: &Path) -> Result<()> {
-        let contenders = self.serving_contenders(guest)?;
+    /// `wrk` on each server at each concurrency, `--runs` times, servers alternating: the
+    /// loads by (server index, concurrency).
+    fn load_each(&self, servers: &[Server]) -> Result<BTreeMap<(usize, u32), Vec<Load>>> {
         let mut results: BTreeMap<(usize, u32), Vec<Load>> = BTreeMap::new();
-        let servers: Vec<Server> = contenders
-            .iter()
-            .map(|(_, c, g)| c.start(g))
-            .collect::<Result<_>>()?;
         for _ in 0..self.args.runs {
             for &c in &CONCURRENCY {
                 for (i, server) in servers.iter().enumerate() {
@@ -432,6 +428,17 @@ impl Bench {
                 }
             }
         }
+        Ok(results)
+    }
+
+    /// HTTP hello: requests/s, p50, p99 per contender and concurrency; ratios.
+    fn http(&mut self, guest_name: &str, guest: &Path) -> Result<()> {
+        let contenders = self.serving_contenders(guest)?;
+        let servers: Vec<Server> = contenders
+            .iter()
+            .map(|(_, c, g)| c.start(g))
+            .collect::<Result<_>>()?;
+        let results = self.load_each(&servers)?;
         drop(servers);
         let med = |i: usize, c: u32| Load::median(&results[&(i, c)]);
         self.line(&format!("\n### HTTP hello: {guest_name}\n"));
@@ -736,15 +743,7 @@ impl Bench {
                 )
             })
             .collect::<Result<_>>()?;
-        let mut results: BTreeMap<(usize, u32), Vec<Load>> = BTreeMap::new();
-        for _ in 0..self.args.runs {
-            for &c in &CONCURRENCY {
-                for (i, server) in servers.iter().enumerate() {
-                    let load = wrk(&self.args.wrk, &server.addr, c, self.args.seconds)?;
-                    results.entry((i, c)).or_default().push(load);
-                }
-            }
-        }
+        let results = self.load_each(&servers)?;
         drop(servers);
         let med = |i: usize, c: u32| Load::median(&results[&(i, c)]);
         self.line("\n### Telemetry: HTTP hello (Rust) with OTLP export off and on\n");
