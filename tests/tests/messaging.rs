@@ -476,6 +476,13 @@ async fn a_nats_outage_is_an_error_variant_and_omnia_resumes() {
         publish(&server, "in.x", b"before", &[]).await.status,
         StatusCode::NO_CONTENT
     );
+    // Core NATS is at-most-once: a message the server has not delivered yet when it is killed
+    // is gone. Kill it only once `before` was handled.
+    assert_eq!(
+        received(&server, "in.x", 1).await.len(),
+        1,
+        "before was handled"
+    );
     nats.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let during = publish(&server, "in.x", b"during", &[]).await;
