@@ -179,6 +179,19 @@ impl Omnia {
         format!("http://{admin}{path}")
     }
 
+    /// The value of an unlabelled metric on the admin endpoint's `/metrics` page; panics, with
+    /// the page, if it is not there.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let page = crate::get(&self.admin_url("/metrics"))
+            .await
+            .expect("the admin endpoint answers")
+            .text();
+        page.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+    }
+
     /// Everything the process printed so far (stdout and stderr).
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").clone()

@@ -12,15 +12,6 @@ use hyper_util::rt::TokioExecutor;
 use omnia_tests::client::raw;
 use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
 
-/// The value of a metric on the admin endpoint's `/metrics` page.
-async fn metric(server: &Omnia, name: &str) -> u64 {
-    let page = get(&server.admin_url("/metrics")).await.unwrap().text();
-    page.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
-}
-
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
     let server = Omnia::serve(
@@ -48,7 +39,7 @@ async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
         "closed after {:?}",
         closed.1
     );
-    assert!(metric(&server, "omnia_connections_timed_out_total").await >= 1);
+    assert!(server.metric("omnia_connections_timed_out_total").await >= 1);
 }
 
 #[tokio::test]
@@ -106,8 +97,8 @@ async fn new_clients_are_served_at_the_connection_cap() {
         let response = get(&server.url(&format!("/new/{i}"))).await.unwrap();
         assert_eq!(response.status, StatusCode::OK);
     }
-    assert!(metric(&server, "omnia_connections_shed_total").await >= 250);
-    assert!(metric(&server, "omnia_connections_open").await <= 51);
+    assert!(server.metric("omnia_connections_shed_total").await >= 250);
+    assert!(server.metric("omnia_connections_open").await <= 51);
     drop(idle);
 }
 
@@ -216,7 +207,7 @@ async fn abandoned_requests_free_their_slots() {
     let response = client.request(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let _ = response.into_body().collect().await;
-    assert!(metric(&server, "omnia_guest_cancelled_total").await >= 8);
+    assert!(server.metric("omnia_guest_cancelled_total").await >= 8);
 }
 
 #[tokio::test]

@@ -179,29 +179,15 @@ async fn a_slow_collector_costs_requests_nothing() {
         assert_eq!(traced_get(&server, "/slow-collector").await, 200);
     }
     let after = server.status_kib("VmRSS");
-    let metrics = get(&server.admin_url("/metrics")).await.unwrap().text();
-    let dropped = metric_value(&metrics, "omnia_telemetry_spans_dropped_total");
+    let dropped = server.metric("omnia_telemetry_spans_dropped_total").await;
     assert!(
         dropped >= measured / 2,
-        "the queue is bounded: spans past it are dropped and counted ({dropped}):\n{metrics}"
+        "the queue is bounded: spans past it are dropped and counted ({dropped})"
     );
     assert!(
         after < before + 16 * 1024,
         "memory stays flat: VmRSS {before} KiB -> {after} KiB over {measured} requests"
     );
-}
-
-/// The value of an un-labelled metric on the `/metrics` page.
-fn metric_value(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("{name} not on /metrics:\n{page}"))
 }
 
 #[tokio::test]

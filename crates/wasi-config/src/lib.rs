@@ -78,15 +78,13 @@ impl FromEnv for ConfigOptions {
         };
         let names = var("OMNIA_CONFIG_ENV", parse_names)?.unwrap_or_default();
         let prefix = var("OMNIA_CONFIG_ENV_PREFIX", parse_prefix)?;
-        values.extend(from_environment(
-            &names,
-            prefix.as_deref(),
-            std::env::vars_os(),
-        )?);
+        let granted = from_environment(&names, prefix.as_deref(), std::env::vars_os())?;
+        // A variable granted by name that is set is in `granted` under its name.
         let unset = names
             .into_iter()
-            .filter(|name| std::env::var_os(name).is_none())
+            .filter(|name| !granted.contains_key(name))
             .collect();
+        values.extend(granted);
         Ok(Self { values, unset })
     }
 
