@@ -9,7 +9,9 @@
 //! `dist` builds the profile's `omnia` with the profile's cargo features (release, paths
 //! remapped so that two checkouts build the same bytes; `--debug` for a quick dev build), then
 //! writes its OCI image (see [`image`]). For an AOT-only profile, `--app` is precompiled first
-//! with a JIT build of the same sources, as the image can only run `.bin` files.
+//! with a JIT build of the same sources, as the image can only run `.bin` files: the full
+//! profile's, built for the purpose, or one named with `--compiler` (a JIT `omnia` of the
+//! same sources, such as `cargo build`'s, saves building the full profile).
 
 mod image;
 mod profile;
@@ -49,6 +51,12 @@ enum Task {
         /// Where to write (default: target/dist).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// A JIT `omnia` built from these sources that precompiles `--app` for AOT-only
+        /// profiles (default: the first JIT profile built in this run, or the full profile,
+        /// built for the purpose). It is run before any profile is built, so a binary that
+        /// `--debug` builds overwrite, such as target/debug/omnia, is fine.
+        #[arg(long, value_name = "OMNIA")]
+        compiler: Option<PathBuf>,
     },
     /// Print every profile as read (features, services, image configuration) as JSON.
     Profiles,
@@ -80,6 +88,7 @@ fn run(task: Task) -> Result<()> {
             app,
             debug,
             out,
+            compiler,
         } => {
             let chosen: Vec<&Profile> = if all {
                 profiles.values().collect()
@@ -110,7 +119,7 @@ fn run(task: Task) -> Result<()> {
                     .get("full")
                     .context("profiles/full.toml is missing")?,
             };
-            dist.all(&chosen, app.as_deref())
+            dist.all(&chosen, app.as_deref(), compiler)
         }
     }
 }
@@ -125,15 +134,27 @@ struct Dist<'a> {
 }
 
 impl Dist<'_> {
-    fn all(&self, profiles: &[&Profile], app: Option<&Path>) -> Result<()> {
+    fn all(
+        &self,
+        profiles: &[&Profile],
+        app: Option<&Path>,
+        mut compiler: Option<PathBuf>,
+    ) -> Result<()> {
         let version = workspace_version(self.root)?;
         let revision = git_revision(self.root);
-        let mut compiler: Option<PathBuf> = None;
+        if let Some(jit) = &compiler {
+            anyhow::ensure!(
+                jit.is_file(),
+                "--compiler {}: no such file (build a JIT omnia first, e.g. `cargo build -p omnia-cli`)",
+                jit.display()
+            );
+        }
         for profile in profiles {
             let dir = self.out.join(&profile.name);
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let binary = self.build(profile, &dir)?;
+            // Precompiled before the profile is built: a `--debug` build overwrites
+            // target/debug/omnia, which may be the compiler.
             let app = match app {
                 Some(app) if !profile.jit => {
                     let jit = self.compiler(&mut compiler)?;
@@ -142,6 +163,7 @@ impl Dist<'_> {
                 Some(app) => Some(app.to_path_buf()),
                 None => None,
             };
+            let binary = self.build(profile, &dir)?;
             if profile.jit && compiler.is_none() {
                 compiler = Some(binary.clone());
             }
@@ -168,12 +190,14 @@ impl Dist<'_> {
         Ok(())
     }
 
-    /// A JIT binary of these sources (one built earlier in this run, or the full profile's).
+    /// A JIT binary of these sources: `--compiler`, one built earlier in this run, or the full
+    /// profile's, built now into `<out>/compiler/` (not the full profile's own directory,
+    /// which holds an image only when that profile was asked for).
     fn compiler(&self, built: &mut Option<PathBuf>) -> Result<PathBuf> {
         if let Some(jit) = built {
             return Ok(jit.clone());
         }
-        let dir = self.out.join(&self.full.name);
+        let dir = self.out.join("compiler");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let jit = self.build(self.full, &dir)?;

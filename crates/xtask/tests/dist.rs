@@ -16,6 +16,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,19 +25,47 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The default (JIT) omnia that `cargo test` built, which stands for the JIT profiles: a copy,
+/// taken before any test runs `cargo xtask dist --debug` (whose build replaces
+/// target/debug/omnia).
+fn jit() -> &'static Path {
+    static JIT: LazyLock<PathBuf> = LazyLock::new(|| {
+        let built = root().join("target/debug/omnia");
+        let bytes = std::fs::read(&built)
+            .unwrap_or_else(|err| panic!("{}: {err} (run `cargo test` first)", built.display()));
+        assert!(
+            links_cranelift(&bytes),
+            "{} is not a JIT build (run `cargo build -p omnia-cli`)",
+            built.display()
+        );
+        let dir = std::env::temp_dir().join(format!("omnia-dist-jit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("omnia");
+        std::fs::copy(&built, &copy).unwrap();
+        copy
+    });
+    &JIT
+}
+
+fn links_cranelift(binary: &[u8]) -> bool {
+    binary
+        .windows(b"cranelift_codegen".len())
+        .any(|w| w == b"cranelift_codegen")
+}
+
 fn dist(profile: &str) -> PathBuf {
     root().join("target/dist").join(profile)
 }
 
-/// The profiles `cargo xtask dist` built (tests/run builds `http-kv`, as each profile is its own
-/// build of wasmtime, minutes apiece; tests/slow builds every one), each checked by the tests
-/// below.
+/// The profiles whose binary and image `cargo xtask dist` wrote (tests/run builds `http-kv`, as
+/// each profile is its own build of wasmtime, minutes apiece; tests/slow builds every one), each
+/// checked by the tests below.
 fn built(all: &Value) -> Vec<String> {
     let built: Vec<String> = all
         .as_object()
         .unwrap()
         .keys()
-        .filter(|name| dist(name).join("omnia").exists())
+        .filter(|name| dist(name).join("oci/index.json").exists())
         .cloned()
         .collect();
     assert!(
@@ -137,18 +166,11 @@ fn every_binary_names_its_profile_and_features() {
 #[test]
 #[ignore = "run by tests/run after cargo xtask dist"]
 fn only_jit_profiles_contain_the_compiler() {
-    let contains = |profile: &str| {
-        let bytes = std::fs::read(dist(profile).join("omnia")).unwrap();
-        bytes
-            .windows(b"cranelift_codegen".len())
-            .any(|w| w == b"cranelift_codegen")
-    };
+    let contains =
+        |profile: &str| links_cranelift(&std::fs::read(dist(profile).join("omnia")).unwrap());
     // The default build (all features, what `cargo test` builds) stands for the JIT profiles.
-    let jit = root().join("target/debug/omnia");
-    let jit = std::fs::read(jit).unwrap();
     assert!(
-        jit.windows(b"cranelift_codegen".len())
-            .any(|w| w == b"cranelift_codegen"),
+        links_cranelift(&std::fs::read(jit()).unwrap()),
         "the JIT build links Cranelift"
     );
     assert!(!contains("http-kv"), "the AOT-only build has no Cranelift");
@@ -161,7 +183,7 @@ fn a_profile_without_a_capability_names_itself_when_refusing_a_guest() {
     let guest = root().join("tests/guests/bin/msg-echo.wasm");
     let bin = std::env::temp_dir().join(format!("omnia-msg-echo-{}.bin", std::process::id()));
     let compiled = run(
-        root().join("target/debug/omnia"),
+        jit(),
         &[
             "compile",
             guest.to_str().unwrap(),
@@ -283,6 +305,8 @@ fn images_carry_the_profile_configuration_in_both_formats() {
 #[ignore = "run by tests/run after cargo xtask dist"]
 fn writing_an_image_again_gives_the_same_digest() {
     // The same binary (cargo has nothing to rebuild), written twice into different directories.
+    // Its build replaces target/debug/omnia: the other tests' copy is taken first, and put back.
+    let jit = jit();
     let out = std::env::temp_dir().join(format!("omnia-dist-again-{}", std::process::id()));
     let digest = |dir: &str| {
         let target = out.join(dir);
@@ -302,6 +326,10 @@ fn writing_an_image_again_gives_the_same_digest() {
     };
     let (one, two) = (digest("one"), digest("two"));
     assert!(one.starts_with("sha256:"), "{one}");
+    // A new file, not written through: cargo's target/debug/omnia is a hard link to its build.
+    let uplifted = root().join("target/debug/omnia");
+    std::fs::remove_file(&uplifted).unwrap();
+    std::fs::copy(jit, &uplifted).unwrap();
     assert_eq!(one, two, "the same binary gives the same image");
     let _ = std::fs::remove_dir_all(&out);
 }
