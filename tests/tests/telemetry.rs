@@ -1,14 +1,15 @@
 //! OpenTelemetry end to end: `omnia` exports to a real OTLP receiver on loopback
 //! ([`OtlpReceiver`], gRPC and HTTP/protobuf) the server span of each request, a child of the
-//! `traceparent` the client sent, and the runtime's metrics; a slow collector costs requests
-//! nothing (spans are dropped and counted, memory stays flat).
+//! `traceparent` the client sent, the runtime's metrics, and what the guest emits through
+//! `wasi:otel` (its span a child of the request's, its metrics and log records); a slow or
+//! absent collector costs requests nothing (spans are dropped and counted, memory stays flat).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use omnia_tests::otlp::{OtlpReceiver, Protocol, Span};
-use omnia_tests::{Omnia, get, guests, omnia, request};
+use omnia_tests::{Omnia, Response, get, guests, omnia, request};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
@@ -38,7 +39,7 @@ fn serve(env: &[(&'static str, String)], extra: &[(&str, &str)]) -> Omnia {
 }
 
 /// A request carrying the client's trace context.
-async fn traced_get(server: &Omnia, path: &str) -> u16 {
+async fn traced(server: &Omnia, path: &str) -> Response {
     let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
     request(
         Method::GET,
@@ -49,8 +50,11 @@ async fn traced_get(server: &Omnia, path: &str) -> u16 {
     )
     .await
     .expect("omnia answers")
-    .status
-    .as_u16()
+}
+
+/// The status of a [`traced`] request.
+async fn traced_get(server: &Omnia, path: &str) -> u16 {
+    traced(server, path).await.status.as_u16()
 }
 
 fn is_request_span(path: &str) -> impl Fn(&Span) -> bool + '_ {
@@ -276,4 +280,142 @@ async fn a_message_published_in_a_request_is_handled_in_the_same_trace() {
     assert_eq!(process.parent_span_id, http.span_id);
     assert_eq!(process.attributes["messaging.destination.name"], "orders");
     assert_eq!(process.attributes["messaging.operation.type"], "process");
+}
+
+/// The otel-http guest answers with its span's ids: `<trace id> <span id> <parent span id>`.
+fn guest_ids(response: &Response) -> [String; 3] {
+    let text = response.text();
+    let ids: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+    ids.try_into()
+        .unwrap_or_else(|_| panic!("expected three ids, got {text:?}"))
+}
+
+async fn guest_telemetry_joins_the_request_trace(protocol: Protocol) {
+    let receiver = OtlpReceiver::start(protocol);
+    let env = export_to(&receiver, protocol);
+    let all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Omnia::serve(&omnia(), &guests::rust("otel-http"), &all);
+    let response = traced(&server, "/guest").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let [trace, span, parent] = guest_ids(&response);
+
+    let host = receiver
+        .wait_for_span(is_request_span("/guest"), WAIT)
+        .expect("the request span");
+    assert_eq!(
+        parent, host.span_id,
+        "the guest's current span is the request's"
+    );
+    let guest = receiver
+        .wait_for_span(|s| s.name == "guest-work", WAIT)
+        .unwrap_or_else(|| panic!("no guest span; got {:?}", receiver.spans()));
+    assert_eq!(guest.trace_id, TRACE_ID, "the client's trace");
+    assert_eq!(trace, TRACE_ID);
+    assert_eq!(guest.span_id, span);
+    assert_eq!(
+        guest.parent_span_id, host.span_id,
+        "a child of the request span"
+    );
+    assert_eq!(guest.kind, 1, "internal");
+    assert_eq!(guest.status_code, 1, "ok");
+    assert_eq!(guest.scope, "otel-http");
+    assert_eq!(guest.attributes["guest.path"], "/guest");
+    assert_eq!(
+        guest.service_name.as_deref(),
+        Some("checkout"),
+        "exported under the runtime's resource"
+    );
+
+    let requests = receiver
+        .wait_for_metric("guest_requests", WAIT)
+        .unwrap_or_else(|| panic!("no guest metric; got {:?}", receiver.metrics()));
+    assert_eq!(requests.kind, "sum");
+    assert_eq!(requests.scope, "otel-http");
+    assert_eq!(requests.service_name.as_deref(), Some("checkout"));
+    assert_eq!(requests.points.len(), 1);
+    assert!((requests.points[0].value - 1.0).abs() < f64::EPSILON);
+    assert_eq!(requests.points[0].attributes["guest.path"], "/guest");
+    let size = receiver
+        .wait_for_metric("guest_request_size", WAIT)
+        .expect("the guest's histogram");
+    assert_eq!(size.kind, "histogram");
+    assert_eq!(size.points[0].count, 1);
+
+    let log = receiver
+        .wait_for_log(|l| l.body == "handled /guest", WAIT)
+        .unwrap_or_else(|| panic!("no guest log; got {:?}", receiver.logs()));
+    assert_eq!(log.severity_text, "INFO");
+    assert_eq!(log.severity_number, 9);
+    assert_eq!(log.attributes["guest.path"], "/guest");
+    assert_eq!(log.service_name.as_deref(), Some("checkout"));
+    assert_eq!(
+        log.trace_id, TRACE_ID,
+        "the request's trace context, filled in"
+    );
+    assert_eq!(log.span_id, host.span_id);
+}
+
+#[tokio::test]
+async fn guest_telemetry_reaches_a_grpc_collector_in_the_request_trace() {
+    guest_telemetry_joins_the_request_trace(Protocol::Grpc).await;
+}
+
+#[tokio::test]
+async fn guest_telemetry_reaches_an_http_collector_in_the_request_trace() {
+    guest_telemetry_joins_the_request_trace(Protocol::HttpProtobuf).await;
+}
+
+#[tokio::test]
+async fn without_export_a_guest_with_telemetry_runs_in_the_incoming_trace() {
+    let server = Omnia::serve(&omnia(), &guests::rust("otel-http"), &[]);
+    let response = traced(&server, "/quiet").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let [trace, _, parent] = guest_ids(&response);
+    assert_eq!(trace, TRACE_ID);
+    assert_eq!(
+        parent, CLIENT_SPAN,
+        "nothing records spans: the client's is current"
+    );
+    let untraced = get(&server.url("/untraced")).await.unwrap();
+    let [trace, _, parent] = guest_ids(&untraced);
+    assert_eq!(
+        (trace.as_str(), parent.as_str()),
+        ("0".repeat(32).as_str(), "0".repeat(16).as_str()),
+        "no trace: the invalid context, as the OpenTelemetry API has it"
+    );
+}
+
+#[tokio::test]
+async fn a_collector_that_is_down_costs_requests_nothing() {
+    // Nothing listens on the port: every export fails, quickly.
+    let down = format!("http://127.0.0.1:{}", omnia_tests::services::free_port());
+    let admin = format!("127.0.0.1:{}", omnia_tests::services::free_port());
+    let mut server = Omnia::serve(
+        &omnia(),
+        &guests::rust("otel-http"),
+        &[
+            ("OTEL_GRPC_URL", &down),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OMNIA_SHUTDOWN_GRACE", "2s"),
+            ("OMNIA_ADMIN_ADDR", &admin),
+        ],
+    );
+    for i in 0..200 {
+        let response = traced(&server, &format!("/down/{i}")).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut failures = 0;
+    while failures == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        failures = server.metric("omnia_telemetry_export_failures_total").await;
+    }
+    assert!(failures > 0, "failed exports are counted");
+    server.signal("TERM");
+    assert!(
+        server.wait(WAIT).is_some_and(|s| s.success()),
+        "shuts down within its grace period, collector or not"
+    );
 }

@@ -7,23 +7,25 @@
 //!   see [`omnia::trace`]), with the semantic-convention attributes, children of the W3C
 //!   `traceparent` the request or message arrived with;
 //! * the runtime's metrics ([`omnia::metrics`]): requests and their duration, work in flight,
-//!   instantiation time, traps, deadline kills, backend errors, connections.
+//!   instantiation time, traps, deadline kills, backend errors, connections;
+//! * what guests emit through `wasi:otel@0.2.0-rc.2` ([`guest`]): their spans, children of the
+//!   request's span, their metrics and their log records.
 //!
 //! Export never holds up a request: spans go through a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`)
 //! to a background task that sends them in batches; when the collector is slow or down the
 //! queue fills and further spans are dropped and counted
-//! (`omnia_telemetry_spans_dropped_total`). Shutdown flushes what is queued, within the grace
-//! period. Without an endpoint nothing is recorded: the request spans are disabled `tracing`
-//! spans, which cost a check each.
+//! (`omnia_telemetry_spans_dropped_total`; guest metrics and logs have a queue of their own,
+//! `omnia_telemetry_guest_records_dropped_total`). Shutdown flushes what is queued, within the
+//! grace period. Without an endpoint nothing is recorded: the request spans are disabled
+//! `tracing` spans, which cost a check each, and what guests emit is dropped.
 //!
 //! ```ignore
 //! omnia::runtime!({ "http": WasiHttpCtx, "otel": DefaultOtel });
 //! ```
-//!
-//! Not yet: guest telemetry through `wasi:otel` (a guest importing it is refused at start-up,
-//! naming the interfaces), and OTLP logs.
 
+pub mod guest;
 mod options;
+mod otlp;
 mod pipeline;
 mod queue;
 
@@ -31,19 +33,20 @@ use std::sync::OnceLock;
 
 use anyhow::Result;
 use omnia::telemetry::BoxedLayer;
-use omnia::{Backend, Host};
+use omnia::{Backend, Host, HostView};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 pub use options::{Export, OtelOptions, Protocol};
-pub use queue::{EXPORT_FAILURES, SPANS_DROPPED};
+pub use queue::{EXPORT_FAILURES, GUEST_RECORDS_DROPPED, SPANS_DROPPED};
 
 use pipeline::Pipeline;
 
 /// The pipeline of this process, started with the logging (before anything is connected).
 static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
 
-/// The `"otel"` entry of a runtime: OTLP export of the runtime's spans and metrics.
+/// The `"otel"` entry of a runtime: OTLP export of the runtime's spans and metrics, and
+/// `wasi:otel` for guests.
 #[derive(Clone)]
 pub struct DefaultOtel {
     pipeline: Option<Pipeline>,
@@ -86,14 +89,19 @@ impl Backend for DefaultOtel {
     }
 }
 
-impl<T> Host<T> for DefaultOtel {
+impl<T: HostView<DefaultOtel>> Host<T> for DefaultOtel {
     /// The runtime's own telemetry concerns every component.
     fn used_by(_engine: &Engine, _component: &Component) -> bool {
         true
     }
 
-    /// Nothing for the guest yet (`wasi:otel` is not served).
-    fn add_to_linker(_linker: &mut Linker<T>) -> Result<()> {
-        Ok(())
+    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+        guest::add_to_linker(linker, |store: &mut T| {
+            let (entry, core) = store.host();
+            guest::OtelView {
+                pipeline: entry.pipeline.as_ref(),
+                trace: core.work.trace,
+            }
+        })
     }
 }

@@ -2,7 +2,7 @@
 //! variables (and `OTEL_GRPC_URL`, Omnia's shorthand for a gRPC collector).
 //!
 //! Export is on when an endpoint is set: `OTEL_GRPC_URL`, `OTEL_EXPORTER_OTLP_ENDPOINT`, or a
-//! signal's own `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT`; `OTEL_SDK_DISABLED=true` turns
+//! signal's own `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`; `OTEL_SDK_DISABLED=true` turns
 //! it off whatever is set. Everything else the exporters read themselves, as the specification
 //! says (`OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`, `OTEL_METRIC_EXPORT_INTERVAL`), or the
 //! resource does (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`).
@@ -61,6 +61,7 @@ const ENDPOINTS: &[&str] = &[
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
 ];
 
 impl FromEnv for OtelOptions {
@@ -113,7 +114,7 @@ impl FromEnv for OtelOptions {
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "URL",
                 "unset",
-                "an OTLP collector, by the OpenTelemetry standard (also ..._TRACES_ / ..._METRICS_ENDPOINT)",
+                "an OTLP collector, by the OpenTelemetry standard (also ..._TRACES_ / ..._METRICS_ / ..._LOGS_ENDPOINT)",
             ),
             env_only(
                 "OTEL_EXPORTER_OTLP_PROTOCOL",

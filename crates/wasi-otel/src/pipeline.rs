@@ -1,6 +1,7 @@
 //! The OTLP pipeline: exporters for the configured protocol, the tracer provider behind a
-//! `tracing` layer that records the runtime's request and message spans, and a meter provider
-//! that exports the runtime's metrics ([`omnia::metrics`]).
+//! `tracing` layer that records the runtime's request and message spans, a meter provider
+//! that exports the runtime's metrics ([`omnia::metrics`]), and the queues that guests' spans,
+//! metrics and log records join ([`crate::guest`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -21,19 +22,23 @@ use opentelemetry_otlp::{
 };
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicReader;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter as _};
+use opentelemetry_sdk::trace::{
+    SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor as _,
+};
 use opentelemetry_sdk::{Resource, runtime};
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use crate::options::{Export, Protocol};
-use crate::queue::{self, ExportQueue};
+use crate::otlp::{GuestRecord, GuestSink};
+use crate::queue::{self, ExportQueue, GUEST_RECORDS_DROPPED, SPANS_DROPPED, Spans};
 
 /// The running pipeline: what shutdown flushes.
 #[derive(Clone)]
 pub struct Pipeline {
-    spans: ExportQueue,
+    spans: ExportQueue<SpanData>,
+    guest: ExportQueue<GuestRecord>,
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
 }
@@ -46,10 +51,18 @@ impl Pipeline {
         let mut span_exporter = span_exporter(export)?;
         span_exporter.set_resource(&resource);
         let spans = ExportQueue::start(
-            span_exporter,
+            Spans(span_exporter),
             export.max_queue,
             export.max_batch,
             export.delay,
+            &SPANS_DROPPED,
+        );
+        let guest = ExportQueue::start(
+            GuestSink::new(export, proto_resource(&resource))?,
+            export.max_queue,
+            export.max_batch,
+            export.delay,
+            &GUEST_RECORDS_DROPPED,
         );
         let tracer_provider = SdkTracerProvider::builder()
             .with_span_processor(spans.clone())
@@ -74,6 +87,7 @@ impl Pipeline {
         Ok((
             Self {
                 spans,
+                guest,
                 tracer_provider,
                 meter_provider,
             },
@@ -81,9 +95,19 @@ impl Pipeline {
         ))
     }
 
-    /// Exports what is queued: every span, and the metrics' last values.
+    /// Queues a guest's ended span (sampled ones only, as the runtime's).
+    pub fn export_span(&self, span: SpanData) {
+        self.spans.on_end(span);
+    }
+
+    /// Queues a guest's metrics or log record.
+    pub fn export_guest(&self, record: GuestRecord) {
+        self.guest.push(record);
+    }
+
+    /// Exports what is queued: every span, guest record, and the metrics' last values.
     pub async fn shutdown(&self) {
-        self.spans.flush().await;
+        tokio::join!(self.spans.flush(), self.guest.flush());
         let (tracer, meter) = (self.tracer_provider.clone(), self.meter_provider.clone());
         let flushed = tokio::task::spawn_blocking(move || {
             let _ = tracer.shutdown();
@@ -118,9 +142,32 @@ fn resource() -> Resource {
         .build()
 }
 
+/// The runtime's resource as an OTLP message, for guest metrics and logs.
+fn proto_resource(resource: &Resource) -> opentelemetry_proto::tonic::resource::v1::Resource {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue, any_value};
+    let value = |v: &opentelemetry::Value| match v {
+        opentelemetry::Value::Bool(b) => any_value::Value::BoolValue(*b),
+        opentelemetry::Value::I64(i) => any_value::Value::IntValue(*i),
+        opentelemetry::Value::F64(f) => any_value::Value::DoubleValue(*f),
+        other => any_value::Value::StringValue(other.to_string()),
+    };
+    opentelemetry_proto::tonic::resource::v1::Resource {
+        attributes: resource
+            .iter()
+            .map(|(key, v)| ProtoKeyValue {
+                key: key.to_string(),
+                value: Some(AnyValue {
+                    value: Some(value(v)),
+                }),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 /// The exporters' timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds; 10 s by default), for
-/// the HTTP client, which does not read it itself.
-fn http_timeout() -> Duration {
+/// the clients that do not read it themselves.
+pub(crate) fn export_timeout() -> Duration {
     std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
         .ok()
         .and_then(|ms| ms.trim().parse().ok())
@@ -138,7 +185,7 @@ fn span_exporter(export: &Export) -> Result<SpanExporter> {
         }
         Protocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
-            .with_http_client(HyperClient::with_default_connector(http_timeout(), None))
+            .with_http_client(HyperClient::with_default_connector(export_timeout(), None))
             .build(),
     };
     built.context("cannot set up the OTLP span exporter")
@@ -155,7 +202,7 @@ fn metric_exporter(export: &Export) -> Result<MetricExporter> {
         }
         Protocol::HttpProtobuf => MetricExporter::builder()
             .with_http()
-            .with_http_client(HyperClient::with_default_connector(http_timeout(), None))
+            .with_http_client(HyperClient::with_default_connector(export_timeout(), None))
             .build(),
     };
     built.context("cannot set up the OTLP metric exporter")

@@ -1,11 +1,15 @@
-//! The span export queue: a bounded buffer between the requests that end spans and the
-//! collector, so that a slow or absent collector costs a request nothing but a dropped span.
+//! The export queues: a bounded buffer between the requests that end spans (or guests that
+//! emit telemetry) and the collector, so that a slow or absent collector costs a request
+//! nothing but a dropped record.
 //!
 //! The SDK's own batch processors drop silently when full and flush only with a blocking call;
-//! this one counts what it drops ([`SPANS_DROPPED`]) and what fails to export
-//! ([`EXPORT_FAILURES`]), and flushes asynchronously within the shutdown grace period.
+//! these count what they drop ([`SPANS_DROPPED`], [`GUEST_RECORDS_DROPPED`]) and what fails to
+//! export ([`EXPORT_FAILURES`]), and flush asynchronously within the shutdown grace period.
+//! One queue carries the spans (the runtime's and the guests'), to the SDK's span exporter;
+//! another the guests' metrics and log records, to [`crate::otlp`].
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use omnia::metrics::{Counter, Metric};
@@ -21,7 +25,13 @@ pub static SPANS_DROPPED: Counter = Counter::new(
     "spans dropped because the export queue was full (the collector is slow or down)",
 );
 
-/// Exports (of spans or metrics) the collector did not accept.
+/// Guest metric exports and log records dropped because their export queue was full.
+pub static GUEST_RECORDS_DROPPED: Counter = Counter::new(
+    "omnia_telemetry_guest_records_dropped_total",
+    "guest metric exports and log records dropped because the export queue was full",
+);
+
+/// Exports (of spans, metrics or logs) the collector did not accept.
 pub static EXPORT_FAILURES: Counter = Counter::new(
     "omnia_telemetry_export_failures_total",
     "OTLP exports that failed (collector unreachable, slow or refusing)",
@@ -33,6 +43,7 @@ static FAILURE_LOG: LogLimit = LogLimit::new(3, Duration::from_mins(1));
 /// Registers this module's metrics on `/metrics` (and with the exporter).
 pub fn register_metrics() {
     omnia::metrics::register(Metric::Counter(&SPANS_DROPPED));
+    omnia::metrics::register(Metric::Counter(&GUEST_RECORDS_DROPPED));
     omnia::metrics::register(Metric::Counter(&EXPORT_FAILURES));
 }
 
@@ -47,29 +58,81 @@ pub fn export_failed(what: &str, err: &dyn fmt::Display) {
     }
 }
 
-/// A [`SpanProcessor`] that hands ended spans to an export task through a bounded queue.
-#[derive(Debug, Clone)]
-pub struct ExportQueue {
-    spans: mpsc::Sender<SpanData>,
-    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
+/// Where a queue's batches go.
+pub trait Sink<I>: Send + Sync + 'static {
+    /// What the items are, for the failure log ("spans").
+    const WHAT: &'static str;
+
+    /// Sends one batch; a failure is counted and logged by the queue.
+    fn send(&self, batch: Vec<I>) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-impl ExportQueue {
+/// The SDK's span exporter as a [`Sink`].
+pub struct Spans<E>(pub E);
+
+impl<E: SpanExporter + 'static> Sink<SpanData> for Spans<E> {
+    const WHAT: &'static str = "spans";
+
+    async fn send(&self, batch: Vec<SpanData>) -> Result<(), String> {
+        self.0.export(batch).await.map_err(|err| err.to_string())
+    }
+}
+
+/// A bounded queue in front of an export task: items go in without waiting (or are dropped
+/// and counted when it is full) and leave in batches.
+pub struct ExportQueue<I> {
+    items: mpsc::Sender<I>,
+    flushes: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    dropped: &'static Counter,
+}
+
+impl<I> Clone for ExportQueue<I> {
+    fn clone(&self) -> Self {
+        Self {
+            items: self.items.clone(),
+            flushes: self.flushes.clone(),
+            dropped: self.dropped,
+        }
+    }
+}
+
+impl<I> fmt::Debug for ExportQueue<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportQueue")
+            .field("room", &self.items.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Send + 'static> ExportQueue<I> {
     /// Starts the export task (on the current tokio runtime): batches of at most `max_batch`
-    /// spans, each sent when full or `delay` after its first span.
-    pub fn start<E: SpanExporter + 'static>(
-        exporter: E,
+    /// items, each sent when full or `delay` after its first item; what does not fit in
+    /// `max_queue` is counted in `dropped`.
+    pub fn start<S: Sink<I>>(
+        sink: S,
         max_queue: usize,
         max_batch: usize,
         delay: Duration,
+        dropped: &'static Counter,
     ) -> Self {
-        let (spans, rx) = mpsc::channel(max_queue);
+        let (items, rx) = mpsc::channel(max_queue);
         let (flushes, flush_rx) = mpsc::unbounded_channel();
-        tokio::spawn(export_task(exporter, rx, flush_rx, max_batch, delay));
-        Self { spans, flushes }
+        tokio::spawn(export_task(sink, rx, flush_rx, max_batch, delay));
+        Self {
+            items,
+            flushes,
+            dropped,
+        }
     }
 
-    /// Exports every span queued so far; returns once they are sent (or failed).
+    /// Queues `item` for export, or drops and counts it if the queue is full.
+    pub fn push(&self, item: I) {
+        if self.items.try_send(item).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Exports every item queued so far; returns once they are sent (or failed).
     pub async fn flush(&self) {
         let (done, exported) = oneshot::channel();
         if self.flushes.send(done).is_ok() {
@@ -78,12 +141,13 @@ impl ExportQueue {
     }
 }
 
-impl SpanProcessor for ExportQueue {
+/// The span queue is the tracer provider's span processor.
+impl SpanProcessor for ExportQueue<SpanData> {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() && self.spans.try_send(span).is_err() {
-            SPANS_DROPPED.inc();
+        if span.span_context.is_sampled() {
+            self.push(span);
         }
     }
 
@@ -97,15 +161,15 @@ impl SpanProcessor for ExportQueue {
     }
 }
 
-async fn export_task<E: SpanExporter>(
-    exporter: E,
-    mut spans: mpsc::Receiver<SpanData>,
+async fn export_task<I, S: Sink<I>>(
+    sink: S,
+    mut items: mpsc::Receiver<I>,
     mut flushes: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     max_batch: usize,
     delay: Duration,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    // When the batch must go, at the latest: `delay` after its first span.
+    // When the batch must go, at the latest: `delay` after its first item.
     let mut due: Option<Instant> = None;
     loop {
         let mut flush = None;
@@ -116,17 +180,17 @@ async fn export_task<E: SpanExporter>(
                 Some(done) => flush = Some(done),
                 None => closed = true,
             },
-            n = spans.recv_many(&mut batch, room), if room > 0 => {
+            n = items.recv_many(&mut batch, room), if room > 0 => {
                 closed = n == 0;
                 due.get_or_insert_with(|| Instant::now() + delay);
             }
             () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {}
         }
         if flush.is_some() || closed {
-            while let Ok(span) = spans.try_recv() {
-                batch.push(span);
+            while let Ok(item) = items.try_recv() {
+                batch.push(item);
                 if batch.len() >= max_batch {
-                    export(&exporter, &mut batch).await;
+                    export(&sink, &mut batch).await;
                 }
             }
         }
@@ -135,7 +199,7 @@ async fn export_task<E: SpanExporter>(
             || batch.len() >= max_batch
             || due.is_some_and(|at| at <= Instant::now());
         if ready {
-            export(&exporter, &mut batch).await;
+            export(&sink, &mut batch).await;
             due = None;
         }
         if let Some(done) = flush {
@@ -147,11 +211,11 @@ async fn export_task<E: SpanExporter>(
     }
 }
 
-async fn export<E: SpanExporter>(exporter: &E, batch: &mut Vec<SpanData>) {
+async fn export<I, S: Sink<I>>(sink: &S, batch: &mut Vec<I>) {
     if batch.is_empty() {
         return;
     }
-    if let Err(err) = exporter.export(std::mem::take(batch)).await {
-        export_failed("spans", &err);
+    if let Err(err) = sink.send(std::mem::take(batch)).await {
+        export_failed(S::WHAT, &err);
     }
 }
