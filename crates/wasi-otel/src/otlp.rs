@@ -132,16 +132,7 @@ impl GuestSink {
         match &self.transport {
             Transport::Grpc {
                 metrics, headers, ..
-            } => {
-                let mut request = tonic::Request::new(request);
-                *request.metadata_mut() = headers.clone();
-                metrics
-                    .clone()
-                    .export(request)
-                    .await
-                    .map(drop)
-                    .map_err(|status| status.to_string())
-            }
+            } => sent(metrics.clone().export(grpc(request, headers)).await),
             Transport::Http {
                 client,
                 metrics,
@@ -154,13 +145,7 @@ impl GuestSink {
     async fn send_logs(&self, request: ExportLogsServiceRequest) -> Result<(), String> {
         match &self.transport {
             Transport::Grpc { logs, headers, .. } => {
-                let mut request = tonic::Request::new(request);
-                *request.metadata_mut() = headers.clone();
-                logs.clone()
-                    .export(request)
-                    .await
-                    .map(drop)
-                    .map_err(|status| status.to_string())
+                sent(logs.clone().export(grpc(request, headers)).await)
             }
             Transport::Http {
                 client,
@@ -170,6 +155,18 @@ impl GuestSink {
             } => post(client, logs, headers, request.encode_to_vec()).await,
         }
     }
+}
+
+/// A gRPC request with the configured headers.
+fn grpc<R>(message: R, headers: &MetadataMap) -> tonic::Request<R> {
+    let mut request = tonic::Request::new(message);
+    *request.metadata_mut() = headers.clone();
+    request
+}
+
+/// Whether a gRPC export went through.
+fn sent<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Result<(), String> {
+    result.map(drop).map_err(|status| status.to_string())
 }
 
 impl Sink<GuestRecord> for GuestSink {
