@@ -52,6 +52,22 @@ async fn traced(server: &Omnia, path: &str) -> Response {
     .expect("omnia answers")
 }
 
+/// Has the guest publish a message on `topic` in a request carrying the client's trace context
+/// (`POST /publish/{topic}`, as msg-echo and otel-msg serve it).
+async fn traced_publish(server: &Omnia, topic: &str) {
+    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
+    let published = request(
+        Method::POST,
+        &server.url(&format!("/publish/{topic}")),
+        &[("traceparent", &traceparent)],
+        Bytes::from_static(b"order 1"),
+        false,
+    )
+    .await
+    .expect("omnia answers");
+    assert_eq!(published.status, 204, "{}", published.text());
+}
+
 /// The status of a [`traced`] request.
 async fn traced_get(server: &Omnia, path: &str) -> u16 {
     traced(server, path).await.status.as_u16()
@@ -257,17 +273,7 @@ async fn a_message_published_in_a_request_is_handled_in_the_same_trace() {
     env.push(("OMNIA_MESSAGING_TOPICS", "orders".into()));
     let all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Omnia::serve(&omnia(), &guests::rust("msg-echo"), &all);
-    let traceparent = format!("00-{TRACE_ID}-{CLIENT_SPAN}-01");
-    let published = request(
-        Method::POST,
-        &server.url("/publish/orders"),
-        &[("traceparent", &traceparent)],
-        Bytes::from_static(b"order 1"),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(published.status, 204, "{}", published.text());
+    traced_publish(&server, "orders").await;
 
     let http = receiver
         .wait_for_span(is_request_span("/publish/orders"), WAIT)
@@ -418,4 +424,32 @@ async fn a_collector_that_is_down_costs_requests_nothing() {
         server.wait(WAIT).is_some_and(|s| s.success()),
         "shuts down within its grace period, collector or not"
     );
+}
+
+#[tokio::test]
+async fn a_guest_span_in_a_message_handler_is_a_child_of_the_message_span() {
+    let receiver = OtlpReceiver::start(Protocol::Grpc);
+    let mut env = export_to(&receiver, Protocol::Grpc);
+    env.push(("OMNIA_MESSAGING_TOPICS", "orders".into()));
+    let all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Omnia::serve(&omnia(), &guests::rust("otel-msg"), &all);
+    traced_publish(&server, "orders").await;
+
+    let process = receiver
+        .wait_for_span(|s| s.name == "process orders", WAIT)
+        .unwrap_or_else(|| panic!("no message span; got {:?}", receiver.spans()));
+    let guest = receiver
+        .wait_for_span(|s| s.name == "guest-message", WAIT)
+        .unwrap_or_else(|| panic!("no guest span; got {:?}", receiver.spans()));
+    assert_eq!(process.trace_id, TRACE_ID);
+    assert_eq!(
+        guest.trace_id, TRACE_ID,
+        "the client's trace, through the message"
+    );
+    assert_eq!(
+        guest.parent_span_id, process.span_id,
+        "a child of the message span"
+    );
+    assert_eq!(guest.scope, "otel-msg");
+    assert_eq!(guest.attributes["guest.topic"], "orders");
 }

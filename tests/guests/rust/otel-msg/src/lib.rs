@@ -1,0 +1,56 @@
+//! Emits a wasi:otel span while handling a message, for the host's tests.
+//!
+//! * `POST /publish/{topic}`, body: the data: publishes it with wasi:messaging (the host adds
+//!   the request's `traceparent`): 204, or 502 `messaging error: ...`; anything else 404.
+//! * On a message: emits a span `guest-message` (a child of the span the host gives as current,
+//!   attribute `guest.topic`, scope `otel-msg`) and succeeds.
+use guest_http::{read_body, respond, IncomingRequest, Method, ResponseOutparam};
+use guest_otel::{attribute, scope, Span};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "omnia:guests/messaging-http",
+    with: {
+        "wasi:http/types@0.2.12": guest_http::wasi::http::types,
+        "wasi:http/outgoing-handler@0.2.12": guest_http::wasi::http::outgoing_handler,
+        "wasi:io/error@0.2.12": guest_http::wasi::io::error,
+        "wasi:io/poll@0.2.12": guest_http::wasi::io::poll,
+        "wasi:io/streams@0.2.12": guest_http::wasi::io::streams,
+        "wasi:keyvalue/store@0.2.0-draft": guest_http::wasi::keyvalue::store,
+        "wasi:keyvalue/atomics@0.2.0-draft": guest_http::wasi::keyvalue::atomics,
+    },
+    generate_all,
+});
+
+use wasi::messaging::producer;
+use wasi::messaging::types::{Client, Error, Message};
+
+struct Component;
+
+impl exports::wasi::messaging::incoming_handler::Guest for Component {
+    fn handle(message: Message) -> Result<(), Error> {
+        let topic = message.topic().unwrap_or_default();
+        let span = Span::start("guest-message", scope("otel-msg"));
+        span.end(vec![attribute("guest.topic", &topic)], Vec::new());
+        Ok(())
+    }
+}
+
+impl exports::wasi::http::incoming_handler::Guest for Component {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        match (request.method(), path.strip_prefix("/publish/")) {
+            (Method::Post, Some(topic)) => {
+                let message = Message::new(&read_body(&request));
+                let sent = Client::connect("otel-msg").and_then(|c| producer::send(&c, topic, message));
+                match sent {
+                    Ok(()) => respond(out, 204, &[], b""),
+                    Err(e) => respond(out, 502, &[], format!("messaging error: {e:?}").as_bytes()),
+                }
+            }
+            _ => respond(out, 404, &[], b"no route\n"),
+        }
+    }
+}
+
+export!(Component);
