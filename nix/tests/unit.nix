@@ -9,7 +9,7 @@ let
   base = { description = "d"; jit = true; capabilities.http = true; };
 
   tests = {
-    namesFromFiles = { expr = builtins.attrNames ps; expected = [ "full" "http" "http-kv" "kv-nats" "messaging" ]; };
+    namesFromFiles = { expr = builtins.attrNames ps; expected = [ "full" "http" "http-kv" "http-otel" "kv-nats" "messaging" ]; };
     fullFeatures = { expr = ps.full.features; expected = [ "config" "http" "jit" "keyvalue" "keyvalue-nats" "keyvalue-redis" "messaging" "messaging-nats" "otel" ]; };
     messagingProfile = { expr = [ ps.messaging.features ps.messaging.services ]; expected = [ [ "http" "jit" "keyvalue-nats" "messaging-nats" ] [ "nats" ] ]; };
     fullServices = { expr = ps.full.services; expected = [ "nats" "redis" ]; };
@@ -46,9 +46,9 @@ let
     outputNames = {
       expr = P.outputNames ps;
       expected = {
-        packages = [ "default" "oci-full" "oci-http" "oci-http-kv" "oci-kv-nats" "oci-messaging" "omnia-full" "omnia-http" "omnia-http-kv" "omnia-kv-nats" "omnia-messaging" ];
-        apps = [ "default" "omnia-full" "omnia-http" "omnia-http-kv" "omnia-kv-nats" "omnia-messaging" ];
-        checks = [ "clippy-full" "clippy-http" "clippy-http-kv" "clippy-kv-nats" "clippy-messaging" "fmt" "nix-unit" "tests" "toolchain" "vm-full" "vm-http-kv" "vm-kv-nats" "vm-messaging" ];
+        packages = [ "default" "oci-full" "oci-http" "oci-http-kv" "oci-http-otel" "oci-kv-nats" "oci-messaging" "omnia-full" "omnia-http" "omnia-http-kv" "omnia-http-otel" "omnia-kv-nats" "omnia-messaging" ];
+        apps = [ "default" "omnia-full" "omnia-http" "omnia-http-kv" "omnia-http-otel" "omnia-kv-nats" "omnia-messaging" ];
+        checks = [ "clippy-full" "clippy-http" "clippy-http-kv" "clippy-http-otel" "clippy-kv-nats" "clippy-messaging" "fmt" "nix-unit" "tests" "toolchain" "vm-full" "vm-http-kv" "vm-kv-nats" "vm-messaging" ];
       };
     };
     featuresAreDeclaredInCargoToml = { expr = throws (P.checkFeatures ../../crates/omnia-cli/Cargo.toml ps); expected = false; };

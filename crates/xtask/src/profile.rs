@@ -404,7 +404,14 @@ mod tests {
         let all = load_all(&root().join("profiles"), &catalog).unwrap();
         assert_eq!(
             all.keys().collect::<Vec<_>>(),
-            ["full", "http", "http-kv", "kv-nats", "messaging"]
+            [
+                "full",
+                "http",
+                "http-kv",
+                "http-otel",
+                "kv-nats",
+                "messaging"
+            ]
         );
         assert_eq!(all["http-kv"].features, ["http", "keyvalue-redis"]);
         assert_eq!(all["http-kv"].image.cmd, ["/app.bin"]);

@@ -136,7 +136,7 @@ fn version(profile: &str) -> String {
 #[ignore = "run by tests/run after cargo xtask dist"]
 fn every_binary_names_its_profile_and_features() {
     let built = built(&json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"])));
-    for (profile, expected) in [
+    let expected = [
         (
             "full",
             "(profile: full; features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel)",
@@ -147,6 +147,10 @@ fn every_binary_names_its_profile_and_features() {
             "(profile: http-kv; features: aot-only, http, keyvalue[memory,redis])",
         ),
         (
+            "http-otel",
+            "(profile: http-otel; features: jit, http, config, otel)",
+        ),
+        (
             "kv-nats",
             "(profile: kv-nats; features: jit, http, keyvalue[memory,nats])",
         ),
@@ -154,10 +158,12 @@ fn every_binary_names_its_profile_and_features() {
             "messaging",
             "(profile: messaging; features: jit, http, keyvalue[memory,nats], messaging[memory,nats])",
         ),
-    ] {
-        if !built.iter().any(|b| b == profile) {
-            continue;
-        }
+    ];
+    for profile in &built {
+        let (_, expected) = expected
+            .iter()
+            .find(|(name, _)| name == profile)
+            .unwrap_or_else(|| panic!("{profile}: add the version line it should print"));
         let version = version(profile);
         assert!(version.contains(expected), "{profile}: {version}");
     }
