@@ -46,13 +46,20 @@ fails_with() {
 }
 
 echo "== tier 1: the profile library (builtins only)"
-unit=$(nix-instantiate --eval --strict --json nix/tests/unit.nix 2>&1)
+# stdout is the JSON result; warnings on stderr are shown only if the tests did not run.
+unit_err=$(mktemp)
+unit=$(nix-instantiate --eval --strict --json nix/tests/unit.nix 2>"$unit_err")
 unit_passed=$(echo "$unit" | python3 -c 'import json,sys; print(json.load(sys.stdin)["passed"])' 2>/dev/null || echo 0)
 unit_failed=$(echo "$unit" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["failed"]))' 2>/dev/null || echo 1)
 passed=$((passed + unit_passed))
 failed=$((failed + unit_failed))
-echo "ok   nix/tests/unit.nix: $unit_passed passed, $unit_failed failed"
-[ "$unit_failed" = 0 ] || echo "$unit" | sed 's/^/     /'
+if [ "$unit_failed" = 0 ]; then
+  echo "ok   nix/tests/unit.nix: $unit_passed passed, 0 failed"
+else
+  echo "FAIL nix/tests/unit.nix: $unit_passed passed, $unit_failed failed"
+  { echo "$unit"; cat "$unit_err"; } | sed 's/^/     /'
+fi
+rm -f "$unit_err"
 
 # Error messages name the file and the key.
 bad_profiles=$(mktemp -d)
