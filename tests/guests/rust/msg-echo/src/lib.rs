@@ -25,28 +25,12 @@
 //! key per message), so what one instance recorded, later instances read.
 use guest_http::wasi::keyvalue::{atomics, store};
 use guest_http::{read_body, respond, IncomingRequest, Method, ResponseOutparam};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "omnia:guests/messaging-http",
-    with: {
-        "wasi:http/types@0.2.12": guest_http::wasi::http::types,
-        "wasi:http/outgoing-handler@0.2.12": guest_http::wasi::http::outgoing_handler,
-        "wasi:io/error@0.2.12": guest_http::wasi::io::error,
-        "wasi:io/poll@0.2.12": guest_http::wasi::io::poll,
-        "wasi:io/streams@0.2.12": guest_http::wasi::io::streams,
-        "wasi:keyvalue/store@0.2.0-draft": guest_http::wasi::keyvalue::store,
-        "wasi:keyvalue/atomics@0.2.0-draft": guest_http::wasi::keyvalue::atomics,
-    },
-    generate_all,
-});
-
-use wasi::messaging::types::{Client, Error, Message};
-use wasi::messaging::{producer, request_reply};
+use guest_messaging::wasi::messaging::types::{Client, Error, Message};
+use guest_messaging::wasi::messaging::{producer, request_reply};
 
 struct Component;
 
-impl exports::wasi::messaging::incoming_handler::Guest for Component {
+impl guest_messaging::exports::wasi::messaging::incoming_handler::Guest for Component {
     fn handle(message: Message) -> Result<(), Error> {
         let topic = message.topic().unwrap_or_default();
         if topic.starts_with("dead.") {
@@ -118,7 +102,7 @@ fn record(topic: &str, message: &Message) -> Result<(), store::Error> {
     bucket.set(&format!("{topic}#{n}"), &line)
 }
 
-impl exports::wasi::http::incoming_handler::Guest for Component {
+impl guest_messaging::exports::wasi::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let target = request.path_with_query().unwrap_or_default();
         let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
@@ -201,4 +185,4 @@ fn received(topic: &str) -> Result<Vec<u8>, store::Error> {
     Ok(body)
 }
 
-export!(Component);
+guest_messaging::export!(Component);

@@ -6,28 +6,12 @@
 //!   attribute `guest.topic`, scope `otel-msg`) and succeeds.
 use guest_http::{read_body, respond, IncomingRequest, Method, ResponseOutparam};
 use guest_otel::{attribute, scope, Span};
-
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "omnia:guests/messaging-http",
-    with: {
-        "wasi:http/types@0.2.12": guest_http::wasi::http::types,
-        "wasi:http/outgoing-handler@0.2.12": guest_http::wasi::http::outgoing_handler,
-        "wasi:io/error@0.2.12": guest_http::wasi::io::error,
-        "wasi:io/poll@0.2.12": guest_http::wasi::io::poll,
-        "wasi:io/streams@0.2.12": guest_http::wasi::io::streams,
-        "wasi:keyvalue/store@0.2.0-draft": guest_http::wasi::keyvalue::store,
-        "wasi:keyvalue/atomics@0.2.0-draft": guest_http::wasi::keyvalue::atomics,
-    },
-    generate_all,
-});
-
-use wasi::messaging::producer;
-use wasi::messaging::types::{Client, Error, Message};
+use guest_messaging::wasi::messaging::producer;
+use guest_messaging::wasi::messaging::types::{Client, Error, Message};
 
 struct Component;
 
-impl exports::wasi::messaging::incoming_handler::Guest for Component {
+impl guest_messaging::exports::wasi::messaging::incoming_handler::Guest for Component {
     fn handle(message: Message) -> Result<(), Error> {
         let topic = message.topic().unwrap_or_default();
         let span = Span::start("guest-message", scope("otel-msg"));
@@ -36,7 +20,7 @@ impl exports::wasi::messaging::incoming_handler::Guest for Component {
     }
 }
 
-impl exports::wasi::http::incoming_handler::Guest for Component {
+impl guest_messaging::exports::wasi::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
         match (request.method(), path.strip_prefix("/publish/")) {
@@ -53,4 +37,4 @@ impl exports::wasi::http::incoming_handler::Guest for Component {
     }
 }
 
-export!(Component);
+guest_messaging::export!(Component);
