@@ -176,6 +176,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn percent_escapes_are_decoded() {
+        assert_eq!(percent_decode("Bearer%20abc%3D"), "Bearer abc=");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
     fn urls() {
         for (url, redacted) in [
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),

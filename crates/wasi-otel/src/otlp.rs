@@ -16,6 +16,7 @@ use std::str::FromStr as _;
 
 use anyhow::{Context as _, Result};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
+use omnia::secrets::percent_decode;
 use opentelemetry_http::HttpClient as _;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -271,39 +272,4 @@ fn headers() -> Result<HeaderMap> {
         map.append(name, value);
     }
     Ok(map)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn header_values_are_percent_decoded() {
-        assert_eq!(percent_decode("Bearer%20abc%3D"), "Bearer abc=");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-    }
 }

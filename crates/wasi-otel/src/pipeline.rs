@@ -144,23 +144,9 @@ fn resource() -> Resource {
 
 /// The runtime's resource as an OTLP message, for guest metrics and logs.
 fn proto_resource(resource: &Resource) -> opentelemetry_proto::tonic::resource::v1::Resource {
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue as ProtoKeyValue, any_value};
-    let value = |v: &opentelemetry::Value| match v {
-        opentelemetry::Value::Bool(b) => any_value::Value::BoolValue(*b),
-        opentelemetry::Value::I64(i) => any_value::Value::IntValue(*i),
-        opentelemetry::Value::F64(f) => any_value::Value::DoubleValue(*f),
-        other => any_value::Value::StringValue(other.to_string()),
-    };
+    use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
     opentelemetry_proto::tonic::resource::v1::Resource {
-        attributes: resource
-            .iter()
-            .map(|(key, v)| ProtoKeyValue {
-                key: key.to_string(),
-                value: Some(AnyValue {
-                    value: Some(value(v)),
-                }),
-            })
-            .collect(),
+        attributes: ResourceAttributesWithSchema::from(resource).attributes.0,
         ..Default::default()
     }
 }
