@@ -1,0 +1,99 @@
+//! Bindings for the WASIp3 HTTP test guests (`omnia:guests-p3/http-service`: wasi:http/service
+//! @0.3.0) and the few helpers they use. A guest crate implements `Guest` (an `async fn handle`)
+//! and calls `guest_http_p3::export!(Component);`.
+
+wit_bindgen::generate!({
+    path: "../../wit/p3",
+    world: "omnia:guests-p3/http-service",
+    pub_export_macro: true,
+    default_bindings_module: "guest_http_p3",
+    generate_all,
+});
+
+pub use exports::wasi::http::handler::Guest;
+pub use wasi::clocks::monotonic_clock;
+pub use wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Trailers};
+pub use wit_bindgen::{spawn_local, FutureWriter, StreamReader, StreamResult, StreamWriter};
+
+/// Waits `ms` milliseconds with `wasi:clocks/monotonic-clock@0.3.0.wait-for`: only this task
+/// waits, so other requests on the same instance go on.
+pub async fn sleep_ms(ms: u64) {
+    monotonic_clock::wait_for(ms.saturating_mul(1_000_000)).await;
+}
+
+/// The writing end of a response body: `body` takes the bytes; dropping the whole `Body` ends
+/// the body stream first and then sends the trailers (none: the future's default, `Ok(None)`).
+pub struct Body {
+    pub body: StreamWriter<u8>,
+    _trailers: FutureWriter<Result<Option<Trailers>, ErrorCode>>,
+}
+
+/// A response with this status and headers whose body is the reading end of a new stream;
+/// returns the writing end, which the caller fills (from a spawned task: the response must be
+/// returned before the body can flow) and drops to end the body.
+pub fn streaming_response(status: u16, headers: &[(&str, &[u8])]) -> (Response, Body) {
+    let list: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_vec()))
+        .collect();
+    let fields = Fields::from_list(&list).expect("valid headers");
+    let (body_tx, body_rx) = wit_stream::new::<u8>();
+    let (trailers_tx, trailers_rx) =
+        wit_future::new::<Result<Option<Trailers>, ErrorCode>>(|| Ok(None));
+    let (response, _sent) = Response::new(fields, Some(body_rx), trailers_rx);
+    response.set_status_code(status).expect("valid status");
+    (response, Body { body: body_tx, _trailers: trailers_tx })
+}
+
+/// A complete response: status, headers, body (written by a spawned task after the response is
+/// returned).
+pub fn respond(status: u16, headers: &[(&str, &[u8])], body: Vec<u8>) -> Response {
+    let (response, mut writer) = streaming_response(status, headers);
+    spawn_local(async move {
+        if !body.is_empty() {
+            let _unsent = writer.body.write_all(body).await;
+        }
+        drop(writer);
+    });
+    response
+}
+
+/// Reads a request's whole body (and its trailers, which it ignores).
+pub async fn read_body(request: Request) -> Vec<u8> {
+    // `res` tells the host how handling the body went: dropping the writer sends `Ok(())`.
+    let (res_tx, res_rx) = wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
+    let (mut stream, trailers) = Request::consume_body(request, res_rx);
+    let mut data = Vec::new();
+    loop {
+        let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        data.extend_from_slice(&chunk);
+        match status {
+            StreamResult::Complete(_) => {}
+            StreamResult::Dropped | StreamResult::Cancelled => break,
+        }
+    }
+    drop(stream);
+    // A body that could not be read in full (too large, malformed, the client went away) ends
+    // the stream early and fails the trailers: the guest fails, as its 0.2 twin does.
+    if let Err(code) = trailers.await {
+        panic!("reading body: {code:?}");
+    }
+    drop(res_tx);
+    data
+}
+
+/// The method as text.
+pub fn method_name(method: &Method) -> String {
+    match method {
+        Method::Get => "GET".into(),
+        Method::Head => "HEAD".into(),
+        Method::Post => "POST".into(),
+        Method::Put => "PUT".into(),
+        Method::Delete => "DELETE".into(),
+        Method::Connect => "CONNECT".into(),
+        Method::Options => "OPTIONS".into(),
+        Method::Trace => "TRACE".into(),
+        Method::Patch => "PATCH".into(),
+        Method::Other(other) => other.clone(),
+    }
+}
