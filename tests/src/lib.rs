@@ -22,3 +22,22 @@ pub mod services;
 pub use bin::{omnia, omnia_aot};
 pub use client::{Response, get, request, spawn_gets};
 pub use process::{Omnia, run_to_end};
+
+/// Runs the test `async fn $name(echo: &str)` twice, as `$name::p2` with the WASI 0.2 echo
+/// guest (`http-echo`, an instance per request) and as `$name::p3` with its WASI 0.3 twin
+/// (`p3-http-echo`, instances reused), so every HTTP guarantee is checked on both paths.
+#[macro_export]
+macro_rules! p2_and_p3 {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn p2() {
+                super::$name("http-echo").await
+            }
+            #[tokio::test]
+            async fn p3() {
+                super::$name("p3-http-echo").await
+            }
+        }
+    )+};
+}

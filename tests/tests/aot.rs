@@ -2,14 +2,15 @@
 //! build refuses `.wasm` with an error that says what to do.
 
 use http::StatusCode;
-use omnia_tests::{Omnia, get, guests, omnia, omnia_aot, run_to_end};
+use omnia_tests::{Omnia, get, guests, omnia, omnia_aot, p2_and_p3, run_to_end};
 
-#[tokio::test]
-async fn compiled_bin_is_served_by_the_aot_only_build() {
-    let dir = std::env::temp_dir().join(format!("omnia-aot-{}", std::process::id()));
+p2_and_p3!(compiled_bin_is_served_by_the_aot_only_build);
+
+async fn compiled_bin_is_served_by_the_aot_only_build(echo: &str) {
+    let dir = std::env::temp_dir().join(format!("omnia-aot-{echo}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("echo.bin");
-    let wasm = guests::rust("http-echo");
+    let wasm = guests::rust(echo);
     let out = run_to_end(
         &omnia(),
         &[
@@ -76,4 +77,40 @@ fn compile_output_defaults_next_to_the_input() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(wasm.with_extension("bin").is_file());
+}
+
+/// A WASI 0.1 core module precompiles too, and the AOT-only build runs the `.bin` as a command.
+#[test]
+fn compiled_core_module_runs_in_the_aot_only_build() {
+    let dir = std::env::temp_dir().join(format!("omnia-aot-p1-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("hello-p1.bin");
+    let wasm = guests::rust("hello-p1");
+    let out = run_to_end(
+        &omnia(),
+        &[
+            "compile",
+            wasm.to_str().unwrap(),
+            "-o",
+            bin.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_to_end(
+        &omnia_aot(),
+        &["run", bin.to_str().unwrap(), "exit", "9"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,7 +1,11 @@
-//! `omnia run` on `wasi:cli/run` components: output, arguments, exit codes, and only the
-//! granted environment variables and directories.
+//! `omnia run` on commands: `wasi:cli/run` components (WASI 0.2 and 0.3) and WASI 0.1 core
+//! modules. Output, arguments, exit codes, and only the granted environment variables,
+//! directories and network.
 
 use omnia_tests::{guests, omnia, run_to_end};
+
+/// The same command guest as a WASI 0.2 component, a WASI 0.3 component and a WASI 0.1 module.
+const HELLOS: [&str; 3] = ["hello", "p3-hello", "hello-p1"];
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = run_to_end(&omnia(), args, env);
@@ -14,28 +18,42 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 #[test]
 fn prints_output_and_passes_args() {
-    let hello = guests::rust("hello");
-    let hello = hello.to_str().unwrap();
-    let (code, stdout, stderr) = run(&["run", hello, "a", "--b", "c d"], &[]);
-    assert_eq!(code, 0, "stderr: {stderr}");
-    assert_eq!(
-        stdout,
-        "hello from Rust guest, args=[\"a\", \"--b\", \"c d\"]\n"
-    );
-    assert_eq!(stderr, "", "omnia itself prints nothing in command mode");
+    for name in HELLOS {
+        let hello = guests::rust(name);
+        let hello = hello.to_str().unwrap();
+        let (code, stdout, stderr) = run(&["run", hello, "a", "--b", "c d"], &[]);
+        assert_eq!(code, 0, "{name}: stderr: {stderr}");
+        assert_eq!(
+            stdout, "hello from Rust guest, args=[\"a\", \"--b\", \"c d\"]\n",
+            "{name}"
+        );
+        assert_eq!(stderr, "", "omnia itself prints nothing in command mode");
 
-    let (code, stdout, _) = run(&["run", hello, "--", "x", "-y"], &[]);
-    assert_eq!(code, 0);
-    assert_eq!(stdout, "hello from Rust guest, args=[\"x\", \"-y\"]\n");
+        let (code, stdout, _) = run(&["run", hello, "--", "x", "-y"], &[]);
+        assert_eq!(code, 0);
+        assert_eq!(stdout, "hello from Rust guest, args=[\"x\", \"-y\"]\n");
+    }
 }
 
 #[test]
 fn exit_codes_become_the_process_exit_code() {
-    let hello = guests::rust("hello");
-    let hello = hello.to_str().unwrap();
-    // A Rust std guest goes through the WASI p1 adapter, which reports success or failure.
-    assert_eq!(run(&["run", hello, "exit", "0"], &[]).0, 0);
-    assert_eq!(run(&["run", hello, "exit", "7"], &[]).0, 1);
+    // `wasi:cli/exit.exit` (what Rust's std calls on WASI 0.2, and the 0.3 twin) reports only
+    // success or failure.
+    for name in ["hello", "p3-hello"] {
+        let hello = guests::rust(name);
+        let hello = hello.to_str().unwrap();
+        assert_eq!(run(&["run", hello, "exit", "0"], &[]).0, 0, "{name}");
+        assert_eq!(run(&["run", hello, "exit", "7"], &[]).0, 1, "{name}");
+    }
+    // WASI 0.1 `proc_exit` carries the exact value.
+    let p1 = guests::rust("hello-p1");
+    for code in [0, 7, 33, 125] {
+        let (got, _, stderr) = run(
+            &["run", p1.to_str().unwrap(), "exit", &code.to_string()],
+            &[],
+        );
+        assert_eq!(got, code, "stderr: {stderr}");
+    }
     // exit-with-code carries the exact value.
     for code in [0u8, 3, 42] {
         let wat = guests::wat_exit_code(code);
@@ -46,16 +64,47 @@ fn exit_codes_become_the_process_exit_code() {
 
 #[test]
 fn stderr_is_the_guests() {
-    let hello = guests::rust("hello");
-    let (code, stdout, stderr) = run(&["run", hello.to_str().unwrap(), "stderr", "oops"], &[]);
-    assert_eq!(code, 0);
+    for name in HELLOS {
+        let hello = guests::rust(name);
+        let (code, stdout, stderr) = run(&["run", hello.to_str().unwrap(), "stderr", "oops"], &[]);
+        assert_eq!(code, 0, "{name}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr, "oops\n", "{name}");
+    }
+}
+
+#[test]
+fn a_trap_exits_134_like_wasmtime() {
+    let module = guests::write_temp(
+        "trap-p1.wat",
+        br#"(module (func (export "_start") unreachable))"#,
+    );
+    let (code, stdout, stderr) = run(&["run", module.to_str().unwrap()], &[]);
+    assert_eq!(code, 134, "{stderr}");
     assert_eq!(stdout, "");
-    assert_eq!(stderr, "oops\n");
+    assert!(
+        stderr.contains("unreachable"),
+        "the trap is reported: {stderr}"
+    );
+}
+
+#[test]
+fn a_core_module_without_start_is_refused_by_name() {
+    let module = guests::write_temp("reactor-p1.wat", br#"(module (func (export "f")))"#);
+    let (code, _, stderr) = run(&["run", module.to_str().unwrap()], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no `_start` export"), "{stderr}");
 }
 
 #[test]
 fn sees_only_granted_env_vars() {
-    let hello = guests::rust("hello");
+    for name in HELLOS {
+        sees_only_granted_env_vars_in(name);
+    }
+}
+
+fn sees_only_granted_env_vars_in(name: &str) {
+    let hello = guests::rust(name);
     let hello = hello.to_str().unwrap();
     let host_env = [("SECRET", "host-only"), ("PASSED", "from-host")];
     let (code, stdout, _) = run(&["run", hello, "env"], &host_env);
@@ -114,6 +163,48 @@ fn sees_only_granted_directories() {
     assert_ne!(code, 0);
     assert!(stderr.contains("/no/such/dir"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn p3_and_p1_commands_see_only_granted_directories() {
+    let dir = std::env::temp_dir().join(format!("omnia-dir-cat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("note.txt"), "from the host\n").unwrap();
+    let grant = format!("{}::/data", dir.to_str().unwrap());
+    for name in ["p3-hello", "hello-p1"] {
+        let hello = guests::rust(name);
+        let hello = hello.to_str().unwrap();
+        let (code, stdout, stderr) = run(
+            &["run", "--dir", &grant, hello, "cat", "/data/note.txt"],
+            &[],
+        );
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "from the host\n"),
+            "{name}: {stderr}"
+        );
+        let (code, stdout, stderr) = run(&["run", hello, "cat", "/data/note.txt"], &[]);
+        assert_eq!(
+            (code, stdout.as_str()),
+            (1, ""),
+            "{name}: nothing without --dir"
+        );
+        assert!(stderr.starts_with("cat: "), "{name}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_network_is_granted_only_with_inherit_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hello = guests::rust("p3-hello");
+    let hello = hello.to_str().unwrap();
+    let (code, stdout, stderr) = run(&["run", hello, "connect", &addr], &[]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "denied by default");
+    assert_eq!(stderr, "connect: access-denied\n");
+    let (code, stdout, stderr) = run(&["run", "--inherit-network", hello, "connect", &addr], &[]);
+    assert_eq!((code, stdout.as_str()), (0, "connected\n"), "{stderr}");
 }
 
 #[test]

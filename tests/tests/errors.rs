@@ -24,20 +24,25 @@ fn missing_file() {
 fn not_webassembly() {
     let path = guests::write_temp("not-wasm.wasm", b"#!/bin/sh\necho hi\n");
     let err = run_fails(&omnia(), &path, &[]);
-    assert!(
-        err.contains("not-wasm.wasm is not a WebAssembly component"),
-        "{err}"
-    );
+    assert!(err.contains("not-wasm.wasm is not WebAssembly"), "{err}");
 }
 
 #[test]
-fn core_module_instead_of_component() {
+fn core_module_that_is_not_a_command() {
+    // A core module runs as a WASI 0.1 command; one without `_start` is a library.
     let path = guests::write_temp("core.wasm", &wat::parse_str("(module)").unwrap());
     let err = run_fails(&omnia(), &path, &[]);
     assert!(
-        err.contains("core.wasm is a core WebAssembly module, not a component"),
+        err.contains("core.wasm has no `_start` export: it is a library (reactor)"),
         "{err}"
     );
+    // Imports other than WASI 0.1 cannot be satisfied by a module.
+    let path = guests::write_temp(
+        "core-imports.wasm",
+        &wat::parse_str(r#"(module (import "env" "f" (func)))"#).unwrap(),
+    );
+    let err = run_fails(&omnia(), &path, &[]);
+    assert!(err.contains("may import only WASI 0.1"), "{err}");
 }
 
 #[test]

@@ -1,19 +1,33 @@
-//! `omnia run` serving `wasi:http` guests (WAT and Rust) over HTTP/1.1 and HTTP/2.
+//! `omnia run` serving `wasi:http` guests (WAT and Rust, WASI 0.2 and 0.3) over HTTP/1.1 and
+//! HTTP/2.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, StatusCode, Version};
 use omnia_tests::client::raw;
-use omnia_tests::{Omnia, get, guests, omnia, request};
+use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, request};
+
+p2_and_p3!(
+    echo_sees_method_path_headers_and_body,
+    guest_status_codes_pass_through,
+    http2_prior_knowledge,
+    body_over_the_limit_is_refused,
+    bodies_over_the_limit_without_content_length_get_413,
+    malformed_chunked_bodies_get_400,
+    host_header_rules,
+    a_guest_failing_mid_body_cuts_the_response_off_visibly,
+);
 
 #[tokio::test]
 async fn serves_rust_hello() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-hello"), &[]);
-    let response = get(&server.url("/")).await.unwrap();
-    assert_eq!(response.status, StatusCode::OK);
-    assert_eq!(response.text(), "hello from Rust http guest\n");
-    assert_eq!(response.headers["content-type"], "text/plain");
+    for hello in ["http-hello", "p3-http-hello"] {
+        let server = Omnia::serve(&omnia(), &guests::rust(hello), &[]);
+        let response = get(&server.url("/")).await.unwrap();
+        assert_eq!(response.status, StatusCode::OK, "{hello}");
+        assert_eq!(response.text(), "hello from Rust http guest\n");
+        assert_eq!(response.headers["content-type"], "text/plain");
+    }
 }
 
 #[tokio::test]
@@ -26,9 +40,8 @@ async fn serves_wat_hello() {
     }
 }
 
-#[tokio::test]
-async fn echo_sees_method_path_headers_and_body() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+async fn echo_sees_method_path_headers_and_body(echo: &str) {
+    let server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
     let body: Vec<u8> = (0..=255u8).chain(b"tail".iter().copied()).collect();
     let response = request(
         Method::PUT,
@@ -67,9 +80,8 @@ async fn echo_sees_method_path_headers_and_body() {
     assert_eq!(&text[split..], body.as_slice(), "body echoed byte for byte");
 }
 
-#[tokio::test]
-async fn guest_status_codes_pass_through() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+async fn guest_status_codes_pass_through(echo: &str) {
+    let server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
     for code in [201u16, 404, 418, 503] {
         let response = get(&server.url(&format!("/status/{code}"))).await.unwrap();
         assert_eq!(response.status.as_u16(), code);
@@ -77,9 +89,8 @@ async fn guest_status_codes_pass_through() {
     }
 }
 
-#[tokio::test]
-async fn http2_prior_knowledge() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+async fn http2_prior_knowledge(echo: &str) {
+    let server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
     let response = request(
         Method::POST,
         &server.url("/h2"),
@@ -95,11 +106,10 @@ async fn http2_prior_knowledge() {
     assert!(response.text().ends_with("\n\nover h2"));
 }
 
-#[tokio::test]
-async fn body_over_the_limit_is_refused() {
+async fn body_over_the_limit_is_refused(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_HTTP_MAX_BODY", "1KiB")],
     );
     let small = request(
@@ -140,11 +150,10 @@ async fn admin_reports_liveness_and_readiness() {
     assert_eq!(other.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn bodies_over_the_limit_without_content_length_get_413() {
+async fn bodies_over_the_limit_without_content_length_get_413(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_HTTP_MAX_BODY", "1KiB")],
     );
     // HTTP/1.1 chunked: no Content-Length to check up front.
@@ -190,9 +199,8 @@ fn futures_body(chunks: Vec<Bytes>) -> Chunks {
     http_body_util::StreamBody::new(futures::stream::iter(frames))
 }
 
-#[tokio::test]
-async fn malformed_chunked_bodies_get_400() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+async fn malformed_chunked_bodies_get_400(echo: &str) {
+    let server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
     let addr = server.addr().to_string();
     let response = tokio::task::spawn_blocking(move || {
         raw::exchange(
@@ -206,9 +214,8 @@ async fn malformed_chunked_bodies_get_400() {
     assert_eq!(raw::status(&response), 400, "{response}");
 }
 
-#[tokio::test]
-async fn host_header_rules() {
-    let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+async fn host_header_rules(echo: &str) {
+    let server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
     let addr = server.addr().to_string();
     let local = addr.clone();
     let (old, doubled, missing) = tokio::task::spawn_blocking(move || {
@@ -234,11 +241,10 @@ async fn host_header_rules() {
     assert!(missing.contains("missing Host"), "{missing}");
 }
 
-#[tokio::test]
-async fn a_guest_failing_mid_body_cuts_the_response_off_visibly() {
+async fn a_guest_failing_mid_body_cuts_the_response_off_visibly(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")],
     );
     // HTTP/1.1: the body is chunked, and the final zero-length chunk never comes.
@@ -276,7 +282,7 @@ async fn a_guest_failing_mid_body_cuts_the_response_off_visibly() {
     );
     let log = server.log_with("response was cut short");
     assert!(
-        log.contains("GET /partial: guest failed after sending the response head"),
+        log.contains("failed after sending the response head, the response was cut short"),
         "{log}"
     );
     let metrics = get(&server.admin_url("/metrics")).await.unwrap().text();

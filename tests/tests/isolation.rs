@@ -2,7 +2,15 @@
 //! alone while concurrent good requests keep succeeding, and the process stays up.
 
 use http::StatusCode;
-use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
+use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, spawn_gets};
+
+p2_and_p3!(
+    a_trap_fails_alone,
+    an_infinite_loop_hits_the_deadline_alone,
+    a_memory_bomb_fails_alone,
+    the_memory_budget_refuses_work_with_503_instead_of_growing,
+    overload_is_refused_with_503,
+);
 
 async fn good_requests_meanwhile(server: &Omnia, bad_path: &str, bad_status: StatusCode) {
     let bad = spawn_gets(&server.url(bad_path), 1)
@@ -22,9 +30,8 @@ async fn good_requests_meanwhile(server: &Omnia, bad_path: &str, bad_status: Sta
     assert_eq!(bad.status, bad_status, "{bad_path}: {}", bad.text());
 }
 
-#[tokio::test]
-async fn a_trap_fails_alone() {
-    let mut server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &[]);
+async fn a_trap_fails_alone(echo: &str) {
+    let mut server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
     good_requests_meanwhile(&server, "/trap", StatusCode::INTERNAL_SERVER_ERROR).await;
     let log = server.log_with("GET /trap: guest failed");
     assert!(log.contains("GET /trap: guest failed"), "{log}");
@@ -35,11 +42,10 @@ async fn a_trap_fails_alone() {
     );
 }
 
-#[tokio::test]
-async fn an_infinite_loop_hits_the_deadline_alone() {
+async fn an_infinite_loop_hits_the_deadline_alone(echo: &str) {
     let mut server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_REQUEST_TIMEOUT", "2s")],
     );
     // The configured deadline, not the 30 s default, stops it.
@@ -73,12 +79,11 @@ async fn an_infinite_loop_hits_the_deadline_alone() {
     assert!(server.is_running());
 }
 
-#[tokio::test]
-async fn a_memory_bomb_fails_alone() {
+async fn a_memory_bomb_fails_alone(echo: &str) {
     // 100 MiB is far below the 4 GiB a 32-bit memory can reach: only OMNIA_MAX_MEMORY stops it.
     let mut server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_MAX_MEMORY", "64MiB")],
     );
     good_requests_meanwhile(&server, "/alloc/100", StatusCode::INTERNAL_SERVER_ERROR).await;
@@ -90,24 +95,26 @@ async fn a_memory_bomb_fails_alone() {
     );
     let roomy = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_MAX_MEMORY", "256MiB")],
     );
     let fits = get(&roomy.url("/alloc/100")).await.unwrap();
     assert_eq!(fits.status, StatusCode::OK, "{}", fits.text());
 }
 
-#[tokio::test]
-async fn the_memory_budget_refuses_work_with_503_instead_of_growing() {
+async fn the_memory_budget_refuses_work_with_503_instead_of_growing(echo: &str) {
     // Eight requests of 100 MiB each at once, against a budget for about two of them: the
     // rest are refused with 503, and the process stays far below what eight would take.
     let server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[
             ("OMNIA_MAX_MEMORY", "128MiB"),
             ("OMNIA_MEMORY_BUDGET", "256MiB"),
             ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+            // One request per instance at a time: two of these in one 0.3 instance would pass
+            // its own 128 MiB limit (a trap, 500) before the budget is reached.
+            ("OMNIA_HTTP_INSTANCE_CONCURRENCY", "1"),
         ],
     );
     let requests = spawn_gets(&server.url("/alloc/100/1500"), 8);
@@ -179,11 +186,10 @@ async fn repeated_failures_are_logged_at_a_limited_rate() {
     assert!(suppressed >= 80, "{suppressed} reported as suppressed");
 }
 
-#[tokio::test]
-async fn overload_is_refused_with_503() {
+async fn overload_is_refused_with_503(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_MAX_CONCURRENCY", "2")],
     );
     let slow = spawn_gets(&server.url("/sleep/3000"), 2);

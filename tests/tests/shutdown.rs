@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
+use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, spawn_gets};
 
-#[tokio::test]
-async fn sigterm_drains_in_flight_requests_and_exits_zero() {
+p2_and_p3!(sigterm_drains_in_flight_requests_and_exits_zero);
+
+async fn sigterm_drains_in_flight_requests_and_exits_zero(echo: &str) {
     let mut server = Omnia::serve(
         &omnia(),
-        &guests::rust("http-echo"),
+        &guests::rust(echo),
         &[("OMNIA_SHUTDOWN_GRACE", "20s")],
     );
     let slow = spawn_gets(&server.url("/sleep/2000"), 4);

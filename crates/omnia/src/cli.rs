@@ -42,6 +42,12 @@ pub struct RunArgs {
     /// Repeatable. Nothing is granted by default.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     pub dirs: Vec<String>,
+
+    /// Grant a command guest the host's network: `wasi:sockets` TCP and UDP to any address, and
+    /// name lookups (as `wasmtime run -S inherit-network,allow-ip-name-lookup`). Without it
+    /// sockets can be created but every bind and connect is refused.
+    #[arg(long = "inherit-network")]
+    pub inherit_network: bool,
 }
 
 /// Arguments of `compile`.
@@ -134,24 +140,29 @@ fn names_a_file(arg: &std::ffi::OsStr) -> bool {
 }
 
 /// The process exit code for the result of `runtime_run`: 0, or 1 after printing the error and
-/// its causes to stderr (never a backtrace: the message is for the user, who fixes their input
-/// from it).
+/// its causes to stderr (see [`print_error`]).
 pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let mut text = format!("Error: {err}");
-            let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
-            if !causes.is_empty() {
-                text.push_str("\n\nCaused by:");
-                for (i, cause) in causes.iter().enumerate() {
-                    let _ = write!(text, "\n    {i}: {cause}");
-                }
-            }
-            eprintln!("{text}");
+            print_error(&err);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints `err` and its causes to stderr, never a backtrace: the message is for the user, who
+/// fixes their input from it.
+pub fn print_error(err: &anyhow::Error) {
+    let mut text = format!("Error: {err}");
+    let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+    if !causes.is_empty() {
+        text.push_str("\n\nCaused by:");
+        for (i, cause) in causes.iter().enumerate() {
+            let _ = write!(text, "\n    {i}: {cause}");
+        }
+    }
+    eprintln!("{text}");
 }
 
 /// The settings flags must not collide with the fixed arguments of `run`.

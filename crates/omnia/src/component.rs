@@ -1,14 +1,25 @@
-//! Loading components: `.wasm` (compiled with Cranelift, feature `jit`) or a precompiled `.bin`
+//! Loading guests: `.wasm` (compiled with Cranelift, feature `jit`) or a precompiled `.bin`
 //! written by `omnia compile`.
 //!
-//! The file's bytes decide, not its name: wasmtime recognises its own precompiled artifacts, and
-//! anything else is treated as WebAssembly. Every failure names the file and says what to do.
+//! A guest is a component (WASI 0.2 or 0.3, served or run as a command) or a core module (WASI
+//! 0.1, run as a command only, see [`crate::command`]). The file's bytes decide, not its name:
+//! wasmtime recognises its own precompiled artifacts, the WebAssembly header's layer field tells a
+//! component from a core module, and text (`.wat`) is taken for a component. Every failure names
+//! the file and says what to do.
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use wasmtime::component::Component;
-use wasmtime::{Engine, Precompiled};
+use wasmtime::{Engine, Module, Precompiled};
+
+/// A loaded guest.
+pub enum Guest {
+    /// A component: WASI 0.2 or 0.3 interfaces.
+    Component(Component),
+    /// A core module: WASI 0.1 (`wasi_snapshot_preview1`) imports, run as a command.
+    Module(Module),
+}
 
 /// The names of `component`'s exports.
 pub fn export_names(engine: &Engine, component: &Component) -> Vec<String> {
@@ -37,17 +48,11 @@ pub fn imports_interface(engine: &Engine, component: &Component, prefix: &str) -
         .any(|(name, _)| name.starts_with(prefix))
 }
 
-/// Loads the component at `path`, a file of at most `max_size` bytes
-/// (`OMNIA_MAX_COMPONENT_SIZE`).
-pub fn load(engine: &Engine, path: &Path, max_size: usize) -> Result<Component> {
+/// Loads the guest at `path`, a file of at most `max_size` bytes (`OMNIA_MAX_COMPONENT_SIZE`).
+pub fn load(engine: &Engine, path: &Path, max_size: usize) -> Result<Guest> {
     let bytes = read(path, max_size)?;
     match Engine::detect_precompiled(&bytes) {
-        Some(Precompiled::Component) => load_precompiled(engine, path, &bytes),
-        Some(Precompiled::Module) => bail!(
-            "{} is a precompiled core module, not a component: recompile the component with \
-             `omnia compile`",
-            path.display()
-        ),
+        Some(kind) => load_precompiled(engine, path, &bytes, kind),
         None => load_wasm(engine, path, &bytes),
     }
 }
@@ -98,12 +103,22 @@ pub fn read(path: &Path, max_size: usize) -> Result<Vec<u8>> {
 }
 
 #[allow(unsafe_code)]
-fn load_precompiled(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
+fn load_precompiled(
+    engine: &Engine,
+    path: &Path,
+    bytes: &[u8],
+    kind: Precompiled,
+) -> Result<Guest> {
     // SAFETY: `deserialize` loads the bytes as machine code. Wasmtime checks that they are one
     // of its own artifacts for this exact version and engine configuration and refuses anything
     // else; what it cannot check is that a well-formed artifact was not crafted by hand, so
     // omnia trusts `.bin` files the way a shell trusts executables: only run ones you built.
-    let loaded = unsafe { Component::deserialize(engine, bytes) };
+    let loaded = match kind {
+        Precompiled::Component => {
+            unsafe { Component::deserialize(engine, bytes) }.map(Guest::Component)
+        }
+        Precompiled::Module => unsafe { Module::deserialize(engine, bytes) }.map(Guest::Module),
+    };
     loaded.map_err(anyhow::Error::from).with_context(|| {
         format!(
             "{} was precompiled by a different omnia version or engine configuration; \
@@ -113,17 +128,22 @@ fn load_precompiled(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Compon
     })
 }
 
-fn load_wasm(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
-    check_is_component(path, bytes)?;
+fn load_wasm(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Guest> {
+    let is_module = is_core_module(path, bytes)?;
     #[cfg(feature = "jit")]
     {
-        Component::new(engine, bytes)
+        let compiled = if is_module {
+            Module::new(engine, bytes).map(Guest::Module)
+        } else {
+            Component::new(engine, bytes).map(Guest::Component)
+        };
+        compiled
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot compile {}", path.display()))
     }
     #[cfg(not(feature = "jit"))]
     {
-        let _ = engine;
+        let _ = (engine, is_module);
         bail!(
             "{} is a WebAssembly file, but this omnia build has no compiler (built without the \
              `jit` feature): precompile it with `omnia compile {} -o app.bin` on a build with \
@@ -134,42 +154,47 @@ fn load_wasm(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Component> {
     }
 }
 
-/// Checks the header: WebAssembly magic, and the component layer rather than a core module.
-fn check_is_component(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Reads the header: WebAssembly magic, then the layer: a core module (`true`) or a component.
+/// In text, `(module` starts a core module and anything else is taken for a component (the
+/// parser reports its own errors).
+fn is_core_module(path: &Path, bytes: &[u8]) -> Result<bool> {
     const MAGIC: &[u8] = b"\0asm";
-    let is_text = std::str::from_utf8(bytes).is_ok_and(|s| s.trim_start().starts_with('('));
-    if is_text {
-        return Ok(()); // component text format; the parser reports its own errors
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        let code = text
+            .lines()
+            .map(str::trim_start)
+            .filter(|line| !line.is_empty() && !line.starts_with(";;"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if code.starts_with('(') {
+            return Ok(code.starts_with("(module"));
+        }
     }
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         bail!(
-            "{} is not a WebAssembly component (no `\\0asm` header): pass a .wasm component or a \
+            "{} is not WebAssembly (no `\\0asm` header): pass a .wasm component or module, or a \
              .bin from `omnia compile`",
             path.display()
         );
     }
-    // Bytes 4..8: version (2 bytes) and layer (2 bytes); layer 1 is a component.
-    if bytes[6..8] == [0, 0] {
-        bail!(
-            "{} is a core WebAssembly module, not a component: turn it into a component first \
-             (e.g. `wasm-tools component new`, or build for wasm32-wasip2)",
-            path.display()
-        );
-    }
-    Ok(())
+    // Bytes 4..8: version (2 bytes) and layer (2 bytes); layer 0 is a core module.
+    Ok(bytes[6..8] == [0, 0])
 }
 
-/// Precompiles the `.wasm` component at `input` into `output` (a `.bin` for this omnia build's
-/// engine configuration).
+/// Precompiles the `.wasm` component or core module at `input` into `output` (a `.bin` for this
+/// omnia build's engine configuration).
 #[cfg(feature = "jit")]
 pub fn precompile(engine: &Engine, input: &Path, output: &Path, max_size: usize) -> Result<()> {
     let bytes = read(input, max_size)?;
     if Engine::detect_precompiled(&bytes).is_some() {
         bail!("{} is already precompiled", input.display());
     }
-    check_is_component(input, &bytes)?;
-    let compiled = engine
-        .precompile_component(&bytes)
+    let compiled = if is_core_module(input, &bytes)? {
+        engine.precompile_module(&bytes)
+    } else {
+        engine.precompile_component(&bytes)
+    };
+    let compiled = compiled
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot compile {}", input.display()))?;
     std::fs::write(output, compiled).with_context(|| format!("cannot write {}", output.display()))

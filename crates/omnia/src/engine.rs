@@ -8,6 +8,8 @@
 //!   requests nor escapes its deadline.
 //! * **Memory limit** per instance, enforced both by the pool's slot size and by each store's
 //!   limiter.
+//! * **Component-model async** (WASIp3): p2 and p3 components and p1 core modules all load in the
+//!   same engine.
 //!
 //! The settings that shape compiled code are identical with and without the `jit` feature, so
 //! a `.bin` written by `omnia compile` loads in an AOT-only build.
@@ -46,6 +48,12 @@ pub fn build(config: &RuntimeConfig) -> Result<Engine> {
 fn base_config(settings: &RuntimeConfig) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // WASIp3 guests: async lifts and lowers, streams and futures, and the async built-ins that
+    // guest toolchains emit (as `wasmtime -W component-model-async` enables).
+    config.wasm_component_model_async(true);
+    config.wasm_component_model_more_async_builtins(true);
+    config.wasm_component_model_async_stackful(true);
+    config.wasm_component_model_error_context(true);
     config.epoch_interruption(true);
     #[cfg(feature = "jit")]
     if let Some(dir) = &settings.compile_cache {

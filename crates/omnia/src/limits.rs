@@ -11,7 +11,7 @@
 //!   process never grows until the kernel's OOM killer picks it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::ResourceLimiter;
@@ -142,7 +142,7 @@ pub struct GuestLimits {
     budget: Arc<MemoryBudget>,
     reserved: usize,
     last_reservation: usize,
-    budget_exhausted: bool,
+    budget_exhausted: Arc<AtomicBool>,
 }
 
 impl GuestLimits {
@@ -153,14 +153,21 @@ impl GuestLimits {
             budget,
             reserved: 0,
             last_reservation: 0,
-            budget_exhausted: false,
+            budget_exhausted: Arc::default(),
         }
     }
 
     /// Whether a growth (or instantiation) was refused because the process-wide budget was
     /// spent: the work failed for lack of room, not because of the guest (answer 503).
     pub fn budget_exhausted(&self) -> bool {
-        self.budget_exhausted
+        self.budget_exhausted.load(Ordering::Acquire)
+    }
+
+    /// The flag behind [`Self::budget_exhausted`], readable without the store: when one
+    /// instance serves several requests, the request that learns of a failure is not the one
+    /// holding the store.
+    pub fn budget_exhausted_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.budget_exhausted)
     }
 
     /// Bytes of the budget this store holds.
@@ -181,10 +188,9 @@ impl ResourceLimiter for GuestLimits {
         }
         let extra = desired.saturating_sub(current);
         if !self.budget.reserve(extra) {
-            if !self.budget_exhausted {
+            if !self.budget_exhausted.swap(true, Ordering::AcqRel) {
                 metrics::MEMORY_BUDGET_REFUSALS.inc();
             }
-            self.budget_exhausted = true;
             return Ok(false);
         }
         self.reserved += extra;

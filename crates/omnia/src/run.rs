@@ -49,7 +49,13 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     let options = C::options()?;
     telemetry::init(C::tracing_layers(&options)?);
     let engine = engine::build(&config)?;
-    let component = component::load(&engine, &args.component, config.max_component_size)?;
+    let component = match component::load(&engine, &args.component, config.max_component_size)? {
+        component::Guest::Component(component) => component,
+        component::Guest::Module(module) => {
+            let code = command::run_module(&engine, &module, &args, &config).await?;
+            exit_flushed(code)
+        }
+    };
     let link = || linker::<C>(&engine);
     let build = crate::cli::build_summary(C::profile(), &C::describe());
     let pre = instantiate_pre(link, &component, &build)
@@ -61,9 +67,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
             let capabilities = C::connect(options, &engine, &component).await?;
             let code =
                 command::run(pre, &args, &config, |core| capabilities.store_ctx(core)).await?;
-            let _ = std::io::stdout().flush();
-            let _ = std::io::stderr().flush();
-            std::process::exit(code);
+            exit_flushed(code)
         }
         bail!(
             "{} exports nothing this runtime can run: it needs wasi:cli/run or the interface of \
@@ -82,11 +86,21 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
             triggers.join(", ")
         );
     }
-    if !args.env.is_empty() || !args.dirs.is_empty() {
-        bail!("--env and --dir are only for wasi:cli/run components; served guests get nothing");
+    if !args.env.is_empty() || !args.dirs.is_empty() || args.inherit_network {
+        bail!(
+            "--env, --dir and --inherit-network are only for wasi:cli/run components; served \
+             guests get nothing"
+        );
     }
     let capabilities = C::connect(options, &engine, &component).await?;
     serve::<C>(capabilities, pre, &component, config).await
+}
+
+/// Ends the process with a command guest's exit code, once its output is flushed.
+fn exit_flushed(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(code)
 }
 
 async fn serve<C: Capabilities>(
@@ -172,12 +186,16 @@ async fn serve<C: Capabilities>(
 /// How long the admin endpoint's own connections may take to close once the drain is over.
 const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The linker: all of WASI p2 (nothing granted unless configured) plus every capability.
+/// The linker: all of WASI 0.2 and 0.3 (nothing granted unless configured) plus every
+/// capability.
 fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)
-        .context("linking WASI p2")?;
+        .context("linking WASI 0.2")?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)
+        .map_err(anyhow::Error::from)
+        .context("linking WASI 0.3")?;
     C::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -65,9 +65,14 @@ impl<T: StoreView> Runtime<T> {
 pub(crate) fn serving_store<T: StoreView>(engine: &Engine, ctx: T) -> Store<T> {
     let mut store = Store::new(engine, ctx);
     store.limiter(|ctx| &mut ctx.core().limits);
+    yield_on_epoch(&mut store);
+    store
+}
+
+/// Makes the guest in `store` yield to the executor at every epoch tick.
+pub(crate) fn yield_on_epoch<T>(store: &mut Store<T>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-    store
 }
 
 impl<T: StoreView> State for Runtime<T> {

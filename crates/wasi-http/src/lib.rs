@@ -2,18 +2,20 @@
 //!
 //! [`WasiHttpCtx`] is the `"http"` entry of [`omnia::runtime!`]:
 //!
-//! * as a [`Host`], it links `wasi:http/types` and `wasi:http/outgoing-handler` (0.2), backed by
-//!   `wasmtime-wasi-http`;
+//! * as a [`Host`], it links `wasi:http/types` and `wasi:http/outgoing-handler` (0.2) and
+//!   `wasi:http/types` and `wasi:http/client` (0.3), backed by `wasmtime-wasi-http`;
 //! * as a [`Server`], it serves HTTP/1.1 and HTTP/2 (prior knowledge) with hyper and calls the
-//!   guest's `wasi:http/incoming-handler` once per request, each in a fresh instance made from
-//!   the one pre-instantiated component (see [`server`]);
+//!   guest's handler: a 0.2 `wasi:http/incoming-handler` once per request, each in a fresh
+//!   instance made from the one pre-instantiated component (see [`server`]); a 0.3
+//!   `wasi:http/handler` many times per instance, concurrently (see [`server::reuse`]);
 //! * outgoing requests go through an allow-list (`OMNIA_HTTP_ALLOWED_HOSTS`), denied by default
 //!   (see [`outgoing`]).
 //!
 //! Its settings are listed by [`HttpConfig::settings`] (and `omnia run --help`):
 //! `OMNIA_HTTP_ADDR` (`--listen`), `OMNIA_HTTP_MAX_BODY` (`--max-body`),
-//! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`) and `OMNIA_HTTP_ALLOWED_HOSTS`
-//! (`--allow-hosts`, see [`outgoing::AllowList`]). The connection timeouts are the core's
+//! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`), `OMNIA_HTTP_ALLOWED_HOSTS`
+//! (`--allow-hosts`, see [`outgoing::AllowList`]), and the instance reuse of 0.3 guests:
+//! `OMNIA_HTTP_INSTANCE_REUSE`, `OMNIA_HTTP_INSTANCE_CONCURRENCY`, `OMNIA_HTTP_INSTANCE_IDLE`. The connection timeouts are the core's
 //! (`OMNIA_HTTP_HEADER_TIMEOUT`, `OMNIA_HTTP_IDLE_TIMEOUT`), shared with the admin endpoint.
 
 pub mod outgoing;
@@ -21,13 +23,18 @@ pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
-use omnia::config::{Setting, parse_addr, parse_count, parse_size, var};
+use omnia::config::{
+    Setting, parse_addr, parse_count, parse_positive_count, parse_positive_duration, parse_size,
+    var,
+};
 use omnia::{Backend, FromEnv, Host, HostView, Server, Serving, State};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings;
+use wasmtime_wasi_http::p3::bindings::http as p3;
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtxView};
 
 use crate::outgoing::{AllowList, OutgoingPolicy};
@@ -43,6 +50,15 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// `OMNIA_HTTP_ALLOWED_HOSTS`: where guests may send requests.
     pub allowed_hosts: AllowList,
+    /// `OMNIA_HTTP_INSTANCE_REUSE`: how many requests one instance of a 0.3 guest serves before
+    /// it is replaced.
+    pub instance_reuse: usize,
+    /// `OMNIA_HTTP_INSTANCE_CONCURRENCY`: how many requests one instance of a 0.3 guest serves
+    /// at once.
+    pub instance_concurrency: usize,
+    /// `OMNIA_HTTP_INSTANCE_IDLE`: how long an idle instance of a 0.3 guest is kept for the next
+    /// request.
+    pub instance_idle: Duration,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +68,10 @@ impl Default for HttpConfig {
             max_body: 16 << 20,
             max_connections: omnia::listener::default_max_connections(),
             allowed_hosts: AllowList::default(),
+            // wasmtime serve's defaults for WASIp3 components.
+            instance_reuse: 128,
+            instance_concurrency: 16,
+            instance_idle: Duration::from_secs(1),
         }
     }
 }
@@ -76,6 +96,12 @@ impl FromEnv for HttpConfig {
             .unwrap_or(d.max_connections),
             allowed_hosts: var("OMNIA_HTTP_ALLOWED_HOSTS", AllowList::parse)?
                 .unwrap_or(d.allowed_hosts),
+            instance_reuse: var("OMNIA_HTTP_INSTANCE_REUSE", parse_positive_count)?
+                .unwrap_or(d.instance_reuse),
+            instance_concurrency: var("OMNIA_HTTP_INSTANCE_CONCURRENCY", parse_positive_count)?
+                .unwrap_or(d.instance_concurrency),
+            instance_idle: var("OMNIA_HTTP_INSTANCE_IDLE", parse_positive_duration)?
+                .unwrap_or(d.instance_idle),
         })
     }
 
@@ -108,6 +134,27 @@ impl FromEnv for HttpConfig {
                 value: "HOSTS",
                 default: "none (deny all)",
                 help: "hosts guests may call: api.example.com, 127.0.0.1:9000, *.example.com or *, comma-separated",
+            },
+            Setting {
+                env: "OMNIA_HTTP_INSTANCE_REUSE",
+                flag: None,
+                value: "N",
+                default: "128",
+                help: "WASI 0.3 guests: requests one instance serves before it is replaced (0.2 guests: always 1)",
+            },
+            Setting {
+                env: "OMNIA_HTTP_INSTANCE_CONCURRENCY",
+                flag: None,
+                value: "N",
+                default: "16",
+                help: "WASI 0.3 guests: requests one instance serves at once; a failing instance fails at most these",
+            },
+            Setting {
+                env: "OMNIA_HTTP_INSTANCE_IDLE",
+                flag: None,
+                value: "DURATION",
+                default: "1s",
+                help: "WASI 0.3 guests: how long an idle instance is kept for the next request",
             },
         ]
     }
@@ -170,6 +217,8 @@ impl<T: HostView<WasiHttpCtx>> Host<T> for WasiHttpCtx {
             &options.into(),
             http_view::<T>,
         )?;
+        p3::client::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
+        p3::types::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
         Ok(())
     }
 }

@@ -1,11 +1,12 @@
-//! The HTTP trigger: hyper in front, one fresh guest instance per request behind.
+//! The HTTP trigger: hyper in front, guest instances behind.
 //!
 //! Connections are accepted and policed by [`omnia::listener`] (header-read and idle timeouts, a
 //! cap on open connections, drain on shutdown) and served with HTTP/1.1 or HTTP/2 (detected from
-//! the first bytes, so `h2c` prior knowledge works). Each request gets a new store and instance
-//! made from the one `ProxyPre` built at start-up, and the guest's
-//! `wasi:http/incoming-handler.handle` runs in its own task. When the guest does not answer
-//! itself, the outcome maps to a status code:
+//! the first bytes, so `h2c` prior knowledge works). For a WASI 0.2 guest, each request gets a
+//! new store and instance made from the one `ProxyPre` built at start-up, and the guest's
+//! `wasi:http/incoming-handler.handle` runs in its own task. A WASI 0.3 guest's
+//! `wasi:http/handler.handle` is called many times per instance, concurrently (see [`reuse`]).
+//! Either way, when the guest does not answer itself, the outcome maps to a status code:
 //!
 //! | what happened | status |
 //! |---|---|
@@ -27,8 +28,11 @@
 //! a stream reset) rather than a short one that looks whole, and the failure is logged and
 //! counted (`omnia_http_responses_truncated_total`).
 //!
-//! A failing request never affects another: stores share nothing but the engine. Failure log
-//! lines are rate-limited (see [`omnia::telemetry::LogLimit`]); the metrics count every one.
+//! A failing request never affects another on the 0.2 path: stores share nothing but the
+//! engine (for 0.3 guests, see [`reuse`] for what a failing request may take with it). Failure
+//! log lines are rate-limited (see [`omnia::telemetry::LogLimit`]); the metrics count every one.
+
+pub mod reuse;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -54,12 +58,13 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::Error as HttpError;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::{HttpConfig, WasiHttpCtx, http_view};
 
-/// The export this trigger calls (any 0.2.x version).
+/// The export this trigger calls on a WASI 0.2 guest (any 0.2.x version).
 pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/incoming-handler@0.2";
 
 /// Responses cut short because the guest failed after sending the head.
@@ -78,9 +83,10 @@ pub static REQUESTS: Counter = Counter::new(
     "HTTP requests received by the trigger.",
 );
 
-/// Whether `component` exports `wasi:http/incoming-handler`.
+/// Whether `component` exports `wasi:http/incoming-handler` (0.2) or `wasi:http/handler` (0.3).
 pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
     omnia::component::exports_interface(engine, component, HANDLER_EXPORT_PREFIX)
+        || omnia::component::exports_interface(engine, component, reuse::HANDLER_EXPORT_PREFIX)
 }
 
 /// Listens on `config.addr`; the returned future serves until `shutdown`, then stops
@@ -90,9 +96,25 @@ where
     S: State,
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    let pre = ProxyPre::new(state.instance_pre().clone())
-        .map_err(anyhow::Error::from)
-        .context("the component's wasi:http/incoming-handler export has an unexpected type")?;
+    let instance_pre = state.instance_pre().clone();
+    let p3 = omnia::component::exports_interface(
+        state.engine(),
+        instance_pre.component(),
+        reuse::HANDLER_EXPORT_PREFIX,
+    );
+    let dispatch = if p3 {
+        let pre = ServicePre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context("the component's wasi:http/handler@0.3 export has an unexpected type")?;
+        Dispatch::Reuse(reuse::Pool::new(state.clone(), pre, &config))
+    } else {
+        let pre = ProxyPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context(
+                "the component's wasi:http/incoming-handler@0.2 export has an unexpected type",
+            )?;
+        Dispatch::PerRequest(pre)
+    };
     let policy = ConnectionPolicy {
         header_timeout: state.config().header_timeout,
         idle_timeout: state.config().idle_timeout,
@@ -107,7 +129,11 @@ where
     for metric in [&REQUESTS, &BAD_REQUESTS, &RESPONSES_TRUNCATED] {
         metrics::register(Metric::Counter(metric));
     }
-    let handler = Arc::new(Handler { pre, state, config });
+    let handler = Arc::new(Handler {
+        dispatch,
+        state,
+        config,
+    });
     Ok(Box::pin(listener.serve(
         move |conn| {
             let handler = Arc::clone(&handler);
@@ -120,10 +146,24 @@ where
     )))
 }
 
-struct Handler<S: State> {
-    pre: ProxyPre<S::StoreCtx>,
+struct Handler<S: State>
+where
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    dispatch: Dispatch<S>,
     state: S,
     config: Arc<HttpConfig>,
+}
+
+/// How requests reach the guest.
+enum Dispatch<S: State>
+where
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    /// WASI 0.2: a fresh instance per request.
+    PerRequest(ProxyPre<S::StoreCtx>),
+    /// WASI 0.3: instances serve many requests, concurrently.
+    Reuse(reuse::Pool<S>),
 }
 
 /// Why a guest call ended without a (complete) response.
@@ -137,8 +177,8 @@ enum Failure {
     OutOfBudget,
     /// It returned without setting a response.
     NoResponse,
-    /// It set an error code instead of a response.
-    ErrorCode(ErrorCode),
+    /// It set (0.2) or returned (0.3) an error code instead of a response.
+    ErrorCode(String),
 }
 
 /// What the guest task tells the request handler once the response head is known.
@@ -198,19 +238,42 @@ where
             fault: Arc::clone(&fault),
         });
 
-        let (head, mut guest) = match self.spawn_guest(req, admission, work, &method, &path) {
-            Ok(started) => started,
-            Err(err) => {
-                return client_error(StatusCode::BAD_REQUEST, &format!("{err}\n"));
+        let (head, guest) = match &self.dispatch {
+            Dispatch::PerRequest(pre) => {
+                let (head, mut guest) =
+                    match self.spawn_guest(pre, req, admission, work, &method, &path) {
+                        Ok(started) => started,
+                        Err(err) => {
+                            return client_error(StatusCode::BAD_REQUEST, &format!("{err}\n"));
+                        }
+                    };
+                // Dropped with this future if the client goes away before the head is ready:
+                // the guest call is cancelled and its slot freed.
+                let cancel = CancelOnDrop(guest.task.take());
+                let head = head.await.unwrap_or_else(|_| {
+                    Err(Failure::Trap(wasmtime::Error::msg("guest task ended")))
+                });
+                guest.task = cancel.into_inner();
+                (head, guest)
+            }
+            Dispatch::Reuse(pool) => {
+                let req = match absolute_uri(req) {
+                    Ok(req) => req.map(BodyExt::boxed_unsync),
+                    Err(reason) => return client_error(StatusCode::BAD_REQUEST, reason),
+                };
+                let (head, ticket) = pool.call(req).instrument(span.clone()).await;
+                let guest = Guest {
+                    task: None,
+                    failed_after_head: ticket.failed,
+                    admission: Some(admission),
+                };
+                if head.is_err() && ticket.out_of_budget.load(Ordering::Acquire) {
+                    (Err(Failure::OutOfBudget), guest)
+                } else {
+                    (head, guest)
+                }
             }
         };
-        // Dropped with this future if the client goes away before the head is ready: the
-        // guest call is cancelled and its slot freed.
-        let cancel = CancelOnDrop(guest.task.take());
-        let head = head
-            .await
-            .unwrap_or_else(|_| Err(Failure::Trap(wasmtime::Error::msg("guest task ended"))));
-        guest.task = cancel.into_inner();
         let response = match head {
             Ok(response) => response.map(|body| GuestBody::guest(body, guest)),
             Err(failure) => self.failure_response(failure, fault.get(), &method, &path),
@@ -228,6 +291,7 @@ where
     /// response head as soon as the guest sets it (the body keeps streaming from the task).
     fn spawn_guest<B>(
         &self,
+        pre: &ProxyPre<S::StoreCtx>,
         req: Request<B>,
         admission: Admission,
         work: Work,
@@ -246,7 +310,7 @@ where
             let out = view.new_response_outparam(out_tx)?;
             (req, out)
         };
-        let pre = self.pre.clone();
+        let pre = pre.clone();
         let timeout = self.state.config().request_timeout;
         let (head_tx, head_rx) = oneshot::channel::<Head>();
         let label = format!("{method} {path}");
@@ -278,7 +342,7 @@ where
                             set = &mut out_rx, if head_tx.is_some() => {
                                 let head = match set {
                                     Ok(Ok(response)) => Ok(response),
-                                    Ok(Err(code)) => Err(Failure::ErrorCode(code)),
+                                    Ok(Err(code)) => Err(Failure::ErrorCode(format!("{code:?}"))),
                                     Err(_) => Err(Failure::NoResponse),
                                 };
                                 if let Some(tx) = head_tx.take() {
@@ -316,7 +380,7 @@ where
                         let head = match (out_rx.try_recv(), failure) {
                             (_, Some(failure)) => Err(failure),
                             (Ok(Ok(response)), None) => Ok(response),
-                            (Ok(Err(code)), None) => Err(Failure::ErrorCode(code)),
+                            (Ok(Err(code)), None) => Err(Failure::ErrorCode(format!("{code:?}"))),
                             (Err(_), None) => Err(Failure::NoResponse),
                         };
                         let _ = tx.send(head);
@@ -331,6 +395,7 @@ where
         let guest = Guest {
             task: Some(task),
             failed_after_head,
+            admission: None,
         };
         Ok((head_rx, guest))
     }
@@ -389,7 +454,7 @@ where
                 }
                 let body = match failure {
                     Failure::NoResponse => "guest sent no response\n".to_owned(),
-                    Failure::ErrorCode(code) => format!("guest answered with an error: {code:?}\n"),
+                    Failure::ErrorCode(code) => format!("guest answered with an error: {code}\n"),
                     _ => "guest failed\n".to_owned(),
                 };
                 plain(StatusCode::INTERNAL_SERVER_ERROR, &body)
@@ -413,7 +478,7 @@ fn describe(failure: &Failure) -> String {
         Failure::Trap(err) => format!("{err:#}"),
         Failure::OutOfBudget => "out of guest memory (OMNIA_MEMORY_BUDGET)".to_owned(),
         Failure::NoResponse => "it returned without setting a response".to_owned(),
-        Failure::ErrorCode(code) => format!("it answered with the error {code:?}"),
+        Failure::ErrorCode(code) => format!("it answered with the error {code}"),
     }
 }
 
@@ -442,6 +507,30 @@ fn request_span<B>(req: &Request<B>, conn: ConnInfo) -> Work {
         client.address = %conn.peer.ip(),
     );
     omnia::trace::start_span(span, parent)
+}
+
+/// The request with an absolute URI (`http://host/path`), which is how a 0.3 guest learns the
+/// scheme and authority (0.2 guests get them from the runtime when their request is made).
+fn absolute_uri<B>(mut req: Request<B>) -> Result<Request<B>, &'static str> {
+    if req.uri().authority().is_some() {
+        return Ok(req);
+    }
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .ok_or("missing Host header\n")?
+        .to_str()
+        .map_err(|_| "the Host header is not valid\n")?;
+    let authority: http::uri::Authority =
+        host.parse().map_err(|_| "the Host header is not valid\n")?;
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| "the request URI is not valid\n")?;
+    Ok(req)
 }
 
 /// Checks `Host` (RFC 9112 §3.2) and gives a request without an authority the listener's
@@ -541,11 +630,13 @@ fn classify(err: &hyper::Error) -> BodyFault {
     BodyFault::ClientGone
 }
 
-/// The task running one request's guest call.
+/// The guest call of one request: the task running it (0.2), and the request's slot when no
+/// task holds it (0.3, where the instance outlives the request).
 struct Guest {
     task: Option<JoinHandle<()>>,
-    /// Set by the task when the guest failed after its response head was sent.
+    /// Set when the guest failed after its response head was sent.
     failed_after_head: Arc<AtomicBool>,
+    admission: Option<Admission>,
 }
 
 /// Aborts the guest task when dropped while still holding it.
@@ -581,6 +672,10 @@ pub struct GuestBody {
     inner: HyperOutgoingBody,
     guest: CancelOnDrop,
     failed: Arc<AtomicBool>,
+    /// The request's slot, held until the body is sent (0.3; a 0.2 guest's task holds it).
+    /// Its presence also means that a cut-off body is reported here, as no task of this
+    /// request's own is there to report it.
+    admission: Option<Admission>,
     done: bool,
 }
 
@@ -590,6 +685,7 @@ impl GuestBody {
             inner,
             guest: CancelOnDrop(guest.task),
             failed: guest.failed_after_head,
+            admission: guest.admission,
             done: false,
         }
     }
@@ -601,7 +697,27 @@ impl GuestBody {
                 .boxed_unsync(),
             guest: CancelOnDrop(None),
             failed: Arc::default(),
+            admission: None,
             done: false,
+        }
+    }
+}
+
+impl GuestBody {
+    /// Counts and logs a response of a reused (0.3) instance that its instance's failure cut
+    /// short (a 0.2 guest's task reports its own), once.
+    fn report_truncation(&mut self) {
+        if self.admission.take().is_none() {
+            return;
+        }
+        RESPONSES_TRUNCATED.inc();
+        metrics::GUEST_TRAPS.inc();
+        if let Some(suppressed) = TRAP_LOG.check() {
+            tracing::error!(
+                "http: a guest instance failed after sending the response head, the response \
+                 was cut short{}",
+                suppressed_note(suppressed)
+            );
         }
     }
 }
@@ -616,17 +732,25 @@ impl Body for GuestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            this.done = true;
-            // The guest task records a failure before it drops the body's sender, so a body
-            // that ended because the guest failed is known here. A guest that is still running
-            // finished its body properly, and may go on working after the response.
-            drop(this.guest.take());
-            if this.failed.load(Ordering::Acquire) {
-                return Poll::Ready(Some(Err(HttpError::InternalError(Some(
-                    "the guest failed while sending the response body".into(),
-                )))));
+        match &polled {
+            Poll::Ready(None) => {
+                this.done = true;
+                // The guest task records a failure before it drops the body's sender, so a body
+                // that ended because the guest failed is known here. A guest that is still
+                // running finished its body properly, and may go on working after the response.
+                drop(this.guest.take());
+                if this.failed.load(Ordering::Acquire) {
+                    this.report_truncation();
+                    return Poll::Ready(Some(Err(HttpError::InternalError(Some(
+                        "the guest failed while sending the response body".into(),
+                    )))));
+                }
+                drop(this.admission.take());
             }
+            Poll::Ready(Some(Err(_))) if this.failed.load(Ordering::Acquire) => {
+                this.report_truncation();
+            }
+            _ => {}
         }
         polled
     }
