@@ -6,11 +6,8 @@ use omnia_tests::{Omnia, get, guests, omnia, omnia_aot, p2_and_p3, run_to_end};
 
 p2_and_p3!(compiled_bin_is_served_by_the_aot_only_build);
 
-async fn compiled_bin_is_served_by_the_aot_only_build(echo: &str) {
-    let dir = std::env::temp_dir().join(format!("omnia-aot-{echo}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bin = dir.join("echo.bin");
-    let wasm = guests::rust(echo);
+/// `omnia compile wasm -o bin`, which must succeed.
+fn compile(wasm: &std::path::Path, bin: &std::path::Path) {
     let out = run_to_end(
         &omnia(),
         &[
@@ -27,6 +24,13 @@ async fn compiled_bin_is_served_by_the_aot_only_build(echo: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(bin.is_file());
+}
+
+async fn compiled_bin_is_served_by_the_aot_only_build(echo: &str) {
+    let dir = std::env::temp_dir().join(format!("omnia-aot-{echo}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("echo.bin");
+    compile(&guests::rust(echo), &bin);
 
     let server = Omnia::serve(&omnia_aot(), &bin, &[]);
     let response = get(&server.url("/aot")).await.unwrap();
@@ -85,22 +89,7 @@ fn compiled_core_module_runs_in_the_aot_only_build() {
     let dir = std::env::temp_dir().join(format!("omnia-aot-p1-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("hello-p1.bin");
-    let wasm = guests::rust("hello-p1");
-    let out = run_to_end(
-        &omnia(),
-        &[
-            "compile",
-            wasm.to_str().unwrap(),
-            "-o",
-            bin.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    compile(&guests::rust("hello-p1"), &bin);
     let out = run_to_end(
         &omnia_aot(),
         &["run", bin.to_str().unwrap(), "exit", "9"],

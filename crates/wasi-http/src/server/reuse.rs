@@ -234,7 +234,11 @@ impl<T: Send + 'static> WorkerState for Worker<T> {
                 ticket.failed.store(true, Ordering::Release);
                 in_flight += 1;
             }
-            if let Some(suppressed) = TRAP_LOG.check() {
+            if in_flight == 0 && !out_of_budget {
+                // Nothing was lost: an idle instance whose task ended with the runtime (which
+                // wasmtime reports as "worker panicked"), or background work of the guest.
+                tracing::debug!("http: a WASI 0.3 guest instance ended: {err:#}");
+            } else if let Some(suppressed) = TRAP_LOG.check() {
                 tracing::error!(
                     "http: a WASI 0.3 guest instance failed and was dropped, with {in_flight} \
                      request(s) in flight on it: {err:#}{}",

@@ -50,8 +50,9 @@ struct Args {
 }
 
 /// The sections of the results, in order; `--only` picks among them.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "http",
+    "p3",
     "cold-start",
     "memory",
     "keyvalue",
@@ -207,6 +208,9 @@ enum Contender {
         bin: PathBuf,
         cache: bool,
         pooling: bool,
+        /// `-S p3 -W component-model-async` for a WASI 0.3 guest (reused instances, at
+        /// `wasmtime serve`'s default reuse counts).
+        p3: bool,
     },
     /// The native hyper server (the guest is ignored).
     Native { bin: PathBuf },
@@ -230,11 +234,15 @@ impl Contender {
                 bin,
                 cache,
                 pooling,
+                p3,
             } => {
                 let mut cmd = Command::new(bin);
                 cmd.arg("serve")
                     .args(["--addr", addr, "-S", "cli"])
                     .arg(if *cache { "-Ccache=y" } else { "-Ccache=n" });
+                if *p3 {
+                    cmd.args(["-S", "p3", "-W", "component-model-async"]);
+                }
                 if *pooling {
                     cmd.args(WASMTIME_POOLING);
                 }
@@ -434,26 +442,8 @@ impl Bench {
     /// HTTP hello: requests/s, p50, p99 per contender and concurrency; ratios.
     fn http(&mut self, guest_name: &str, guest: &Path) -> Result<()> {
         let contenders = self.serving_contenders(guest)?;
-        let servers: Vec<Server> = contenders
-            .iter()
-            .map(|(_, c, g)| c.start(g))
-            .collect::<Result<_>>()?;
-        let results = self.load_each(&servers)?;
-        drop(servers);
-        let med = |i: usize, c: u32| Load::median(&results[&(i, c)]);
-        self.line(&format!("\n### HTTP hello: {guest_name}\n"));
-        self.line("| contender | c | req/s | p50 ms | p99 ms |");
-        self.line("|---|---:|---:|---:|---:|");
-        for (i, (name, _, _)) in contenders.iter().enumerate() {
-            for &c in &CONCURRENCY {
-                self.line(&format!(
-                    "| {name} | {c} | {:.0} | {:.2} | {:.2} |",
-                    med(i, c).rps,
-                    med(i, c).p50_ms,
-                    med(i, c).p99_ms
-                ));
-            }
-        }
+        let loads = self.serving_table(&format!("HTTP hello: {guest_name}"), &contenders)?;
+        let med = |i: usize, c: u32| loads[&(i, c)];
         // Against the better of the two wasmtime settings at each concurrency.
         self.line("\n| c | best wasmtime setting | omnia JIT / best wasmtime | omnia AOT / best wasmtime | omnia JIT / native |");
         self.line("|---:|---|---:|---:|---:|");
@@ -468,10 +458,109 @@ impl Bench {
                 rps(0) / rps(4)
             ));
         }
+        self.command_lines(&contenders);
+        Ok(())
+    }
+
+    /// Serves each contender, loads them all (see [`Self::load_each`]) and prints their table
+    /// under `title`: the median load by (contender index, concurrency).
+    fn serving_table(
+        &mut self,
+        title: &str,
+        contenders: &[(&str, Contender, PathBuf)],
+    ) -> Result<BTreeMap<(usize, u32), Load>> {
+        let servers: Vec<Server> = contenders
+            .iter()
+            .map(|(_, c, g)| c.start(g))
+            .collect::<Result<_>>()?;
+        let results = self.load_each(&servers)?;
+        drop(servers);
+        let loads: BTreeMap<(usize, u32), Load> = results
+            .iter()
+            .map(|(key, runs)| (*key, Load::median(runs)))
+            .collect();
+        self.line(&format!("\n### {title}\n"));
+        self.line("| contender | c | req/s | p50 ms | p99 ms |");
+        self.line("|---|---:|---:|---:|---:|");
+        for (i, (name, _, _)) in contenders.iter().enumerate() {
+            for &c in &CONCURRENCY {
+                let load = loads[&(i, c)];
+                self.line(&format!(
+                    "| {name} | {c} | {:.0} | {:.2} | {:.2} |",
+                    load.rps, load.p50_ms, load.p99_ms
+                ));
+            }
+        }
+        Ok(loads)
+    }
+
+    /// Each contender's exact command line.
+    fn command_lines(&mut self, contenders: &[(&str, Contender, PathBuf)]) {
         self.line("\nCommand lines (`ADDR` is a free loopback port; each guest is served the same way):\n");
-        for (name, contender, guest) in &contenders {
+        for (name, contender, guest) in contenders {
             self.line(&format!("- {name}: `{}`", contender.command_line(guest)));
         }
+    }
+
+    /// WASI 0.3 hello with instance reuse against the 0.2 instance-per-request path, against
+    /// `wasmtime serve` running the same 0.3 guest (its default allocator and pooling), and
+    /// against native hyper.
+    fn p3(&mut self) -> Result<()> {
+        let p3_guest = guests::rust("p3-http-hello");
+        let p2_guest = guests::rust("http-hello");
+        let omnia = Contender::Omnia {
+            bin: self.args.omnia.clone(),
+            cache: None,
+        };
+        let wasmtime = |pooling| Contender::Wasmtime {
+            bin: self.args.wasmtime.clone(),
+            cache: true,
+            pooling,
+            p3: true,
+        };
+        let contenders = [
+            (
+                "omnia, 0.3 guest (reused instances)",
+                omnia.clone(),
+                p3_guest.clone(),
+            ),
+            ("omnia, 0.2 guest (instance per request)", omnia, p2_guest),
+            (
+                "wasmtime serve 48, 0.3 guest",
+                wasmtime(false),
+                p3_guest.clone(),
+            ),
+            (
+                "wasmtime serve 48, 0.3 guest, pooling",
+                wasmtime(true),
+                p3_guest.clone(),
+            ),
+            (
+                "native hyper",
+                Contender::Native {
+                    bin: self.args.native.clone(),
+                },
+                p3_guest,
+            ),
+        ];
+        let loads = self.serving_table(
+            "HTTP hello: WASI 0.3 (p3-http-hello.wasm) and 0.2 (http-hello.wasm)",
+            &contenders,
+        )?;
+        self.line(
+            "\n| c | omnia 0.3 / native | omnia 0.3 / best wasmtime 0.3 | omnia 0.3 / omnia 0.2 |",
+        );
+        self.line("|---:|---:|---:|---:|");
+        for &c in &CONCURRENCY {
+            let rps = |i| loads[&(i, c)].rps;
+            self.line(&format!(
+                "| {c} | {:.2}x | {:.2}x | {:.2}x |",
+                rps(0) / rps(4),
+                rps(0) / rps(2).max(rps(3)),
+                rps(0) / rps(1)
+            ));
+        }
+        self.command_lines(&contenders);
         Ok(())
     }
 
@@ -511,6 +600,7 @@ impl Bench {
                         bin: self.args.wasmtime.clone(),
                         cache: false,
                         pooling: false,
+                        p3: false,
                     },
                     guest.clone(),
                 ),
@@ -519,6 +609,7 @@ impl Bench {
                         bin: self.args.wasmtime.clone(),
                         cache: true,
                         pooling: false,
+                        p3: false,
                     },
                     guest.clone(),
                 ),
@@ -572,6 +663,7 @@ impl Bench {
                     bin: self.args.wasmtime.clone(),
                     cache: true,
                     pooling: false,
+                    p3: false,
                 },
                 guest.to_path_buf(),
             ),
@@ -581,6 +673,7 @@ impl Bench {
                     bin: self.args.wasmtime.clone(),
                     cache: true,
                     pooling: true,
+                    p3: false,
                 },
                 guest.to_path_buf(),
             ),
@@ -906,6 +999,9 @@ fn main() -> Result<()> {
     if bench.args.runs_section("http") {
         bench.http("Rust guest (http-hello.wasm)", &guests::rust("http-hello"))?;
         bench.http("WAT guest", &guests::wat_http_hello())?;
+    }
+    if bench.args.runs_section("p3") {
+        bench.p3()?;
     }
     if bench.args.runs_section("cold-start") {
         bench.cold_start(&[
