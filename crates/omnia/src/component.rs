@@ -13,6 +13,9 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
 
+use crate::config::RuntimeConfig;
+use crate::engine::{self, Kind};
+
 /// A loaded guest.
 pub enum Guest {
     /// A component: WASI 0.2 or 0.3 interfaces.
@@ -48,12 +51,30 @@ pub fn imports_interface(engine: &Engine, component: &Component, prefix: &str) -
         .any(|(name, _)| name.starts_with(prefix))
 }
 
-/// Loads the guest at `path`, a file of at most `max_size` bytes (`OMNIA_MAX_COMPONENT_SIZE`).
-pub fn load(engine: &Engine, path: &Path, max_size: usize) -> Result<Guest> {
-    let bytes = read(path, max_size)?;
-    match Engine::detect_precompiled(&bytes) {
-        Some(kind) => load_precompiled(engine, path, &bytes, kind),
-        None => load_wasm(engine, path, &bytes),
+/// Loads the guest at `path`, a file of at most `max_size` bytes (`OMNIA_MAX_COMPONENT_SIZE`),
+/// into a new engine of the [`Kind`] it needs: [`Kind::Sync`] unless it is a WASI 0.3 component
+/// (one that the synchronous engine refuses), [`Kind::Async`] then.
+pub fn load(config: &RuntimeConfig, path: &Path) -> Result<(Engine, Guest)> {
+    let bytes = read(path, config.max_component_size)?;
+    let load_in = |kind| -> Result<(Engine, Guest)> {
+        let engine = engine::build(config, kind)?;
+        let guest = match Engine::detect_precompiled(&bytes) {
+            Some(precompiled) => load_precompiled(&engine, path, &bytes, precompiled)?,
+            None => load_wasm(&engine, path, &bytes)?,
+        };
+        Ok((engine, guest))
+    };
+    match load_in(Kind::Sync) {
+        Ok(loaded) => Ok(loaded),
+        Err(sync_err) => load_in(Kind::Async).map_err(|async_err| {
+            // A guest neither engine takes: the async engine's reason is about the guest itself,
+            // not a feature the other one lacks, unless this build cannot compile at all.
+            if cfg!(feature = "jit") || Engine::detect_precompiled(&bytes).is_some() {
+                async_err
+            } else {
+                sync_err
+            }
+        }),
     }
 }
 
@@ -182,20 +203,25 @@ fn is_core_module(path: &Path, bytes: &[u8]) -> Result<bool> {
 }
 
 /// Precompiles the `.wasm` component or core module at `input` into `output` (a `.bin` for this
-/// omnia build's engine configuration).
+/// omnia build's engine of the [`Kind`] the guest needs, see [`load`]).
 #[cfg(feature = "jit")]
-pub fn precompile(engine: &Engine, input: &Path, output: &Path, max_size: usize) -> Result<()> {
-    let bytes = read(input, max_size)?;
+pub fn precompile(config: &RuntimeConfig, input: &Path, output: &Path) -> Result<()> {
+    let bytes = read(input, config.max_component_size)?;
     if Engine::detect_precompiled(&bytes).is_some() {
         bail!("{} is already precompiled", input.display());
     }
-    let compiled = if is_core_module(input, &bytes)? {
-        engine.precompile_module(&bytes)
-    } else {
-        engine.precompile_component(&bytes)
+    let is_module = is_core_module(input, &bytes)?;
+    let compile_in = |kind| -> Result<Vec<u8>> {
+        let engine = engine::build(config, kind)?;
+        let compiled = if is_module {
+            engine.precompile_module(&bytes)
+        } else {
+            engine.precompile_component(&bytes)
+        };
+        compiled
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot compile {}", input.display()))
     };
-    let compiled = compiled
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot compile {}", input.display()))?;
+    let compiled = compile_in(Kind::Sync).or_else(|_| compile_in(Kind::Async))?;
     std::fs::write(output, compiled).with_context(|| format!("cannot write {}", output.display()))
 }

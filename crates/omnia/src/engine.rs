@@ -8,8 +8,11 @@
 //!   requests nor escapes its deadline.
 //! * **Memory limit** per instance, enforced both by the pool's slot size and by each store's
 //!   limiter.
-//! * **Component-model async** (WASIp3): p2 and p3 components and p1 core modules all load in the
-//!   same engine.
+//! * **Two kinds** ([`Kind`]): WASI 0.3 components need the component model's async features,
+//!   and with them every call goes through wasmtime's concurrent event loop; WASI 0.2 components
+//!   and WASI 0.1 modules do not, and run faster without it (a 0.2 HTTP hello serves about twice
+//!   the requests). A guest is loaded into an engine of the kind it needs (see
+//!   [`crate::component::load`]).
 //!
 //! The settings that shape compiled code are identical with and without the `jit` feature, so
 //! a `.bin` written by `omnia compile` loads in an AOT-only build.
@@ -25,9 +28,20 @@ use crate::config::RuntimeConfig;
 /// How often the epoch advances; a running guest yields to the executor at least this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Builds the engine for `config`: pooling if possible, on-demand otherwise.
-pub fn build(config: &RuntimeConfig) -> Result<Engine> {
-    let mut pooled = base_config(config);
+/// The guests an engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// WASI 0.2 components and WASI 0.1 modules: no component-model async, so each call runs
+    /// straight on its fiber.
+    Sync,
+    /// WASI 0.3 components: component-model async (async exports and imports, streams, futures),
+    /// and calls that run concurrently in one instance.
+    Async,
+}
+
+/// Builds an engine of `kind` for `config`: pooling if possible, on-demand otherwise.
+pub fn build(config: &RuntimeConfig, kind: Kind) -> Result<Engine> {
+    let mut pooled = base_config(config, kind);
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
     let engine = match Engine::new(&pooled) {
         Ok(engine) => engine,
@@ -35,25 +49,41 @@ pub fn build(config: &RuntimeConfig) -> Result<Engine> {
             tracing::warn!(
                 "pooling allocator unavailable ({err:#}); falling back to on-demand allocation"
             );
-            Engine::new(&base_config(config))
+            Engine::new(&base_config(config, kind))
                 .map_err(anyhow::Error::from)
                 .context("creating the wasmtime engine")?
         }
     };
-    start_epoch_ticker(&engine);
+    start_epoch_ticker(&engine, kind);
     Ok(engine)
 }
 
+/// The kind of `engine`, one [`build`] made.
+pub fn kind(engine: &Engine) -> Kind {
+    lock(&TICKED)
+        .iter()
+        .find(|(weak, _)| weak.upgrade().is_some_and(|e| Engine::same(&e, engine)))
+        .map_or(Kind::Sync, |(_, kind)| *kind)
+}
+
 /// The engine settings shared by every build (JIT or AOT-only) and by `omnia compile`.
-fn base_config(settings: &RuntimeConfig) -> Config {
+fn base_config(settings: &RuntimeConfig, kind: Kind) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    // WASIp3 guests: async lifts and lowers, streams and futures, and the async built-ins that
-    // guest toolchains emit (as `wasmtime -W component-model-async` enables).
-    config.wasm_component_model_async(true);
-    config.wasm_component_model_more_async_builtins(true);
-    config.wasm_component_model_async_stackful(true);
-    config.wasm_component_model_error_context(true);
+    match kind {
+        // WASI 0.3 guests: async lifts and lowers, streams and futures, and the async built-ins
+        // that guest toolchains emit (as `wasmtime -W component-model-async` enables).
+        Kind::Async => {
+            config.wasm_component_model_async(true);
+            config.wasm_component_model_more_async_builtins(true);
+            config.wasm_component_model_async_stackful(true);
+            config.wasm_component_model_error_context(true);
+        }
+        // Without it, wasmtime runs every call through the concurrent event loop.
+        Kind::Sync => {
+            config.concurrency_support(false);
+        }
+    }
     config.epoch_interruption(true);
     #[cfg(feature = "jit")]
     if let Some(dir) = &settings.compile_cache {
@@ -118,21 +148,21 @@ fn pooling(config: &RuntimeConfig) -> PoolingAllocationConfig {
 /// instance ends.
 const KEEP_RESIDENT: usize = 1 << 20;
 
-/// Engines whose epoch the ticker advances.
-static TICKED: Mutex<Vec<EngineWeak>> = Mutex::new(Vec::new());
+/// Engines whose epoch the ticker advances, with their kind.
+static TICKED: Mutex<Vec<(EngineWeak, Kind)>> = Mutex::new(Vec::new());
 
 /// Advances `engine`'s epoch every [`EPOCH_TICK`], on one background thread shared by every
 /// engine of the process (an engine that is dropped is forgotten).
-fn start_epoch_ticker(engine: &Engine) {
+fn start_epoch_ticker(engine: &Engine, kind: Kind) {
     static TICKER: OnceLock<()> = OnceLock::new();
-    lock(&TICKED).push(engine.weak());
+    lock(&TICKED).push((engine.weak(), kind));
     TICKER.get_or_init(|| {
         let spawned = std::thread::Builder::new()
             .name("omnia-epoch".into())
             .spawn(|| {
                 loop {
                     std::thread::sleep(EPOCH_TICK);
-                    lock(&TICKED).retain(|weak| match weak.upgrade() {
+                    lock(&TICKED).retain(|(weak, _)| match weak.upgrade() {
                         Some(engine) => {
                             engine.increment_epoch();
                             true
@@ -163,8 +193,10 @@ mod tests {
             compile_cache: None,
             ..RuntimeConfig::default()
         };
-        let _first = build(&config).unwrap();
-        let second = build(&config).unwrap();
+        let first = build(&config, Kind::Sync).unwrap();
+        let second = build(&config, Kind::Async).unwrap();
+        assert_eq!(kind(&first), Kind::Sync);
+        assert_eq!(kind(&second), Kind::Async);
         let module =
             wasmtime::Module::new(&second, r#"(module (func (export "spin") (loop (br 0))))"#)
                 .unwrap();

@@ -32,12 +32,11 @@ pub async fn run<C: Capabilities>(command: Command) -> Result<()> {
 #[cfg(feature = "jit")]
 fn compile(args: &crate::cli::CompileArgs) -> Result<()> {
     let config = RuntimeConfig::from_env()?;
-    let engine = engine::build(&config)?;
     let output = args
         .output
         .clone()
         .unwrap_or_else(|| args.component.with_extension("bin"));
-    component::precompile(&engine, &args.component, &output, config.max_component_size)?;
+    component::precompile(&config, &args.component, &output)?;
     eprintln!("wrote {}", output.display());
     Ok(())
 }
@@ -48,8 +47,8 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     let config = RuntimeConfig::from_env()?;
     let options = C::options()?;
     telemetry::init(C::tracing_layers(&options)?);
-    let engine = engine::build(&config)?;
-    let component = match component::load(&engine, &args.component, config.max_component_size)? {
+    let (engine, guest) = component::load(&config, &args.component)?;
+    let component = match guest {
         component::Guest::Component(component) => component,
         component::Guest::Module(module) => {
             let code = command::run_module(&engine, &module, &args, &config).await?;
@@ -186,16 +185,18 @@ async fn serve<C: Capabilities>(
 /// How long the admin endpoint's own connections may take to close once the drain is over.
 const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The linker: all of WASI 0.2 and 0.3 (nothing granted unless configured) plus every
-/// capability.
+/// The linker: all of WASI 0.2, and 0.3 in an engine for 0.3 guests (nothing granted unless
+/// configured), plus every capability.
 fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)
         .context("linking WASI 0.2")?;
-    wasmtime_wasi::p3::add_to_linker(&mut linker)
-        .map_err(anyhow::Error::from)
-        .context("linking WASI 0.3")?;
+    if engine::kind(engine) == engine::Kind::Async {
+        wasmtime_wasi::p3::add_to_linker(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI 0.3")?;
+    }
     C::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -217,8 +217,10 @@ impl<T: HostView<WasiHttpCtx>> Host<T> for WasiHttpCtx {
             &options.into(),
             http_view::<T>,
         )?;
-        p3::client::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
-        p3::types::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
+        if omnia::engine::kind(linker.engine()) == omnia::engine::Kind::Async {
+            p3::client::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
+            p3::types::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
+        }
         Ok(())
     }
 }
