@@ -261,17 +261,13 @@ where
                     Ok(req) => req.map(BodyExt::boxed_unsync),
                     Err(reason) => return client_error(StatusCode::BAD_REQUEST, reason),
                 };
-                let (head, ticket) = pool.call(req).instrument(span.clone()).await;
+                let (head, failed_after_head) = pool.call(req).instrument(span.clone()).await;
                 let guest = Guest {
                     task: None,
-                    failed_after_head: ticket.failed,
+                    failed_after_head,
                     admission: Some(admission),
                 };
-                if head.is_err() && ticket.out_of_budget.load(Ordering::Acquire) {
-                    (Err(Failure::OutOfBudget), guest)
-                } else {
-                    (head, guest)
-                }
+                (head, guest)
             }
         };
         let response = match head {

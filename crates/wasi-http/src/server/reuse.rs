@@ -66,13 +66,13 @@ where
     handler: ProxyHandler<Instances<S>>,
 }
 
-/// What a request tells the instance that takes it.
-pub(super) struct Ticket {
+/// What a request leaves with the instance that takes it: flags to raise if the instance fails.
+struct Ticket {
     /// Set when the instance serving the request fails, so that a response that is still
     /// streaming ends as an error, not as a short body that looks whole.
-    pub failed: Arc<AtomicBool>,
+    failed: Arc<AtomicBool>,
     /// Set when the instance failed because the process-wide memory budget ran out.
-    pub out_of_budget: Arc<AtomicBool>,
+    out_of_budget: Arc<AtomicBool>,
 }
 
 impl<S> Pool<S>
@@ -93,9 +93,12 @@ where
         }
     }
 
-    /// Serves `request` on an instance with room, or a new one; `Err` when the guest gave no
-    /// response.
-    pub(super) async fn call(&self, request: Request) -> (Result<Response, Failure>, Ticket) {
+    /// Serves `request` on an instance with room, or a new one: the response (`Err` when the
+    /// guest gave none), and the flag raised if the instance fails while the response streams.
+    pub(super) async fn call(
+        &self,
+        request: Request,
+    ) -> (Result<Response, Failure>, Arc<AtomicBool>) {
         let failed = Arc::<AtomicBool>::default();
         let out_of_budget = Arc::<AtomicBool>::default();
         let ticket = || Ticket {
@@ -122,7 +125,7 @@ where
                 Failure::Trap(err)
             }
         });
-        (result, ticket())
+        (result, failed)
     }
 }
 
