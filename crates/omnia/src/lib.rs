@@ -1,17 +1,19 @@
 //! # Omnia core
 //!
-//! Omnia runs WebAssembly components (WASI 0.2) with real host services. This crate is the part
-//! every Omnia runtime shares, whatever capabilities it links:
+//! Omnia runs WebAssembly components (WASI 0.2 and 0.3) and WASI 0.1 modules with real host
+//! services. This crate is the part every Omnia runtime shares, whatever capabilities it links:
 //!
 //! * the **extension traits** a capability crate implements ([`Host`], [`Server`], [`Backend`],
 //!   [`State`], [`FromEnv`]),
-//! * the **engine**: one [`wasmtime::Engine`] configured for serving untrusted guests (pooling
-//!   allocator, epoch interruption, memory limits), see [`engine`],
+//! * the **engine**: a [`wasmtime::Engine`] configured for serving untrusted guests (pooling
+//!   allocator, epoch interruption, memory limits), of the kind the guest needs (component-model
+//!   async for WASI 0.3 only), see [`engine`],
 //! * **component loading**: `.wasm` compiled with Cranelift (feature `jit`) or precompiled `.bin`
 //!   files, see [`component`],
 //! * the **lifecycle**: start the triggers, serve health checks, drain on SIGTERM/SIGINT, see
 //!   [`lifecycle`] and [`admin`],
-//! * the **command mode** that runs a `wasi:cli/run` component like any WASI runtime, see [`command`].
+//! * the **command mode** that runs a `wasi:cli/run` component (0.2 or 0.3) or a WASI 0.1 module
+//!   like `wasmtime run`, see [`command`].
 //!
 //! Most users never name these pieces: they write [`runtime!`] and get a `Cli` and a
 //! `runtime_run(cli)` that wire everything together.
