@@ -53,29 +53,33 @@ pub fn imports_interface(engine: &Engine, component: &Component, prefix: &str) -
 
 /// Loads the guest at `path`, a file of at most `max_size` bytes (`OMNIA_MAX_COMPONENT_SIZE`),
 /// into a new engine of the [`Kind`] it needs: [`Kind::Sync`] unless it is a WASI 0.3 component
-/// (one that the synchronous engine refuses), [`Kind::Async`] then.
+/// (a component that the synchronous engine refuses), [`Kind::Async`] then.
 pub fn load(config: &RuntimeConfig, path: &Path) -> Result<(Engine, Guest)> {
     let bytes = read(path, config.max_component_size)?;
+    let precompiled = Engine::detect_precompiled(&bytes);
     let load_in = |kind| -> Result<(Engine, Guest)> {
         let engine = engine::build(config, kind)?;
-        let guest = match Engine::detect_precompiled(&bytes) {
+        let guest = match precompiled {
             Some(precompiled) => load_precompiled(&engine, path, &bytes, precompiled)?,
             None => load_wasm(&engine, path, &bytes)?,
         };
         Ok((engine, guest))
     };
-    match load_in(Kind::Sync) {
-        Ok(loaded) => Ok(loaded),
-        Err(sync_err) => load_in(Kind::Async).map_err(|async_err| {
-            // A guest neither engine takes: the async engine's reason is about the guest itself,
-            // not a feature the other one lacks, unless this build cannot compile at all.
-            if cfg!(feature = "jit") || Engine::detect_precompiled(&bytes).is_some() {
-                async_err
-            } else {
-                sync_err
-            }
-        }),
+    let sync_err = match load_in(Kind::Sync) {
+        Ok(loaded) => return Ok(loaded),
+        Err(err) => err,
+    };
+    // Only a component can need the async engine, and only one this build can load.
+    let component = match precompiled {
+        Some(kind) => kind == Precompiled::Component,
+        None => cfg!(feature = "jit") && !is_core_module(path, &bytes)?,
+    };
+    if !component {
+        return Err(sync_err);
     }
+    // A component neither engine takes: the async engine's reason is about the component
+    // itself, not a feature the other one lacks.
+    load_in(Kind::Async)
 }
 
 /// Reads a component file: a regular file (not a FIFO, device or directory, which could block
@@ -222,6 +226,10 @@ pub fn precompile(config: &RuntimeConfig, input: &Path, output: &Path) -> Result
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot compile {}", input.display()))
     };
-    let compiled = compile_in(Kind::Sync).or_else(|_| compile_in(Kind::Async))?;
+    let compiled = match compile_in(Kind::Sync) {
+        // Only a component can need the async engine.
+        Err(_) if !is_module => compile_in(Kind::Async)?,
+        compiled => compiled?,
+    };
     std::fs::write(output, compiled).with_context(|| format!("cannot write {}", output.display()))
 }

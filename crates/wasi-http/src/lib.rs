@@ -15,8 +15,9 @@
 //! `OMNIA_HTTP_ADDR` (`--listen`), `OMNIA_HTTP_MAX_BODY` (`--max-body`),
 //! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`), `OMNIA_HTTP_ALLOWED_HOSTS`
 //! (`--allow-hosts`, see [`outgoing::AllowList`]), and the instance reuse of 0.3 guests:
-//! `OMNIA_HTTP_INSTANCE_REUSE`, `OMNIA_HTTP_INSTANCE_CONCURRENCY`, `OMNIA_HTTP_INSTANCE_IDLE`. The connection timeouts are the core's
-//! (`OMNIA_HTTP_HEADER_TIMEOUT`, `OMNIA_HTTP_IDLE_TIMEOUT`), shared with the admin endpoint.
+//! `OMNIA_HTTP_INSTANCE_REUSE`, `OMNIA_HTTP_INSTANCE_CONCURRENCY`, `OMNIA_HTTP_INSTANCE_IDLE`.
+//! The connection timeouts are the core's (`OMNIA_HTTP_HEADER_TIMEOUT`,
+//! `OMNIA_HTTP_IDLE_TIMEOUT`), shared with the admin endpoint.
 
 pub mod outgoing;
 pub mod server;
