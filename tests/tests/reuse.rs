@@ -1,5 +1,6 @@
 //! WASI 0.3 HTTP guests reuse instances: concurrent requests share them, within the per-instance
-//! limits, while a WASI 0.2 guest still gets an instance per request. The guarantees every HTTP
+//! limits and within a serving thread, while a WASI 0.2 guest still gets an instance per
+//! request. The guarantees every HTTP
 //! guest has (limits, isolation, drain) are checked for both in `http.rs`, `isolation.rs` and
 //! `shutdown.rs`.
 
@@ -62,6 +63,8 @@ async fn an_instance_is_replaced_after_its_reuse_count() {
             ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
             ("OMNIA_HTTP_INSTANCE_REUSE", "3"),
             ("OMNIA_HTTP_INSTANCE_IDLE", "30s"),
+            // One serving thread: each has instances of its own.
+            ("OMNIA_HTTP_THREADS", "1"),
         ],
     );
     for i in 0..9 {
@@ -83,6 +86,7 @@ async fn an_idle_instance_is_dropped_after_its_idle_time() {
         &[
             ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
             ("OMNIA_HTTP_INSTANCE_IDLE", "200ms"),
+            ("OMNIA_HTTP_THREADS", "1"),
         ],
     );
     for _ in 0..2 {
@@ -98,12 +102,40 @@ async fn an_idle_instance_is_dropped_after_its_idle_time() {
     assert_eq!(instantiations(&server).await, 2, "after idling: a new one");
 }
 
+#[tokio::test]
+async fn each_serving_thread_has_instances_of_its_own() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("p3-http-echo"),
+        &[
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+            ("OMNIA_HTTP_INSTANCE_IDLE", "30s"),
+            ("OMNIA_HTTP_THREADS", "3"),
+        ],
+    );
+    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with("omnia-http-"))
+        .collect();
+    assert_eq!(names.len(), 3, "serving threads: {names:?}");
+    // Connections go to the threads in turn: 6 of them, one request each, meet each thread
+    // twice, and each thread reuses the instance it made the first time.
+    for i in 0..6 {
+        let response = get(&server.url(&format!("/n/{i}"))).await.unwrap();
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    assert_eq!(instantiations(&server).await, 3, "6 requests on 3 threads");
+}
+
 #[test]
 fn reuse_settings_are_checked_at_start_up() {
     for var in [
         "OMNIA_HTTP_INSTANCE_REUSE",
         "OMNIA_HTTP_INSTANCE_CONCURRENCY",
         "OMNIA_HTTP_INSTANCE_IDLE",
+        "OMNIA_HTTP_THREADS",
     ] {
         let wasm = guests::rust("p3-http-echo");
         let out = run_to_end(&omnia(), &["run", wasm.to_str().unwrap()], &[(var, "0")]);

@@ -14,7 +14,8 @@
 //! Its settings are listed by [`HttpConfig::settings`] (and `omnia run --help`):
 //! `OMNIA_HTTP_ADDR` (`--listen`), `OMNIA_HTTP_MAX_BODY` (`--max-body`),
 //! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`), `OMNIA_HTTP_ALLOWED_HOSTS`
-//! (`--allow-hosts`, see [`outgoing::AllowList`]), and the instance reuse of 0.3 guests:
+//! (`--allow-hosts`, see [`outgoing::AllowList`]), `OMNIA_HTTP_THREADS` (the serving threads,
+//! see [`omnia::listener`]), and the instance reuse of 0.3 guests:
 //! `OMNIA_HTTP_INSTANCE_REUSE`, `OMNIA_HTTP_INSTANCE_CONCURRENCY`, `OMNIA_HTTP_INSTANCE_IDLE`.
 //! The connection timeouts are the core's (`OMNIA_HTTP_HEADER_TIMEOUT`,
 //! `OMNIA_HTTP_IDLE_TIMEOUT`), shared with the admin endpoint.
@@ -40,6 +41,9 @@ use wasmtime_wasi_http::{WasiHttp, WasiHttpCtxView};
 
 use crate::outgoing::{AllowList, OutgoingPolicy};
 
+/// The most serving threads `OMNIA_HTTP_THREADS` may ask for.
+const MAX_THREADS: usize = 1024;
+
 /// Settings of the HTTP capability, read from `OMNIA_HTTP_*`.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -60,6 +64,9 @@ pub struct HttpConfig {
     /// `OMNIA_HTTP_INSTANCE_IDLE`: how long an idle instance of a 0.3 guest is kept for the next
     /// request.
     pub instance_idle: Duration,
+    /// `OMNIA_HTTP_THREADS`: how many threads serve connections, each with a single-threaded
+    /// runtime and (for a 0.3 guest) instances of its own.
+    pub threads: usize,
 }
 
 impl Default for HttpConfig {
@@ -73,6 +80,7 @@ impl Default for HttpConfig {
             instance_reuse: 128,
             instance_concurrency: 16,
             instance_idle: Duration::from_secs(1),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -103,6 +111,14 @@ impl FromEnv for HttpConfig {
                 .unwrap_or(d.instance_concurrency),
             instance_idle: var("OMNIA_HTTP_INSTANCE_IDLE", parse_positive_duration)?
                 .unwrap_or(d.instance_idle),
+            threads: var("OMNIA_HTTP_THREADS", |s| {
+                let n = parse_positive_count(s)?;
+                if n > MAX_THREADS {
+                    bail!("expected a number from 1 to {MAX_THREADS}, got {s:?}");
+                }
+                Ok(n)
+            })?
+            .unwrap_or(d.threads),
         })
     }
 
@@ -135,6 +151,13 @@ impl FromEnv for HttpConfig {
                 value: "HOSTS",
                 default: "none (deny all)",
                 help: "hosts guests may call: api.example.com, 127.0.0.1:9000, *.example.com or *, comma-separated",
+            },
+            Setting {
+                env: "OMNIA_HTTP_THREADS",
+                flag: None,
+                value: "N",
+                default: "the number of CPUs",
+                help: "threads serving connections, each with its own event loop (and WASI 0.3 instances)",
             },
             Setting {
                 env: "OMNIA_HTTP_INSTANCE_REUSE",

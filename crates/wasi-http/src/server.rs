@@ -106,7 +106,11 @@ where
         let pre = ServicePre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context("the component's wasi:http/handler@0.3 export has an unexpected type")?;
-        Dispatch::Reuse(reuse::Pool::new(state.clone(), pre, &config))
+        // A pool per serving thread: a request is served by instances on its own thread.
+        let pools = (0..config.threads.max(1))
+            .map(|_| reuse::Pool::new(state.clone(), pre.clone(), &config))
+            .collect();
+        Dispatch::Reuse(pools)
     } else {
         let pre = ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
@@ -120,7 +124,9 @@ where
         idle_timeout: state.config().idle_timeout,
         max_connections: config.max_connections,
     };
-    let listener = Listener::bind(config.addr, "OMNIA_HTTP_ADDR", "http", policy).await?;
+    let listener = Listener::bind(config.addr, "OMNIA_HTTP_ADDR", "http", policy)
+        .await?
+        .threads(config.threads);
     tracing::info!(
         "http: listening on http://{} (try: curl http://{}/)",
         listener.local_addr(),
@@ -162,8 +168,8 @@ where
 {
     /// WASI 0.2: a fresh instance per request.
     PerRequest(ProxyPre<S::StoreCtx>),
-    /// WASI 0.3: instances serve many requests, concurrently.
-    Reuse(reuse::Pool<S>),
+    /// WASI 0.3: instances serve many requests, concurrently; one pool per serving thread.
+    Reuse(Vec<reuse::Pool<S>>),
 }
 
 /// Why a guest call ended without a (complete) response.
@@ -256,7 +262,8 @@ where
                 guest.task = cancel.into_inner();
                 (head, guest)
             }
-            Dispatch::Reuse(pool) => {
+            Dispatch::Reuse(pools) => {
+                let pool = &pools[conn.thread % pools.len()];
                 let req = match absolute_uri(req) {
                     Ok(req) => req.map(BodyExt::boxed_unsync),
                     Err(reason) => return client_error(StatusCode::BAD_REQUEST, reason),

@@ -4,8 +4,10 @@
 //! it again while earlier calls are still running, so one instance can serve many requests and
 //! the per-request instantiation that dominates the 0.2 path disappears. The dispatch itself is
 //! `wasmtime-wasi-http`'s [`ProxyHandler`] (the one `wasmtime serve` uses): requests queue, and
-//! each instance (a *worker*, one store) takes them while it has room. This module decides that
-//! room and when an instance ends:
+//! each instance (a *worker*, one store) takes them while it has room. Each serving thread
+//! (`OMNIA_HTTP_THREADS`, see [`omnia::listener`]) has a pool of its own, so a request and the
+//! instance serving it run on the same thread. This module decides an instance's room and when
+//! it ends:
 //!
 //! * an instance takes at most `OMNIA_HTTP_INSTANCE_CONCURRENCY` requests at once and
 //!   `OMNIA_HTTP_INSTANCE_REUSE` in its life, then finishes what it has and is dropped;
@@ -282,10 +284,19 @@ impl WorkerExpiration for Expiry {
         if Instant::now() >= deadline {
             return Poll::Ready(());
         }
-        if this.armed != Some(deadline) {
+        // The deadline moves with every request; re-arming the timer each time would cost every
+        // request a timer update. It is moved only to an earlier deadline: firing early just
+        // brings the next poll, which arms it anew.
+        if this.armed.is_none_or(|armed| deadline < armed) {
             this.timer.as_mut().reset(deadline.into());
             this.armed = Some(deadline);
         }
-        this.timer.as_mut().poll(cx)
+        if this.timer.as_mut().poll(cx).is_ready() {
+            // Early: the deadline moved on since. Wait for the one that holds now.
+            this.timer.as_mut().reset(deadline.into());
+            this.armed = Some(deadline);
+            return this.timer.as_mut().poll(cx);
+        }
+        Poll::Pending
     }
 }
