@@ -148,16 +148,7 @@ impl Omnia {
 
     /// CPU time (user and system) the process has used so far.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .expect("the process is running");
-        // Fields after the command name (which may hold spaces) end with ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks: u64 =
-            fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-        Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+        cpu_time(self.pid()).expect("the process is running")
     }
 
     /// `host:port` of the HTTP server.
@@ -261,6 +252,15 @@ fn find_after(text: &str, marker: &str) -> Option<String> {
         .find(|c: char| c.is_whitespace() || c == '/')
         .unwrap_or(rest.len());
     Some(rest[..end].to_string())
+}
+
+/// CPU time (user and system) process `pid` has used so far; `None` once it is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10)) // USER_HZ is 100 on Linux
 }
 
 /// Runs `bin` with `args` to completion (no inherited environment but `env`). A process still

@@ -113,12 +113,7 @@ async fn each_serving_thread_has_instances_of_its_own() {
             ("OMNIA_HTTP_THREADS", "3"),
         ],
     );
-    let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
-        .unwrap()
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
-        .filter(|name| name.starts_with("omnia-http-"))
-        .collect();
+    let names = serving_threads(&server);
     assert_eq!(names.len(), 3, "serving threads: {names:?}");
     // Connections go to the threads in turn: 6 of them, one request each, meet each thread
     // twice, and each thread reuses the instance it made the first time.
@@ -129,18 +124,41 @@ async fn each_serving_thread_has_instances_of_its_own() {
     assert_eq!(instantiations(&server).await, 3, "6 requests on 3 threads");
 }
 
+/// The names of `server`'s serving threads.
+fn serving_threads(server: &Omnia) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with("omnia-http-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn no_serving_threads_serves_on_the_main_runtime() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("p3-http-echo"),
+        &[("OMNIA_HTTP_THREADS", "0")],
+    );
+    assert_eq!(serving_threads(&server), Vec::<String>::new());
+    for handle in spawn_gets(&server.url("/sleep/50"), 8) {
+        assert_eq!(handle.await.unwrap().unwrap().status, StatusCode::OK);
+    }
+}
+
 #[test]
 fn reuse_settings_are_checked_at_start_up() {
-    for var in [
-        "OMNIA_HTTP_INSTANCE_REUSE",
-        "OMNIA_HTTP_INSTANCE_CONCURRENCY",
-        "OMNIA_HTTP_INSTANCE_IDLE",
-        "OMNIA_HTTP_THREADS",
+    for (var, bad) in [
+        ("OMNIA_HTTP_INSTANCE_REUSE", "0"),
+        ("OMNIA_HTTP_INSTANCE_CONCURRENCY", "0"),
+        ("OMNIA_HTTP_INSTANCE_IDLE", "0"),
+        ("OMNIA_HTTP_THREADS", "1025"),
     ] {
         let wasm = guests::rust("p3-http-echo");
-        let out = run_to_end(&omnia(), &["run", wasm.to_str().unwrap()], &[(var, "0")]);
+        let out = run_to_end(&omnia(), &["run", wasm.to_str().unwrap()], &[(var, bad)]);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{var}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{var}={bad}: {stderr}");
         assert!(stderr.contains(var), "the error names {var}: {stderr}");
     }
 }

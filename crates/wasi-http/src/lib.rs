@@ -65,7 +65,8 @@ pub struct HttpConfig {
     /// request.
     pub instance_idle: Duration,
     /// `OMNIA_HTTP_THREADS`: how many threads serve connections, each with a single-threaded
-    /// runtime and (for a 0.3 guest) instances of its own.
+    /// runtime and (for a 0.3 guest) instances of its own; 0 serves them on the main
+    /// (multi-threaded) runtime.
     pub threads: usize,
 }
 
@@ -112,9 +113,9 @@ impl FromEnv for HttpConfig {
             instance_idle: var("OMNIA_HTTP_INSTANCE_IDLE", parse_positive_duration)?
                 .unwrap_or(d.instance_idle),
             threads: var("OMNIA_HTTP_THREADS", |s| {
-                let n = parse_positive_count(s)?;
+                let n = parse_count(s)?;
                 if n > MAX_THREADS {
-                    bail!("expected a number from 1 to {MAX_THREADS}, got {s:?}");
+                    bail!("expected a number from 0 to {MAX_THREADS}, got {s:?}");
                 }
                 Ok(n)
             })?
@@ -157,7 +158,7 @@ impl FromEnv for HttpConfig {
                 flag: None,
                 value: "N",
                 default: "the number of CPUs",
-                help: "threads serving connections, each with its own event loop (and WASI 0.3 instances)",
+                help: "threads serving connections, each with its own event loop (and WASI 0.3 instances); 0: the main multi-threaded runtime",
             },
             Setting {
                 env: "OMNIA_HTTP_INSTANCE_REUSE",

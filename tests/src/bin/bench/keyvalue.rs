@@ -142,11 +142,13 @@ pub fn native(redis: &RedisServer, op: Op, concurrency: u32, seconds: u32) -> Re
             all.get(i).copied().unwrap_or(f64::NAN)
         };
         #[allow(clippy::cast_precision_loss)]
-        let rps = all.len() as f64 / f64::from(seconds);
+        let requests = all.len() as f64;
         Ok(Load {
-            rps,
+            rps: requests / f64::from(seconds),
             p50_ms: at(0.5),
             p99_ms: at(0.99),
+            requests,
+            cpu_us: 0.0,
         })
     })
 }

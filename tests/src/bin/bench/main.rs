@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use omnia_tests::guests;
 use omnia_tests::otlp::{OtlpReceiver, Protocol};
+use omnia_tests::process::cpu_time;
 use omnia_tests::services::{NatsServer, RedisServer};
 
 mod keyvalue;
@@ -299,6 +300,11 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Requests wrk completed.
+    requests: f64,
+    /// CPU time (user and system) the server used per request, in microseconds (0 when not
+    /// measured).
+    cpu_us: f64,
 }
 
 impl Load {
@@ -308,6 +314,8 @@ impl Load {
             rps: median(runs.iter().map(|l| l.rps).collect()),
             p50_ms: median(runs.iter().map(|l| l.p50_ms).collect()),
             p99_ms: median(runs.iter().map(|l| l.p99_ms).collect()),
+            requests: median(runs.iter().map(|l| l.requests).collect()),
+            cpu_us: median(runs.iter().map(|l| l.cpu_us).collect()),
         }
     }
 }
@@ -356,16 +364,23 @@ fn wrk_request(
         })
     };
     let rps = field("Requests/sec:").and_then(|v| v.parse().ok());
+    // "  80123 requests in 2.00s, 9.1MB read"
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
     let p50 = field("50%").and_then(ms);
     let p99 = field("99%").and_then(ms);
     if text.contains("Non-2xx") {
         bail!("wrk saw non-2xx answers from {url}:\n{text}");
     }
-    match (rps, p50, p99) {
-        (Some(rps), Some(p50_ms), Some(p99_ms)) => Ok(Load {
+    match (rps, p50, p99, requests) {
+        (Some(rps), Some(p50_ms), Some(p99_ms), Some(requests)) => Ok(Load {
             rps,
             p50_ms,
             p99_ms,
+            requests,
+            cpu_us: 0.0,
         }),
         _ => bail!("cannot read wrk's output:\n{text}"),
     }
@@ -431,7 +446,14 @@ impl Bench {
         for _ in 0..self.args.runs {
             for &c in &CONCURRENCY {
                 for (i, server) in servers.iter().enumerate() {
-                    let load = wrk(&self.args.wrk, &server.addr, c, self.args.seconds)?;
+                    let pid = server.child.id();
+                    let before = cpu_time(pid);
+                    let mut load = wrk(&self.args.wrk, &server.addr, c, self.args.seconds)?;
+                    if let Some(used) = before.and_then(|b| cpu_time(pid)?.checked_sub(b))
+                        && load.requests > 0.0
+                    {
+                        load.cpu_us = used.as_secs_f64() * 1e6 / load.requests;
+                    }
                     results.entry((i, c)).or_default().push(load);
                 }
             }
@@ -480,14 +502,14 @@ impl Bench {
             .map(|(key, runs)| (*key, Load::median(runs)))
             .collect();
         self.line(&format!("\n### {title}\n"));
-        self.line("| contender | c | req/s | p50 ms | p99 ms |");
-        self.line("|---|---:|---:|---:|---:|");
+        self.line("| contender | c | req/s | p50 ms | p99 ms | server CPU µs/request |");
+        self.line("|---|---:|---:|---:|---:|---:|");
         for (i, (name, _, _)) in contenders.iter().enumerate() {
             for &c in &CONCURRENCY {
                 let load = loads[&(i, c)];
                 self.line(&format!(
-                    "| {name} | {c} | {:.0} | {:.2} | {:.2} |",
-                    load.rps, load.p50_ms, load.p99_ms
+                    "| {name} | {c} | {:.0} | {:.2} | {:.2} | {:.1} |",
+                    load.rps, load.p50_ms, load.p99_ms, load.cpu_us
                 ));
             }
         }
