@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use omnia_tests::client::raw;
-use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
+use omnia_tests::{Omnia, get, guests, omnia, run_to_end, spawn_gets};
 
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
@@ -150,11 +150,46 @@ async fn a_failing_accept_backs_off_instead_of_spinning() {
     );
     drop(flood);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(get(&server.url("/")).await.unwrap().status, StatusCode::OK);
+    let response = get(&server.url("/"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    assert_eq!(response.status, StatusCode::OK);
     assert_eq!(
         get(&server.admin_url("/livez")).await.unwrap().status,
         StatusCode::OK
     );
+}
+
+#[test]
+fn serving_threads_start_before_the_listener_reports_ready() {
+    // 64 open files cannot hold 1024 runtimes (each needs an epoll and an event descriptor).
+    // That must fail start-up, naming the thread, before the listener says it is listening: a
+    // listener that reported ready and then failed to start its threads would refuse every
+    // connection a client was told it could open.
+    let wasm = guests::rust("http-hello");
+    let omnia = omnia();
+    let out = run_to_end(
+        std::path::Path::new("/bin/sh"),
+        &[
+            "-c",
+            "ulimit -n 64 && exec \"$0\" run \"$1\"",
+            omnia.to_str().unwrap(),
+            wasm.to_str().unwrap(),
+        ],
+        &[
+            ("RUST_LOG", "info"),
+            ("OMNIA_HTTP_ADDR", "127.0.0.1:0"),
+            ("OMNIA_HTTP_THREADS", "1024"),
+        ],
+    );
+    let log =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("cannot start the runtime of http serving thread"),
+        "{log}"
+    );
+    assert!(!log.contains("http: listening"), "{log}");
 }
 
 #[tokio::test]

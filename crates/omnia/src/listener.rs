@@ -97,7 +97,7 @@ pub struct Listener {
     local: SocketAddr,
     name: &'static str,
     policy: ConnectionPolicy,
-    threads: usize,
+    threads: ServingThreads,
 }
 
 impl Listener {
@@ -120,17 +120,20 @@ impl Listener {
             local,
             name,
             policy,
-            threads: 0,
+            threads: ServingThreads::default(),
         })
     }
 
     /// Serves connections on `threads` threads of their own, each with a single-threaded
     /// runtime, handing them out in turn (see the module documentation); 0, the default, serves
     /// them on the runtime that calls [`serve`](Self::serve).
-    #[must_use]
-    pub fn threads(mut self, threads: usize) -> Self {
-        self.threads = threads;
-        self
+    ///
+    /// The threads start here, not in [`serve`](Self::serve), so a listener that reports
+    /// itself ready has all it needs to serve: a runtime that cannot start (out of file
+    /// descriptors, say) fails start-up, not the first connection.
+    pub fn threads(mut self, threads: usize) -> Result<Self> {
+        self.threads = ServingThreads::start(self.name, threads)?;
+        Ok(self)
     }
 
     /// The address it listens on (the real port when bound to port 0).
@@ -173,9 +176,8 @@ impl Listener {
             local,
             name,
             policy,
-            threads,
+            mut threads,
         } = self;
-        let mut threads = ServingThreads::start(name, threads)?;
         let builder = Arc::new(connection_builder());
         let registry = Arc::new(Registry::default());
         let closing = CancellationToken::new();
@@ -293,6 +295,7 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
 /// They live as long as the process, as the main runtime does: what runs on them past the
 /// drain (a connection still open when the grace period ends, a client connection to a backend
 /// that a guest call opened there and other triggers share) goes on until the process exits.
+#[derive(Default)]
 struct ServingThreads {
     runtimes: Vec<tokio::runtime::Handle>,
     next: usize,

@@ -126,7 +126,7 @@ where
     };
     let listener = Listener::bind(config.addr, "OMNIA_HTTP_ADDR", "http", policy)
         .await?
-        .threads(config.threads);
+        .threads(config.threads)?;
     tracing::info!(
         "http: listening on http://{} (try: curl http://{}/)",
         listener.local_addr(),
