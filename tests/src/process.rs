@@ -54,13 +54,12 @@ impl Omnia {
         env: &[(&str, &str)],
         open_files: u32,
     ) -> Self {
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c")
-            .arg(format!("ulimit -n {open_files} && exec \"$0\" run \"$1\""))
-            .arg(bin)
-            .arg(component);
-        Self::spawn(cmd, env, Ready::Http)
-            .unwrap_or_else(|log| panic!("omnia did not start serving:\n{log}"))
+        Self::spawn(
+            run_with_open_files(bin, component, open_files),
+            env,
+            Ready::Http,
+        )
+        .unwrap_or_else(|log| panic!("omnia did not start serving:\n{log}"))
     }
 
     /// Starts `cmd` (an `omnia run`) with only `env` (and a default log filter and address),
@@ -254,6 +253,16 @@ fn find_after(text: &str, marker: &str) -> Option<String> {
     Some(rest[..end].to_string())
 }
 
+/// `bin run component` with the open-file limit (`ulimit -n`) set to `open_files`, soft and hard.
+fn run_with_open_files(bin: &Path, component: &Path, open_files: u32) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {open_files} && exec \"$0\" run \"$1\""))
+        .arg(bin)
+        .arg(component);
+    cmd
+}
+
 /// CPU time (user and system) process `pid` has used so far; `None` once it is gone.
 pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -267,8 +276,25 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
 /// running after a minute is killed (and what it printed returned), so a test expecting an exit
 /// fails instead of hanging when the process serves instead.
 pub fn run_to_end(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let child = Command::new(bin)
-        .args(args)
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    command_to_end(cmd, env)
+}
+
+/// Like [`run_to_end`] for `bin run component`, with the open-file limit (`ulimit -n`) set to
+/// `open_files`, soft and hard.
+pub fn run_to_end_with_open_files(
+    bin: &Path,
+    component: &Path,
+    env: &[(&str, &str)],
+    open_files: u32,
+) -> Output {
+    command_to_end(run_with_open_files(bin, component, open_files), env)
+}
+
+/// Runs `cmd` to completion, as [`run_to_end`] describes.
+fn command_to_end(mut cmd: Command, env: &[(&str, &str)]) -> Output {
+    let child = cmd
         .env_clear()
         .envs(env.iter().copied())
         .stdin(Stdio::null())

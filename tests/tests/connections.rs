@@ -10,7 +10,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use omnia_tests::client::raw;
-use omnia_tests::{Omnia, get, guests, omnia, run_to_end, spawn_gets};
+use omnia_tests::process::run_to_end_with_open_files;
+use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
 
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
@@ -166,21 +167,15 @@ fn serving_threads_start_before_the_listener_reports_ready() {
     // That must fail start-up, naming the thread, before the listener says it is listening: a
     // listener that reported ready and then failed to start its threads would refuse every
     // connection a client was told it could open.
-    let wasm = guests::rust("http-hello");
-    let omnia = omnia();
-    let out = run_to_end(
-        std::path::Path::new("/bin/sh"),
-        &[
-            "-c",
-            "ulimit -n 64 && exec \"$0\" run \"$1\"",
-            omnia.to_str().unwrap(),
-            wasm.to_str().unwrap(),
-        ],
+    let out = run_to_end_with_open_files(
+        &omnia(),
+        &guests::rust("http-hello"),
         &[
             ("RUST_LOG", "info"),
             ("OMNIA_HTTP_ADDR", "127.0.0.1:0"),
             ("OMNIA_HTTP_THREADS", "1024"),
         ],
+        64,
     );
     let log =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
