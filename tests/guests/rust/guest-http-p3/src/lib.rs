@@ -11,6 +11,7 @@ wit_bindgen::generate!({
 });
 
 pub use exports::wasi::http::handler::Guest;
+pub use wasi::cli::stdout;
 pub use wasi::clocks::monotonic_clock;
 pub use wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Trailers};
 pub use wit_bindgen::{spawn_local, FutureWriter, StreamReader, StreamResult, StreamWriter};

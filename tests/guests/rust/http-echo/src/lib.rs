@@ -20,10 +20,12 @@
 //!   many milliseconds, then answer `allocated <mib> MiB` (the memory limits must stop it when
 //!   it asks for too much);
 //! * `/partial`: send the response head and part of the body, then trap (the runtime must cut
-//!   the response off visibly).
+//!   the response off visibly);
+//! * `/empty-writes/<n>`: write `n` empty chunks to the response body, then `wrote <n> empty
+//!   chunks` (the host must not queue a frame per empty write: GHSA-f8mm-ggr3-89wh).
 use guest_http::{
-    method_name, read_body, respond, Fields, Guest, IncomingRequest, OutgoingResponse,
-    ResponseOutparam,
+    method_name, read_body, respond, Fields, Guest, IncomingRequest, OutgoingBody,
+    OutgoingResponse, ResponseOutparam,
 };
 
 struct Component;
@@ -51,6 +53,10 @@ impl Guest for Component {
         }
         if let Some(code) = path.strip_prefix("/status/") {
             respond(out, code.parse().unwrap_or(400), &[], b"");
+            return;
+        }
+        if let Some(n) = path.strip_prefix("/empty-writes/") {
+            empty_writes(out, n.parse().unwrap_or(0));
             return;
         }
         match path.as_str() {
@@ -85,6 +91,30 @@ impl Guest for Component {
         let mut bytes = text.into_bytes();
         bytes.extend_from_slice(&body);
         respond(out, 200, &[("content-type", b"application/octet-stream"), ("x-echo", b"1")], &bytes);
+    }
+}
+
+/// Answers with `n` empty writes to the body, then `wrote <n> empty chunks`; stops early if
+/// the client goes away.
+fn empty_writes(out: ResponseOutparam, n: u64) {
+    let response = OutgoingResponse::new(Fields::new());
+    let body = response.body().expect("body once");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body.write().expect("stream once");
+    let ready = stream.subscribe();
+    let mut written = 0;
+    while written < n {
+        match stream.check_write() {
+            Ok(0) => ready.block(),
+            Ok(_) if stream.write(&[]).is_ok() => written += 1,
+            _ => return,
+        }
+    }
+    drop(ready);
+    let done = format!("wrote {n} empty chunks\n");
+    if stream.blocking_write_and_flush(done.as_bytes()).is_ok() {
+        drop(stream);
+        let _ = OutgoingBody::finish(body, None);
     }
 }
 

@@ -26,10 +26,23 @@
 //!   many milliseconds (`wait-for`), then answer `allocated <mib> MiB` (the memory limits must
 //!   stop it when it asks for too much);
 //! * `/partial`: send the response head and part of the body (`the first part`), wait 100 ms,
-//!   then trap (the runtime must cut the response off visibly).
+//!   then trap (the runtime must cut the response off visibly);
+//! * `/empty-writes/<n>`: write `n` empty chunks to the response body, then `wrote <n> empty
+//!   chunks` (the host must not queue a frame per empty write: GHSA-f8mm-ggr3-89wh);
+//! * `/stdout-empty-writes/<n>`: write `n` empty chunks to stdout, then answer `wrote <n> empty
+//!   chunks to stdout` (the host must not queue anything per empty write: GHSA-5m8g-xhq4-4h93);
+//! * `/cancel-wrong-end/read` and `/cancel-wrong-end/write`: start a write (a read) on a new
+//!   stream that blocks, then call `stream.cancel-read` (`stream.cancel-write`) on the *other*
+//!   end, a misuse the host must answer with a trap, never a panic (GHSA-xrvr-8678-5wp8); with
+//!   `/forget` after either, the pending operation is leaked rather than cancelled, and the
+//!   stream's ends are dropped as they are.
+use std::future::Future;
+use std::task::Poll;
+
+use guest_http_p3::wit_stream::{self, StreamPayload};
 use guest_http_p3::{
-    method_name, read_body, respond, sleep_ms, spawn_local, streaming_response, ErrorCode,
-    Guest, Request, Response,
+    method_name, read_body, respond, sleep_ms, spawn_local, stdout, streaming_response,
+    ErrorCode, Guest, Request, Response, StreamResult,
 };
 
 struct Component;
@@ -56,6 +69,64 @@ impl Guest for Component {
         }
         if let Some(code) = path.strip_prefix("/status/") {
             return Ok(respond(code.parse().unwrap_or(400), &[], Vec::new()));
+        }
+        if let Some(n) = path.strip_prefix("/empty-writes/") {
+            let n: u64 = n.parse().unwrap_or(0);
+            let (response, mut writer) = streaming_response(200, &[]);
+            spawn_local(async move {
+                for _ in 0..n {
+                    if let (StreamResult::Dropped, _) = writer.body.write(Vec::new()).await {
+                        return;
+                    }
+                }
+                let done = format!("wrote {n} empty chunks\n").into_bytes();
+                let _unsent = writer.body.write_all(done).await;
+            });
+            return Ok(response);
+        }
+        if let Some(n) = path.strip_prefix("/stdout-empty-writes/") {
+            let n: u64 = n.parse().unwrap_or(0);
+            let (mut tx, rx) = wit_stream::new::<u8>();
+            let written = stdout::write_via_stream(rx);
+            for _ in 0..n {
+                if let (StreamResult::Dropped, _) = tx.write(Vec::new()).await {
+                    break;
+                }
+            }
+            drop(tx);
+            let _ = written.await;
+            let text = format!("wrote {n} empty chunks to stdout\n");
+            return Ok(respond(200, &[], text.into_bytes()));
+        }
+        if let Some(spec) = path.strip_prefix("/cancel-wrong-end/") {
+            let (end, then) = spec.split_once('/').unwrap_or((spec, ""));
+            let vtable = <u8 as StreamPayload>::VTABLE;
+            let (mut tx, mut rx) = wit_stream::new::<u8>();
+            let (tx_handle, rx_handle) = (tx.handle(), rx.handle());
+            // Start an operation that cannot complete (nothing is on the other end yet), so
+            // its end is busy, then cancel on the other end. With `/forget`, the pending
+            // operation is leaked instead of cancelled, so the guest goes on with the handle.
+            let code = if end == "read" {
+                let mut write = Box::pin(tx.write(vec![1, 2, 3]));
+                poll_once(write.as_mut()).await;
+                // SAFETY: a raw canonical ABI call on a handle this instance owns.
+                let code = unsafe { (vtable.cancel_read)(tx_handle) };
+                if then == "forget" {
+                    std::mem::forget(write);
+                }
+                code
+            } else {
+                let mut read = Box::pin(rx.read(Vec::with_capacity(3)));
+                poll_once(read.as_mut()).await;
+                // SAFETY: as above.
+                let code = unsafe { (vtable.cancel_write)(rx_handle) };
+                if then == "forget" {
+                    std::mem::forget(read);
+                }
+                code
+            };
+            let text = format!("cancel on the wrong end returned {code:#x}\n");
+            return Ok(respond(200, &[], text.into_bytes()));
         }
         match path.as_str() {
             "/trap" => panic!("this request traps on purpose"),
@@ -94,6 +165,15 @@ impl Guest for Component {
         bytes.extend_from_slice(&body);
         Ok(respond(200, &[("content-type", b"application/octet-stream"), ("x-echo", b"1")], bytes))
     }
+}
+
+/// Polls `future` once, with this task's context, and goes on whether it finished or not.
+async fn poll_once<F: Future>(mut future: std::pin::Pin<&mut F>) {
+    std::future::poll_fn(|cx| {
+        let _ = future.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
 }
 
 guest_http_p3::export!(Component);
