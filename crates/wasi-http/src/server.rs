@@ -670,7 +670,8 @@ impl Drop for CancelOnDrop {
 ///
 /// Dropped before its end (the client went away), it cancels the guest call. At its end, it
 /// checks that the guest finished well: a guest that failed mid-body ends the body with an
-/// error, so the client sees an incomplete response, not a short one.
+/// error, so the client sees an incomplete response, not a short one. Empty data frames (a
+/// guest's empty writes) are dropped, so that they cannot pile up in hyper's HTTP/2 send queue.
 pub struct GuestBody {
     inner: HyperOutgoingBody,
     guest: CancelOnDrop,
@@ -725,6 +726,10 @@ impl GuestBody {
     }
 }
 
+/// Empty data frames a response body may skip in one poll before it yields to the connection's
+/// other work (and is woken at once to go on).
+const EMPTY_FRAMES_PER_POLL: usize = 64;
+
 impl Body for GuestBody {
     type Data = Bytes;
     type Error = HttpError;
@@ -734,7 +739,23 @@ impl Body for GuestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // A guest's empty writes are dropped here, never passed on: over HTTP/2 an empty DATA
+        // frame needs no flow-control window, so hyper queues one per write for as long as the
+        // client does not read, without bound (GHSA-f8mm-ggr3-89wh). They carry nothing; the
+        // body's end is signalled by its last frame, not by an empty one.
+        let mut skipped = 0;
+        let polled = loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.data_ref().is_some_and(Bytes::is_empty) => {
+                    skipped += 1;
+                    if skipped == EMPTY_FRAMES_PER_POLL {
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                }
+                polled => break polled,
+            }
+        };
         match &polled {
             Poll::Ready(None) => {
                 this.done = true;
