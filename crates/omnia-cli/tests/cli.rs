@@ -64,13 +64,17 @@ fn a_bad_flag_value_names_the_flag_and_its_variable() {
 }
 
 #[test]
-fn version_names_capabilities_and_backends() {
+fn version_names_capabilities_backends_and_wasmtime() {
     let (code, stdout, _) = omnia(&["--version"]);
     assert_eq!(code, 0);
     assert!(
         stdout.contains(
             "(features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel)"
         ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(&format!(", wasmtime {}\n", omnia::cli::WASMTIME_VERSION)),
         "{stdout}"
     );
 }

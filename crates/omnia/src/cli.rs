@@ -62,12 +62,17 @@ pub struct CompileArgs {
     pub output: Option<PathBuf>,
 }
 
+/// The wasmtime release this build runs guests on (every `wasmtime*` crate is pinned to it in
+/// the workspace's `Cargo.toml`; a test checks it against `Cargo.lock`).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 /// `omnia --version` text: the crate version, the profile it was built from (if any), whether
-/// the build has a compiler, and the capabilities compiled in with their backends, e.g.
-/// `0.1.0 (profile: full; features: jit, http, keyvalue[memory,redis])`.
+/// the build has a compiler, the capabilities compiled in with their backends, and the
+/// wasmtime release, e.g.
+/// `0.1.0 (profile: full; features: jit, http, keyvalue[memory,redis]), wasmtime 48.0.8`.
 pub fn version(profile: Option<&str>, capabilities: &[String]) -> String {
     format!(
-        "{} ({})",
+        "{} ({}), wasmtime {WASMTIME_VERSION}",
         env!("CARGO_PKG_VERSION"),
         build_summary(profile, capabilities)
     )
@@ -165,10 +170,26 @@ pub fn print_error(err: &anyhow::Error) {
     eprintln!("{text}");
 }
 
-/// The settings flags must not collide with the fixed arguments of `run`.
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `omnia --version` must name the wasmtime that is really linked: the one in Cargo.lock.
+    #[test]
+    fn wasmtime_version_is_the_locked_one() {
+        let lock = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock");
+        let text = std::fs::read_to_string(lock).unwrap();
+        let locked = text
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"wasmtime\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .unwrap()
+            .trim_matches('"');
+        assert_eq!(WASMTIME_VERSION, locked);
+        assert!(version(None, &[]).ends_with(&format!(", wasmtime {locked}")));
+    }
+
+    /// The settings flags must not collide with the fixed arguments of `run`.
 
     #[test]
     fn flags_do_not_collide() {
