@@ -4,6 +4,7 @@
 //! cargo xtask dist http-kv                        # target/dist/http-kv/{omnia, oci/, omnia-http-kv.tar}
 //! cargo xtask dist --all --app app.wasm           # every profile, each image with the app
 //! cargo xtask profiles                            # how each profile is read, as JSON
+//! cargo xtask outdated                            # wasmtime crates: locked vs newest patch
 //! ```
 //!
 //! `dist` builds the profile's `omnia` with the profile's cargo features (release, paths
@@ -14,6 +15,7 @@
 //! same sources, such as `cargo build`'s, saves building the full profile).
 
 mod image;
+mod outdated;
 mod profile;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +62,9 @@ enum Task {
     },
     /// Print every profile as read (features, services, image configuration) as JSON.
     Profiles,
+    /// Print the wasmtime crates in Cargo.lock beside the newest patch release on crates.io,
+    /// and the newest release all of them have (reads the crates.io index: run by hand).
+    Outdated,
 }
 
 fn main() -> std::process::ExitCode {
@@ -78,6 +83,7 @@ fn run(task: Task) -> Result<()> {
     let catalog = profile::catalog(&root)?;
     let profiles = profile::load_all(&root.join("profiles"), &catalog)?;
     match task {
+        Task::Outdated => outdated::run(&root),
         Task::Profiles => {
             println!("{}", serde_json::to_string_pretty(&profiles)?);
             Ok(())
