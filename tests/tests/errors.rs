@@ -220,30 +220,58 @@ fn every_setting_is_checked_before_the_component_is_read() {
 #[test]
 fn passwords_never_appear_in_errors() {
     let secret = "hunter2secret";
-    for (var, value) in [
+    let otlp = |headers: String| {
+        vec![
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://127.0.0.1:1".to_owned(),
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", headers),
+        ]
+    };
+    for env in [
         // Every server of a list, and a URL no parser accepts.
-        (
+        vec![(
             "NATS_URL",
             format!("nats://u:{secret}@127.0.0.1:1,nats://v:{secret}x@127.0.0.1:2"),
-        ),
-        ("NATS_URL", format!("nats://u:{secret}@bad host:1")),
-        (
+        )],
+        vec![("NATS_URL", format!("nats://u:{secret}@bad host:1"))],
+        vec![(
             "REDIS_URL",
             format!("redis+unix:///no/such.sock?db=0&pass={secret}"),
-        ),
-        ("REDIS_URL", format!("redis://:{secret}@127.0.0.1:1/0")),
-        ("REDIS_URL", format!("redis://u:{secret}@[bad")),
+        )],
+        vec![("REDIS_URL", format!("redis://:{secret}@127.0.0.1:1/0"))],
+        vec![("REDIS_URL", format!("redis://u:{secret}@[bad"))],
+        // Malformed: `/`, `#`, `?` or `,` in the password, `:` or `/` missing after the scheme.
+        vec![("REDIS_URL", format!("redis://:{secret}/x@127.0.0.1:1/"))],
+        vec![("REDIS_URL", format!("redis://:{secret}#x@127.0.0.1:1/"))],
+        vec![("REDIS_URL", format!("redis://:{secret}?x@127.0.0.1:1/"))],
+        vec![("REDIS_URL", format!("redis://u:a,{secret}@127.0.0.1:1/"))],
+        vec![("REDIS_URL", format!("redis//:{secret}@127.0.0.1:1"))],
+        vec![("NATS_URL", format!("nats//u:{secret}@127.0.0.1:1"))],
+        vec![("NATS_URL", format!("nats:/u:{secret}@127.0.0.1:1"))],
+        // OTLP headers with the `=` missing, or a value where the name should be.
+        otlp(format!("authorization Bearer {secret}")),
+        otlp(format!("authorization:Bearer {secret}=x")),
     ] {
-        let kv = if var == "NATS_URL" { "nats" } else { "redis" };
+        let var = env[0].0;
+        let kv = match var {
+            "NATS_URL" => "nats",
+            "REDIS_URL" => "redis",
+            _ => "memory",
+        };
+        let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.push(("OMNIA_KEYVALUE", kv));
         let out = run_to_end(
             &omnia(),
             &["run", guests::rust("kv-http").to_str().unwrap()],
-            &[(var, value.as_str()), ("OMNIA_KEYVALUE", kv)],
+            &all,
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(!stderr.contains(secret), "{var}={value} leaked: {stderr}");
-        assert!(stderr.contains(var), "{stderr}");
+        assert_eq!(out.status.code(), Some(1), "{env:?}: {stderr}");
+        assert!(!stderr.contains(secret), "{env:?} leaked: {stderr}");
+        let named = env.last().map_or(var, |(k, _)| *k);
+        assert!(stderr.contains(named), "{env:?}: {stderr}");
     }
 }
 

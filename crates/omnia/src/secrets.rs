@@ -18,27 +18,64 @@ pub const HIDDEN: &str = "***";
 /// `value` (one URL, or several separated by commas) with every password and token replaced by
 /// `***`: `redis://app:secret@host` becomes `redis://app:***@host`, `nats://tok@h` becomes
 /// `nats://***@h`, `redis+unix:///s.sock?pass=pw` becomes `redis+unix:///s.sock?pass=***`.
-/// Values that are not URLs are redacted the same way, by their shape.
+///
+/// Values that are not valid URLs are redacted by their shape, so that a typo never prints a
+/// password: everything before the last `@` of a URL counts as its user-info, whatever it holds
+/// (`redis://:pw/x@h` and `redis//:pw@h` show no `pw`). A value with a `@` in its path is
+/// redacted more than it needs to be, never less.
 pub fn redact_url(value: &str) -> String {
-    value
-        .split(',')
-        .map(redact_one)
+    urls(value)
+        .iter()
+        .map(|url| redact_one(url))
         .collect::<Vec<_>>()
         .join(",")
 }
 
+/// The URLs of a comma-separated list. A piece that neither starts a URL of its own (`://`)
+/// nor follows a complete one (with its `@`) belongs to the one before: it is a comma inside
+/// a password (`redis://u:a,b@h`).
+fn urls(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in value.split(',') {
+        match out.last_mut() {
+            Some(last) if !piece.contains("://") && !last.contains('@') && piece.contains('@') => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => out.push(piece.to_owned()),
+        }
+    }
+    out
+}
+
+/// Where the user-info of `url` is, as a byte range: from the start of its authority (after
+/// `://`, or after `//` when the colon is missing, or the start) to its last `@`.
+fn user_info(url: &str) -> Option<std::ops::Range<usize>> {
+    let at = url.rfind('@')?;
+    let head = &url[..at];
+    let start = head
+        .find("://")
+        .map(|i| i + 3)
+        .or_else(|| head.find("//").map(|i| i + 2))
+        .unwrap_or(0);
+    Some(start..at)
+}
+
+/// The secret values of the query of `tail` (the part of a URL after its user-info).
+fn query_secrets(tail: &str) -> impl Iterator<Item = (&str, &str)> {
+    tail.split_once('?')
+        .map_or("", |(_, query)| query)
+        .split(['&', '#'])
+        .filter_map(|param| param.split_once('='))
+        .filter(|(key, _)| is_secret_param(key))
+}
+
 fn redact_one(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => url.split_at(i + 3),
-        None => ("", url),
-    };
-    out.push_str(scheme);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rfind('@') {
-        Some(at) => {
-            match authority[..at].split_once(':') {
+    let tail = match user_info(url) {
+        Some(range) => {
+            out.push_str(&url[..range.start]);
+            match url[range.clone()].split_once(':') {
                 Some((user, _)) => {
                     out.push_str(user);
                     out.push(':');
@@ -46,25 +83,15 @@ fn redact_one(url: &str) -> String {
                 }
                 None => out.push_str(HIDDEN),
             }
-            out.push_str(&authority[at..]);
+            &url[range.end..]
         }
-        None => out.push_str(authority),
+        None => url,
+    };
+    let mut rest = tail.to_owned();
+    for (key, secret) in query_secrets(tail) {
+        rest = rest.replace(&format!("{key}={secret}"), &format!("{key}={HIDDEN}"));
     }
-    match tail.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let params: Vec<String> = query
-                .split('&')
-                .map(|param| match param.split_once('=') {
-                    Some((key, _)) if is_secret_param(key) => format!("{key}={HIDDEN}"),
-                    _ => param.to_owned(),
-                })
-                .collect();
-            out.push_str(&params.join("&"));
-        }
-        None => out.push_str(tail),
-    }
+    out.push_str(&rest);
     out
 }
 
@@ -85,27 +112,20 @@ fn is_secret_param(key: &str) -> bool {
 pub struct Secrets(Vec<String>);
 
 impl Secrets {
-    /// The passwords and tokens of `value` (one URL or several separated by commas).
+    /// The passwords and tokens of `value` (one URL or several separated by commas), found as
+    /// [`redact_url`] finds them.
     pub fn of_url(value: &str) -> Self {
         let mut found = Vec::new();
-        for url in value.split(',') {
-            let rest = url.find("://").map_or(url, |i| &url[i + 3..]);
-            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let (authority, tail) = rest.split_at(authority_end);
-            if let Some(at) = authority.rfind('@') {
-                let user_info = &authority[..at];
-                let secret = user_info.split_once(':').map_or(user_info, |(_, pw)| pw);
-                found.push(secret.to_owned());
-            }
-            if let Some((_, query)) = tail.split_once('?') {
-                for param in query.split(['&', '#']) {
-                    if let Some((key, secret)) = param.split_once('=')
-                        && is_secret_param(key)
-                    {
-                        found.push(secret.to_owned());
-                    }
+        for url in urls(value) {
+            let tail = match user_info(&url) {
+                Some(range) => {
+                    let info = &url[range.clone()];
+                    found.push(info.split_once(':').map_or(info, |(_, pw)| pw).to_owned());
+                    &url[range.end..]
                 }
-            }
+                None => url.as_str(),
+            };
+            found.extend(query_secrets(tail).map(|(_, secret)| secret.to_owned()));
         }
         Self::new(found)
     }
@@ -189,7 +209,8 @@ mod tests {
             ("redis://:pw@h:1/0", "redis://:***@h:1/0"),
             ("redis://app:p@ss@h", "redis://app:***@h"),
             ("nats://token@h:4222", "nats://***@h:4222"),
-            ("nats://h/x@y", "nats://h/x@y"),
+            // A `@` in a path cannot be told from one ending a malformed user-info.
+            ("nats://h/x@y", "nats://***@y"),
             ("not a url", "not a url"),
             (
                 "nats://a:one@h1:4222,nats://b:two@h2:4222",
@@ -204,6 +225,41 @@ mod tests {
             ("redis://u:pw @ bad url", "redis://u:***@ bad url"),
         ] {
             assert_eq!(redact_url(url), redacted, "{url}");
+        }
+    }
+
+    /// Malformed URLs with passwords (issue: passwords in the clear when a URL is malformed):
+    /// none may show its secret, and the secrets found are the ones hidden.
+    #[test]
+    fn malformed_urls_show_no_password() {
+        for (url, redacted) in [
+            (
+                "redis://:s3cret/x@127.0.0.1:1/",
+                "redis://:***@127.0.0.1:1/",
+            ),
+            ("redis://:s3c#ret@127.0.0.1:1/", "redis://:***@127.0.0.1:1/"),
+            ("redis://:s3c?ret@127.0.0.1:1/", "redis://:***@127.0.0.1:1/"),
+            ("redis//:s3cret@127.0.0.1:1", "redis//:***@127.0.0.1:1"),
+            ("redis:/:s3cret@127.0.0.1", "redis:***@127.0.0.1"),
+            ("redis:s3cret@127.0.0.1", "redis:***@127.0.0.1"),
+            ("redis://u:a,b@h", "redis://u:***@h"),
+            (
+                "redis://u:s3cret@h:notaport/x",
+                "redis://u:***@h:notaport/x",
+            ),
+            ("redis://u:s3cret@@h", "redis://u:***@h"),
+            (
+                "nats//u:s3cret@127.0.0.1:4222",
+                "nats//u:***@127.0.0.1:4222",
+            ),
+            ("nats://u:s3cret@h1,h2@", "nats://u:***@h1,***@"),
+            ("nats://s3c/ret@h:4222", "nats://***@h:4222"),
+            ("http://h:4318?token=s3cret#x", "http://h:4318?token=***#x"),
+            (" redis://u:s3cret@h ", " redis://u:***@h "),
+        ] {
+            assert_eq!(redact_url(url), redacted, "{url}");
+            let secrets = Secrets::of_url(url);
+            assert!(!secrets.scrub(url).contains("s3c"), "{url}: {secrets:?}");
         }
     }
 

@@ -259,12 +259,18 @@ fn headers() -> Result<HeaderMap> {
     let Ok(text) = std::env::var("OTEL_EXPORTER_OTLP_HEADERS") else {
         return Ok(map);
     };
-    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
-        let (name, value) = pair
-            .split_once('=')
-            .with_context(|| format!("OTEL_EXPORTER_OTLP_HEADERS: {pair:?} is not key=value"))?;
+    // The values are credentials (`authorization=Bearer%20...`): errors name the entry by its
+    // position and never show its text, which may be a value with the `=` missing.
+    for (n, pair) in text.split(',').filter(|p| !p.trim().is_empty()).enumerate() {
+        let entry = n + 1;
+        let (name, value) = pair.split_once('=').with_context(|| {
+            format!(
+                "OTEL_EXPORTER_OTLP_HEADERS: entry {entry} is not name=value (e.g. \
+                 authorization=Bearer%20<token>; entries are separated by commas)"
+            )
+        })?;
         let name = HeaderName::from_str(name.trim()).with_context(|| {
-            format!("OTEL_EXPORTER_OTLP_HEADERS: {name:?} is not a header name")
+            format!("OTEL_EXPORTER_OTLP_HEADERS: the name of entry {entry} is not a header name")
         })?;
         let value = HeaderValue::from_str(&percent_decode(value.trim())).with_context(|| {
             format!("OTEL_EXPORTER_OTLP_HEADERS: the value of {name} is not a header value")
