@@ -239,6 +239,64 @@ async fn host_header_rules(echo: &str) {
     assert!(doubled.contains("more than one Host"), "{doubled}");
     assert_eq!(raw::status(&missing), 400, "{missing}");
     assert!(missing.contains("missing Host"), "{missing}");
+    invalid_authorities_are_refused(&server).await;
+}
+
+/// RFC 9112 §3.2 and RFC 3986: a `Host` or an absolute-form target that is not `host[:port]`
+/// gets 400 and never reaches the guest; valid unusual forms still do.
+async fn invalid_authorities_are_refused(server: &Omnia) {
+    let addr = server.addr().to_string();
+    let answers = tokio::task::spawn_blocking(move || {
+        let t = Duration::from_secs(10);
+        let ask = |head: &str| {
+            raw::exchange(
+                &addr,
+                format!("{head}\r\nConnection: close\r\n\r\n").as_bytes(),
+                t,
+            )
+        };
+        [
+            ("GET / HTTP/1.1\r\nHost: a b@c:99999", 400, "user-info"),
+            ("GET / HTTP/1.1\r\nHost: x:999999999999", 400, "port"),
+            ("GET / HTTP/1.1\r\nHost: x:65536", 400, "port"),
+            (
+                "GET / HTTP/1.1\r\nHost: user:pw@evil.example",
+                400,
+                "user-info",
+            ),
+            ("GET / HTTP/1.1\r\nHost: [::1", 400, "host[:port]"),
+            ("GET / HTTP/1.1\r\nHost: ex%zz.com", 400, "not a valid name"),
+            (
+                "GET http://user:pw@evil.example/ HTTP/1.1\r\nHost: evil.example",
+                400,
+                "user-info",
+            ),
+            ("GET http://x:99999/ HTTP/1.1\r\nHost: x", 400, "port"),
+            (
+                "GET / HTTP/1.1\r\nHost: [::1]:8080",
+                200,
+                "authority: [::1]:8080\n",
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: under_score.local:1",
+                200,
+                "authority: under_score.local:1\n",
+            ),
+        ]
+        .map(|(head, status, says)| (head, status, says, ask(head)))
+    })
+    .await
+    .unwrap();
+    for (head, status, says, answer) in answers {
+        assert_eq!(raw::status(&answer), status, "{head:?}: {answer}");
+        assert!(answer.contains(says), "{head:?}: {answer}");
+        if status == 400 {
+            assert!(
+                !answer.contains("authority:"),
+                "{head:?} reached the guest: {answer}"
+            );
+        }
+    }
 }
 
 async fn a_guest_failing_mid_body_cuts_the_response_off_visibly(echo: &str) {

@@ -15,7 +15,7 @@
 //! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
 //! | a body without `Content-Length` (chunked, HTTP/2) grew past the limit as the guest read it | 413 |
 //! | a malformed body (bad chunked encoding) | 400 |
-//! | an HTTP/1.1 request without `Host`, or any request with two `Host` headers (RFC 9112 §3.2) | 400 |
+//! | an HTTP/1.1 request without `Host`, two `Host` headers, or an authority (`Host`, or an absolute-form target's) that is not `host[:port]` (RFC 9112 §3.2, RFC 3986) | 400 |
 //! | the guest trapped (panic, `unreachable`, out of its own memory limit) | 500 |
 //! | the guest ran past `OMNIA_REQUEST_TIMEOUT` | 504 |
 //!
@@ -32,6 +32,7 @@
 //! engine (for 0.3 guests, see [`reuse`] for what a failing request may take with it). Failure
 //! log lines are rate-limited (see [`omnia::telemetry::LogLimit`]); the metrics count every one.
 
+mod authority;
 pub mod reuse;
 
 use std::convert::Infallible;
@@ -536,12 +537,22 @@ fn absolute_uri<B>(mut req: Request<B>) -> Result<Request<B>, &'static str> {
     Ok(req)
 }
 
-/// Checks `Host` (RFC 9112 §3.2) and gives a request without an authority the listener's
-/// address as its `Host`, as an HTTP/1.0 client may omit it.
+/// Checks `Host` and the authority of an absolute-form target (RFC 9112 §3.2, RFC 3986 §3.2,
+/// see [`authority`]), and gives a request without an authority the listener's address as its
+/// `Host`, as an HTTP/1.0 client may omit it.
 fn with_authority<B>(mut req: Request<B>, conn: ConnInfo) -> Result<Request<B>, &'static str> {
     let hosts = req.headers().get_all(http::header::HOST).iter().count();
     if hosts > 1 {
         return Err("more than one Host header\n");
+    }
+    if let Some(host) = req.headers().get(http::header::HOST) {
+        authority::check(
+            host.to_str()
+                .map_err(|_| "the Host header is not valid\n")?,
+        )?;
+    }
+    if let Some(target) = req.uri().authority() {
+        authority::check(target.as_str())?;
     }
     if hosts == 0 && req.uri().authority().is_none() {
         if req.version() == http::Version::HTTP_11 {
