@@ -20,7 +20,7 @@ let
     inherit src version;
     pname = "omnia";
     strictDeps = true;
-    # The host crates build a little C (zstd, ring).
+    # The host crates build a little C (ring).
     nativeBuildInputs = [ pkgs.pkg-config ];
     doCheck = false;
   };

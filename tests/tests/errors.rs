@@ -98,7 +98,8 @@ fn bin_from_another_engine_configuration() {
     config.epoch_interruption(false);
     let engine = wasmtime::Engine::new(&config).unwrap();
     let wasm = std::fs::read(guests::rust("http-hello")).unwrap();
-    let bin = engine.precompile_component(&wasm).unwrap();
+    // Sealed as `omnia compile` seals, so that only the engine configuration is wrong.
+    let bin = omnia::artifact::seal(engine.precompile_component(&wasm).unwrap());
     let path = guests::write_temp("foreign.bin", &bin);
     for omnia in [omnia(), omnia_aot()] {
         let err = run_fails(&omnia, &path, &[]);

@@ -1,5 +1,5 @@
-//! Loading guests: `.wasm` (compiled with Cranelift, feature `jit`) or a precompiled `.bin`
-//! written by `omnia compile`.
+//! Loading guests: `.wasm` (compiled with Cranelift, feature `jit`, through the compile cache)
+//! or a precompiled `.bin` written by `omnia compile` (sealed, see [`crate::artifact`]).
 //!
 //! A guest is a component (WASI 0.2 or 0.3, served or run as a command) or a core module (WASI
 //! 0.1, run as a command only, see [`crate::command`]). The file's bytes decide, not its name:
@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
 
+use crate::artifact;
 use crate::config::RuntimeConfig;
 use crate::engine::{self, Kind};
 
@@ -56,12 +57,12 @@ pub fn imports_interface(engine: &Engine, component: &Component, prefix: &str) -
 /// (a component that the synchronous engine refuses), [`Kind::Async`] then.
 pub fn load(config: &RuntimeConfig, path: &Path) -> Result<(Engine, Guest)> {
     let bytes = read(path, config.max_component_size)?;
-    let precompiled = Engine::detect_precompiled(&bytes);
+    let precompiled = precompiled(path, &bytes)?;
     let load_in = |kind| -> Result<(Engine, Guest)> {
         let engine = engine::build(config, kind)?;
         let guest = match precompiled {
-            Some(precompiled) => load_precompiled(&engine, path, &bytes, precompiled)?,
-            None => load_wasm(&engine, path, &bytes)?,
+            Some((kind, artefact)) => load_precompiled(&engine, path, artefact, kind)?,
+            None => load_wasm(&engine, path, &bytes, config.compile_cache.as_deref())?,
         };
         Ok((engine, guest))
     };
@@ -71,7 +72,7 @@ pub fn load(config: &RuntimeConfig, path: &Path) -> Result<(Engine, Guest)> {
     };
     // Only a component can need the async engine, and only one this build can load.
     let component = match precompiled {
-        Some(kind) => kind == Precompiled::Component,
+        Some((kind, _)) => kind == Precompiled::Component,
         None => cfg!(feature = "jit") && !is_core_module(path, &bytes)?,
     };
     if !component {
@@ -127,24 +128,35 @@ pub fn read(path: &Path, max_size: usize) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-#[allow(unsafe_code)]
+/// How wasmtime's artefacts (ELF files) start.
+const ELF_MAGIC: &[u8] = b"\x7fELF";
+
+/// For a `.bin` (an ELF file, as wasmtime writes them), its kind and its artefact, once its
+/// seal (see [`artifact`]) shows it intact; `None` for anything else (WebAssembly, text).
+fn precompiled<'a>(path: &Path, bytes: &'a [u8]) -> Result<Option<(Precompiled, &'a [u8])>> {
+    if !bytes.starts_with(ELF_MAGIC) {
+        return Ok(None);
+    }
+    let refuse = |what: &str| {
+        anyhow::anyhow!(
+            "{} {what}; it was not run: precompile it again with `omnia compile`",
+            path.display()
+        )
+    };
+    let artefact = artifact::unseal(bytes).map_err(|broken| refuse(broken.describe()))?;
+    let kind = Engine::detect_precompiled(artefact)
+        .ok_or_else(|| refuse("is not a component or module precompiled by wasmtime"))?;
+    Ok(Some((kind, artefact)))
+}
+
+/// Loads the artefact of a `.bin` from `omnia compile`.
 fn load_precompiled(
     engine: &Engine,
     path: &Path,
-    bytes: &[u8],
+    artefact: &[u8],
     kind: Precompiled,
 ) -> Result<Guest> {
-    // SAFETY: `deserialize` loads the bytes as machine code. Wasmtime checks that they are one
-    // of its own artifacts for this exact version and engine configuration and refuses anything
-    // else; what it cannot check is that a well-formed artifact was not crafted by hand, so
-    // omnia trusts `.bin` files the way a shell trusts executables: only run ones you built.
-    let loaded = match kind {
-        Precompiled::Component => {
-            unsafe { Component::deserialize(engine, bytes) }.map(Guest::Component)
-        }
-        Precompiled::Module => unsafe { Module::deserialize(engine, bytes) }.map(Guest::Module),
-    };
-    loaded.map_err(anyhow::Error::from).with_context(|| {
+    deserialize(engine, artefact, kind).with_context(|| {
         format!(
             "{} was precompiled by a different omnia version or engine configuration; \
              recompile it from the .wasm with `omnia compile` of this build",
@@ -153,22 +165,43 @@ fn load_precompiled(
     })
 }
 
-fn load_wasm(engine: &Engine, path: &Path, bytes: &[u8]) -> Result<Guest> {
+/// Loads an artefact of wasmtime's, its seal checked.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, artefact: &[u8], kind: Precompiled) -> Result<Guest> {
+    // SAFETY: `deserialize` loads the bytes as machine code. Wasmtime checks that they are one
+    // of its own artifacts for this exact version and engine configuration and refuses anything
+    // else; the seal shows they are the bytes `omnia compile` (or the compile cache) wrote.
+    // What neither can check is that an artifact was not crafted by hand and sealed, so omnia
+    // trusts `.bin` files the way a shell trusts executables: only run ones you built.
+    let loaded = match kind {
+        Precompiled::Component => {
+            unsafe { Component::deserialize(engine, artefact) }.map(Guest::Component)
+        }
+        Precompiled::Module => unsafe { Module::deserialize(engine, artefact) }.map(Guest::Module),
+    };
+    Ok(loaded?)
+}
+
+/// Compiles a `.wasm` (or takes its code from the compile cache in `cache`).
+fn load_wasm(engine: &Engine, path: &Path, bytes: &[u8], cache: Option<&Path>) -> Result<Guest> {
     let is_module = is_core_module(path, bytes)?;
     #[cfg(feature = "jit")]
     {
-        let compiled = if is_module {
-            Module::new(engine, bytes).map(Guest::Module)
+        let kind = if is_module {
+            Precompiled::Module
         } else {
-            Component::new(engine, bytes).map(Guest::Component)
+            Precompiled::Component
         };
-        compiled
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot compile {}", path.display()))
+        let compile = || compile(engine, path, bytes, is_module);
+        let load = |artefact: &[u8]| deserialize(engine, artefact, kind);
+        match cache {
+            Some(dir) => artifact::Cache::new(dir).get(engine, bytes, compile, load),
+            None => load(&compile()?),
+        }
     }
     #[cfg(not(feature = "jit"))]
     {
-        let _ = (engine, is_module);
+        let _ = (engine, is_module, cache);
         bail!(
             "{} is a WebAssembly file, but this omnia build has no compiler (built without the \
              `jit` feature): precompile it with `omnia compile {} -o app.bin` on a build with \
@@ -206,30 +239,34 @@ fn is_core_module(path: &Path, bytes: &[u8]) -> Result<bool> {
     Ok(bytes[6..8] == [0, 0])
 }
 
+/// Compiles `bytes`, the core module or component at `path`, into an artefact of `engine`.
+#[cfg(feature = "jit")]
+fn compile(engine: &Engine, path: &Path, bytes: &[u8], is_module: bool) -> Result<Vec<u8>> {
+    let compiled = if is_module {
+        engine.precompile_module(bytes)
+    } else {
+        engine.precompile_component(bytes)
+    };
+    compiled
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot compile {}", path.display()))
+}
+
 /// Precompiles the `.wasm` component or core module at `input` into `output` (a `.bin` for this
 /// omnia build's engine of the [`Kind`] the guest needs, see [`load`]).
 #[cfg(feature = "jit")]
 pub fn precompile(config: &RuntimeConfig, input: &Path, output: &Path) -> Result<()> {
     let bytes = read(input, config.max_component_size)?;
-    if Engine::detect_precompiled(&bytes).is_some() {
+    if bytes.starts_with(ELF_MAGIC) {
         bail!("{} is already precompiled", input.display());
     }
     let is_module = is_core_module(input, &bytes)?;
-    let compile_in = |kind| -> Result<Vec<u8>> {
-        let engine = engine::build(config, kind)?;
-        let compiled = if is_module {
-            engine.precompile_module(&bytes)
-        } else {
-            engine.precompile_component(&bytes)
-        };
-        compiled
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot compile {}", input.display()))
-    };
+    let compile_in = |kind| compile(&engine::build(config, kind)?, input, &bytes, is_module);
     let compiled = match compile_in(Kind::Sync) {
         // Only a component can need the async engine.
         Err(_) if !is_module => compile_in(Kind::Async)?,
         compiled => compiled?,
     };
-    std::fs::write(output, compiled).with_context(|| format!("cannot write {}", output.display()))
+    std::fs::write(output, artifact::seal(compiled))
+        .with_context(|| format!("cannot write {}", output.display()))
 }

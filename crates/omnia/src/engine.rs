@@ -41,7 +41,7 @@ pub enum Kind {
 
 /// Builds an engine of `kind` for `config`: pooling if possible, on-demand otherwise.
 pub fn build(config: &RuntimeConfig, kind: Kind) -> Result<Engine> {
-    let mut pooled = base_config(config, kind);
+    let mut pooled = base_config(kind);
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
     let engine = match Engine::new(&pooled) {
         Ok(engine) => engine,
@@ -49,7 +49,7 @@ pub fn build(config: &RuntimeConfig, kind: Kind) -> Result<Engine> {
             tracing::warn!(
                 "pooling allocator unavailable ({err:#}); falling back to on-demand allocation"
             );
-            Engine::new(&base_config(config, kind))
+            Engine::new(&base_config(kind))
                 .map_err(anyhow::Error::from)
                 .context("creating the wasmtime engine")?
         }
@@ -67,7 +67,7 @@ pub fn kind(engine: &Engine) -> Kind {
 }
 
 /// The engine settings shared by every build (JIT or AOT-only) and by `omnia compile`.
-fn base_config(settings: &RuntimeConfig, kind: Kind) -> Config {
+fn base_config(kind: Kind) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     match kind {
@@ -85,30 +85,7 @@ fn base_config(settings: &RuntimeConfig, kind: Kind) -> Config {
         }
     }
     config.epoch_interruption(true);
-    #[cfg(feature = "jit")]
-    if let Some(dir) = &settings.compile_cache {
-        enable_cache(&mut config, dir);
-    }
-    #[cfg(not(feature = "jit"))]
-    let _ = settings;
     config
-}
-
-/// Caches compiled code in `dir`, so a `.wasm` compiles once per content and engine settings.
-/// A cache that cannot be set up is logged and skipped: it only costs start-up time.
-#[cfg(feature = "jit")]
-fn enable_cache(config: &mut Config, dir: &std::path::Path) {
-    let mut cache = wasmtime::CacheConfig::new();
-    cache.with_directory(dir);
-    match wasmtime::Cache::new(cache) {
-        Ok(cache) => {
-            config.cache(Some(cache));
-        }
-        Err(err) => tracing::warn!(
-            "compile cache disabled: cannot use OMNIA_COMPILE_CACHE={} ({err:#})",
-            dir.display()
-        ),
-    }
 }
 
 /// The pool, sized from `OMNIA_MAX_CONCURRENCY`: the one limit every trigger shares (see

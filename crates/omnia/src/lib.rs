@@ -34,6 +34,7 @@
 //! ```
 
 pub mod admin;
+pub mod artifact;
 pub mod cli;
 pub mod command;
 pub mod component;
