@@ -158,6 +158,10 @@ pub struct RuntimeConfig {
     /// `OMNIA_HTTP_IDLE_TIMEOUT`: how long a connection may stay open with no request (default
     /// 60 s).
     pub idle_timeout: Duration,
+    /// `OMNIA_GUEST_OUTPUT_RATE`: lines a second that served guests may write to stdout and
+    /// stderr, all instances together (default 100, with a burst of ten seconds' worth; 0 drops
+    /// everything). See [`crate::guest_output`].
+    pub guest_output_rate: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -173,6 +177,7 @@ impl Default for RuntimeConfig {
             max_component_size: 256 << 20,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_mins(1),
+            guest_output_rate: 100,
         }
     }
 }
@@ -183,6 +188,8 @@ pub const MAX_MEMORY_LIMIT: usize = 4 << 30;
 pub const MIN_MEMORY_LIMIT: usize = 64 << 10;
 /// The largest accepted `OMNIA_MAX_CONCURRENCY`.
 pub const MAX_CONCURRENCY: usize = 1_000_000;
+/// The largest accepted `OMNIA_GUEST_OUTPUT_RATE`.
+pub const MAX_GUEST_OUTPUT_RATE: usize = 1_000_000;
 
 impl FromEnv for RuntimeConfig {
     fn from_env() -> Result<Self> {
@@ -227,6 +234,11 @@ impl FromEnv for RuntimeConfig {
                 .unwrap_or(d.header_timeout),
             idle_timeout: var("OMNIA_HTTP_IDLE_TIMEOUT", parse_positive_duration)?
                 .unwrap_or(d.idle_timeout),
+            guest_output_rate: var("OMNIA_GUEST_OUTPUT_RATE", |s| {
+                let rate = in_range(parse_count(s)?, 0, MAX_GUEST_OUTPUT_RATE, s)?;
+                Ok(u32::try_from(rate)?)
+            })?
+            .unwrap_or(d.guest_output_rate),
         })
     }
 
@@ -294,6 +306,13 @@ impl FromEnv for RuntimeConfig {
                 value: "SIZE",
                 default: "256MiB",
                 help: "largest component file `omnia run` reads",
+            },
+            Setting {
+                env: "OMNIA_GUEST_OUTPUT_RATE",
+                flag: Some("guest-output-rate"),
+                value: "N",
+                default: "100",
+                help: "lines a second served guests may write to stdout and stderr together (burst: 10 s worth); more are dropped and counted; 0 drops all",
             },
             Setting {
                 env: "OMNIA_COMPILE_CACHE",

@@ -7,6 +7,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 use crate::config::RuntimeConfig;
+use crate::guest_output::{GuestOutput, OutputLimit, Target};
 use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
@@ -25,6 +26,8 @@ struct Inner<T: 'static> {
     config: RuntimeConfig,
     slots: WorkSlots,
     budget: Arc<MemoryBudget>,
+    /// The rate limit of the guest's stdout and stderr, shared by every instance.
+    output: Arc<OutputLimit>,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
 
@@ -48,6 +51,7 @@ impl<T: StoreView> Runtime<T> {
                 pre,
                 slots: WorkSlots::new(config.max_concurrency),
                 budget: MemoryBudget::new(config.memory_budget),
+                output: OutputLimit::new(config.guest_output_rate),
                 config,
                 make_ctx: Box::new(make_ctx),
             }),
@@ -91,7 +95,11 @@ impl<T: StoreView> State for Runtime<T> {
     }
 
     fn new_store(&self, work: Work) -> Store<T> {
-        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
+        let output = |target| GuestOutput::new(target, Arc::clone(&self.inner.output));
+        let wasi = WasiCtx::builder()
+            .stdout(output(Target::Stdout))
+            .stderr(output(Target::Stderr))
+            .build();
         let limits = GuestLimits::new(self.inner.config.max_memory, Arc::clone(&self.inner.budget));
         let core = StoreCore::new(wasi, limits, work);
         metrics::INSTANTIATIONS.inc();
