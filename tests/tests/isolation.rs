@@ -10,6 +10,7 @@ p2_and_p3!(
     a_memory_bomb_fails_alone,
     the_memory_budget_refuses_work_with_503_instead_of_growing,
     overload_is_refused_with_503,
+    a_spinning_guest_delays_its_thread_only_by_ticks,
 );
 
 async fn good_requests_meanwhile(server: &Omnia, bad_path: &str, bad_status: StatusCode) {
@@ -204,4 +205,90 @@ async fn overload_is_refused_with_503(echo: &str) {
         get(&server.url("/later")).await.unwrap().status,
         StatusCode::OK
     );
+}
+
+/// A guest that writes to stderr on every request (here its panic message, on each of 300
+/// traps) cannot flood Omnia's log: past `OMNIA_GUEST_OUTPUT_RATE` (a burst of ten seconds'
+/// worth) its lines are dropped and counted, a note says how many, and good requests go on.
+#[tokio::test]
+async fn guest_output_is_rate_limited() {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust("http-echo"),
+        &[
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+            ("OMNIA_GUEST_OUTPUT_RATE", "2"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    for _ in 0..15 {
+        for handle in spawn_gets(&server.url("/trap"), 20) {
+            let status = handle.await.unwrap().unwrap().status;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        let good = get(&server.url("/good")).await.unwrap();
+        assert_eq!(good.status, StatusCode::OK, "good requests go on");
+    }
+    // Each trap writes its panic message; at most the burst (20 lines) and 2 lines a second
+    // pass.
+    let allowed = 22 + 2 * usize::try_from(started.elapsed().as_secs()).unwrap();
+    let log = server.log();
+    let passed = log.matches("traps on purpose").count();
+    assert!(
+        (1..=allowed).contains(&passed),
+        "{passed} panic messages passed for 300 traps (at most {allowed})"
+    );
+    let dropped = server
+        .metric("omnia_guest_output_lines_dropped_total")
+        .await;
+    assert!(dropped >= 250, "{dropped} lines counted as dropped");
+    // The next line that passes says how many were dropped before it.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let _ = get(&server.url("/trap")).await.unwrap();
+    let log = server.log_with("lines of guest output dropped");
+    assert!(
+        log.contains("lines of guest output dropped (more than OMNIA_GUEST_OUTPUT_RATE=2 lines/s)"),
+        "{log}"
+    );
+}
+
+/// A guest spinning on one serving thread holds the other connections of that thread back only
+/// for a few 10 ms epoch ticks, not until the runtime's next I/O poll (61 guest slices, over
+/// 600 ms, when it yielded with a plain wake). The bound is generous, for a busy test machine;
+/// `tests/bench/run` measures the real delay.
+async fn a_spinning_guest_delays_its_thread_only_by_ticks(echo: &str) {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust(echo),
+        &[("OMNIA_REQUEST_TIMEOUT", "8s"), ("OMNIA_HTTP_THREADS", "1")],
+    );
+    assert_eq!(
+        get(&server.url("/warm")).await.unwrap().status,
+        StatusCode::OK
+    );
+    let looping = spawn_gets(&server.url("/loop"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut took = Vec::new();
+    for i in 0..20 {
+        let started = std::time::Instant::now();
+        let response = get(&server.url(&format!("/good/{i}"))).await.unwrap();
+        took.push(started.elapsed());
+        assert_eq!(response.status, StatusCode::OK);
+    }
+    took.sort();
+    let median = took[took.len() / 2];
+    eprintln!(
+        "{echo}: good requests beside a spinning guest: median {median:?}, max {:?}",
+        took[took.len() - 1]
+    );
+    assert!(
+        median < std::time::Duration::from_millis(150),
+        "{echo}: good requests beside a spinning guest took {took:?}"
+    );
+    for handle in looping {
+        assert_eq!(
+            handle.await.unwrap().unwrap().status,
+            StatusCode::GATEWAY_TIMEOUT
+        );
+    }
 }
