@@ -1,5 +1,6 @@
 //! Connection-level defences: header-read and idle timeouts, the connection cap, accept
-//! back-off, cancellation of requests whose client went away, and the drain on shutdown.
+//! back-off, each client's share of the work slots, cancellation of requests whose client went
+//! away, and the drain on shutdown.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -194,6 +195,8 @@ async fn abandoned_requests_free_their_slots() {
         &guests::rust("http-echo"),
         &[
             ("OMNIA_MAX_CONCURRENCY", "4"),
+            // One client here: let it have every slot.
+            ("OMNIA_HTTP_CLIENT_SHARE", "4"),
             ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
         ],
     );
@@ -309,4 +312,143 @@ async fn readiness_turns_503_during_the_drain() {
     }
     let status = server.wait(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(0));
+}
+
+/// One client cannot take every work slot: an HTTP/2 connection opening 24 streams on a slow
+/// route, with 16 slots in all, gets its share (8) and 503 for the rest, while requests from
+/// other clients are served meanwhile. The clients are told apart by `X-Forwarded-For` from a
+/// trusted proxy (this test's loopback address); the same header from an untrusted peer is
+/// ignored, so it cannot be used to dodge the share.
+#[tokio::test]
+async fn one_client_cannot_take_every_slot() {
+    for trusted in [true, false] {
+        let mut env = vec![
+            ("OMNIA_MAX_CONCURRENCY", "16"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ];
+        if trusted {
+            env.push(("OMNIA_HTTP_TRUSTED_PROXIES", "127.0.0.0/8, ::1"));
+        }
+        let server = Omnia::serve(&omnia(), &guests::rust("http-echo"), &env);
+        let attacker = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<Full<Bytes>>();
+        let streams: Vec<_> = (0..24)
+            .map(|i| {
+                // Each stream names another client: only a trusted proxy is believed.
+                let request = http::Request::get(server.url("/sleep/3000"))
+                    .header("x-forwarded-for", format!("203.0.113.{i}, 203.0.113.200"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                tokio::spawn(attacker.request(request))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let mut good = 0;
+        for i in 0..8 {
+            let response = omnia_tests::client::request(
+                http::Method::GET,
+                &server.url(&format!("/good/{i}")),
+                &[("x-forwarded-for", &format!("198.51.100.{i}"))],
+                Bytes::new(),
+                false,
+            )
+            .await
+            .unwrap();
+            good += usize::from(response.status == StatusCode::OK);
+        }
+        let mut admitted = 0;
+        let mut refused = 0;
+        for stream in streams {
+            let response = stream.await.unwrap().unwrap();
+            match response.status() {
+                StatusCode::OK => admitted += 1,
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    assert_eq!(response.headers()["retry-after"], "1");
+                    refused += 1;
+                }
+                other => panic!("attacker stream answered {other}"),
+            }
+            let _ = response.into_body().collect().await;
+        }
+        if trusted {
+            // 203.0.113.200 is the client of every stream: it gets half the slots.
+            assert_eq!((admitted, refused), (8, 16), "the attacker's streams");
+            assert_eq!(
+                good, 8,
+                "requests of other clients while the attacker held its share"
+            );
+        } else {
+            // Every request comes from the loopback peer, which gets half the slots.
+            assert_eq!((admitted, refused), (8, 16), "the attacker's streams");
+            assert_eq!(
+                good, 0,
+                "all from one client (untrusted headers are ignored)"
+            );
+        }
+        assert_eq!(
+            server
+                .metric("omnia_http_client_share_refusals_total")
+                .await,
+            if trusted { 16 } else { 24 }
+        );
+    }
+}
+
+/// A request body that trickles in (10 bytes a second, as slowhttptest -B sends) is cut once
+/// the guest has waited `OMNIA_HTTP_BODY_TIMEOUT` for it (408), freeing its slot long before
+/// `OMNIA_REQUEST_TIMEOUT`; a body that keeps up with `OMNIA_HTTP_BODY_MIN_RATE` is read whole
+/// however long it takes.
+#[tokio::test]
+async fn slow_request_bodies_are_cut_at_the_body_timeout() {
+    for echo in ["http-echo", "p3-http-echo"] {
+        let server = Omnia::serve(
+            &omnia(),
+            &guests::rust(echo),
+            &[
+                ("OMNIA_HTTP_BODY_TIMEOUT", "2s"),
+                ("OMNIA_HTTP_BODY_MIN_RATE", "100"),
+                ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+            ],
+        );
+        let addr = server.addr().to_string();
+        // `chunk` bytes every `every`, `n` times, then the rest of the declared 1000 bytes.
+        let send = move |chunk: usize, every: Duration, n: usize| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let mut conn = raw::connect(&addr);
+                conn.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n")
+                    .unwrap();
+                let mut sent = 0;
+                for _ in 0..n {
+                    if conn.write_all(&vec![b'x'; chunk]).is_err() {
+                        break;
+                    }
+                    sent += chunk;
+                    std::thread::sleep(every);
+                }
+                let _ = conn.write_all(&vec![b'y'; 1000 - sent]);
+                let (answer, _) = raw::read_until_closed(&mut conn, Duration::from_secs(20));
+                (answer, started.elapsed())
+            })
+        };
+        // 10 bytes a second for 8 s: cut after the 2 s grace (and the 10 bytes/s it earned).
+        let (answer, took) = send(10, Duration::from_secs(1), 8).await.unwrap();
+        assert_eq!(raw::status(&answer), 408, "{echo}: {answer}");
+        assert!(
+            answer.contains("OMNIA_HTTP_BODY_TIMEOUT"),
+            "{echo}: {answer}"
+        );
+        assert!(took < Duration::from_secs(6), "{echo}: cut after {took:?}");
+        assert_eq!(
+            server.metric("omnia_work_in_flight").await,
+            0,
+            "{echo}: slot freed"
+        );
+        // 200 bytes a second for 4 s (twice the minimum rate): slow, but kept up.
+        let (answer, _) = send(200, Duration::from_secs(1), 4).await.unwrap();
+        assert_eq!(raw::status(&answer), 200, "{echo}: {answer}");
+        assert!(answer.contains("body-length: 1000"), "{echo}: {answer}");
+    }
 }

@@ -191,7 +191,11 @@ async fn overload_is_refused_with_503(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
         &guests::rust(echo),
-        &[("OMNIA_MAX_CONCURRENCY", "2")],
+        // One client here: let it have every slot.
+        &[
+            ("OMNIA_MAX_CONCURRENCY", "2"),
+            ("OMNIA_HTTP_CLIENT_SHARE", "2"),
+        ],
     );
     let slow = spawn_gets(&server.url("/sleep/3000"), 2);
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;

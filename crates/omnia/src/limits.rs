@@ -26,21 +26,40 @@ pub struct WorkSlots {
 }
 
 /// One slot of [`WorkSlots`], held for as long as a request or message is handled.
-#[derive(Debug)]
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
+    /// What a trigger holds for as long as the slot (a client's share of the slots).
+    guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").finish_non_exhaustive()
+    }
 }
 
 impl Admission {
     fn new(permit: OwnedSemaphorePermit) -> Self {
         metrics::WORK_IN_FLIGHT.add(1);
-        Self { _permit: permit }
+        Self {
+            _permit: permit,
+            guard: None,
+        }
+    }
+
+    /// This admission, also holding `guard` until it is dropped (the HTTP trigger's share of
+    /// the slots per client, which must be given back with the slot).
+    #[must_use]
+    pub fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
+        self.guard = Some(Box::new(guard));
+        self
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         metrics::WORK_IN_FLIGHT.add(-1);
+        drop(self.guard.take());
     }
 }
 

@@ -13,7 +13,9 @@
 //!
 //! Its settings are listed by [`HttpConfig::settings`] (and `omnia run --help`):
 //! `OMNIA_HTTP_ADDR` (`--listen`), `OMNIA_HTTP_MAX_BODY` (`--max-body`),
-//! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`), `OMNIA_HTTP_ALLOWED_HOSTS`
+//! `OMNIA_HTTP_MAX_CONNECTIONS` (`--max-connections`), `OMNIA_HTTP_CLIENT_SHARE`
+//! (`--client-share`) and `OMNIA_HTTP_TRUSTED_PROXIES` (`--trusted-proxies`, see
+//! [`server::clients`]), `OMNIA_HTTP_ALLOWED_HOSTS`
 //! (`--allow-hosts`, see [`outgoing::AllowList`]), `OMNIA_HTTP_THREADS` (the serving threads,
 //! see [`omnia::listener`]), and the instance reuse of 0.3 guests:
 //! `OMNIA_HTTP_INSTANCE_REUSE`, `OMNIA_HTTP_INSTANCE_CONCURRENCY`, `OMNIA_HTTP_INSTANCE_IDLE`.
@@ -40,6 +42,7 @@ use wasmtime_wasi_http::p3::bindings::http as p3;
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtxView};
 
 use crate::outgoing::{AllowList, OutgoingPolicy};
+use crate::server::clients::TrustedProxies;
 
 /// The most serving threads `OMNIA_HTTP_THREADS` may ask for.
 const MAX_THREADS: usize = 1024;
@@ -68,6 +71,17 @@ pub struct HttpConfig {
     /// runtime and (for a 0.3 guest) instances of its own; 0 serves them on the main
     /// (multi-threaded) runtime.
     pub threads: usize,
+    /// `OMNIA_HTTP_BODY_TIMEOUT`: how long the guest may wait for a request body's data in all,
+    /// beyond what `body_min_rate` allows (see [`server`]).
+    pub body_timeout: Duration,
+    /// `OMNIA_HTTP_BODY_MIN_RATE`: bytes a second a body must keep up to earn more waiting time.
+    pub body_min_rate: usize,
+    /// `OMNIA_HTTP_CLIENT_SHARE`: the most work slots one client may hold at once (`None`: half
+    /// of `OMNIA_MAX_CONCURRENCY`), see [`server::clients`].
+    pub client_share: Option<usize>,
+    /// `OMNIA_HTTP_TRUSTED_PROXIES`: the proxies whose `X-Forwarded-For` or `Forwarded` names the
+    /// client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpConfig {
@@ -82,6 +96,10 @@ impl Default for HttpConfig {
             instance_concurrency: 16,
             instance_idle: Duration::from_secs(1),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 16 << 10,
+            client_share: None,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -120,6 +138,19 @@ impl FromEnv for HttpConfig {
                 Ok(n)
             })?
             .unwrap_or(d.threads),
+            body_timeout: var("OMNIA_HTTP_BODY_TIMEOUT", parse_positive_duration)?
+                .unwrap_or(d.body_timeout),
+            body_min_rate: var("OMNIA_HTTP_BODY_MIN_RATE", |s| {
+                let rate = parse_size(s)?;
+                if rate == 0 {
+                    bail!("expected a size above zero, e.g. 16KiB, got {s:?}");
+                }
+                Ok(rate)
+            })?
+            .unwrap_or(d.body_min_rate),
+            client_share: var("OMNIA_HTTP_CLIENT_SHARE", parse_positive_count)?.or(d.client_share),
+            trusted_proxies: var("OMNIA_HTTP_TRUSTED_PROXIES", TrustedProxies::parse)?
+                .unwrap_or(d.trusted_proxies),
         })
     }
 
@@ -152,6 +183,34 @@ impl FromEnv for HttpConfig {
                 value: "HOSTS",
                 default: "none (deny all)",
                 help: "hosts guests may call: api.example.com, 127.0.0.1:9000, *.example.com or *, comma-separated",
+            },
+            Setting {
+                env: "OMNIA_HTTP_BODY_TIMEOUT",
+                flag: None,
+                value: "DURATION",
+                default: "10s",
+                help: "how long the guest may wait for a request body in all, plus 1 s per OMNIA_HTTP_BODY_MIN_RATE bytes received; slower bodies get 408",
+            },
+            Setting {
+                env: "OMNIA_HTTP_BODY_MIN_RATE",
+                flag: None,
+                value: "SIZE",
+                default: "16KiB",
+                help: "bytes a second a request body must keep up to earn more waiting time",
+            },
+            Setting {
+                env: "OMNIA_HTTP_CLIENT_SHARE",
+                flag: Some("client-share"),
+                value: "N",
+                default: "half of OMNIA_MAX_CONCURRENCY",
+                help: "requests one client (IP address) may have in flight at once; more get 503",
+            },
+            Setting {
+                env: "OMNIA_HTTP_TRUSTED_PROXIES",
+                flag: Some("trusted-proxies"),
+                value: "ADDRS",
+                default: "none",
+                help: "proxies (IPs or CIDR blocks, comma-separated) whose X-Forwarded-For or Forwarded names the client",
             },
             Setting {
                 env: "OMNIA_HTTP_THREADS",

@@ -11,8 +11,10 @@
 //! | what happened | status |
 //! |---|---|
 //! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight | 503, at once |
+//! | the client already has `OMNIA_HTTP_CLIENT_SHARE` requests in flight (see [`clients`]) | 503, at once |
 //! | the guest needed memory past `OMNIA_MEMORY_BUDGET` (all instances together) | 503 |
 //! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
+//! | the body arrived too slowly (see `BodyPace`) | 408 |
 //! | a body without `Content-Length` (chunked, HTTP/2) grew past the limit as the guest read it | 413 |
 //! | a malformed body (bad chunked encoding) | 400 |
 //! | an HTTP/1.1 request without `Host`, two `Host` headers, or an authority (`Host`, or an absolute-form target's) that is not `host[:port]` (RFC 9112 §3.2, RFC 3986) | 400 |
@@ -33,9 +35,11 @@
 //! log lines are rate-limited (see [`omnia::telemetry::LogLimit`]); the metrics count every one.
 
 mod authority;
+pub mod clients;
 pub mod reuse;
 
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -64,6 +68,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::{HttpConfig, WasiHttpCtx, http_view};
+use clients::ClientShares;
 
 /// The export this trigger calls on a WASI 0.2 guest (any 0.2.x version).
 pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/incoming-handler@0.2";
@@ -82,6 +87,11 @@ pub static BAD_REQUESTS: Counter = Counter::new(
 pub static REQUESTS: Counter = Counter::new(
     "omnia_http_requests_total",
     "HTTP requests received by the trigger.",
+);
+/// Requests refused because their client held its share of the work slots.
+pub static CLIENT_SHARE_REFUSALS: Counter = Counter::new(
+    "omnia_http_client_share_refusals_total",
+    "Requests refused with 503 because their client held OMNIA_HTTP_CLIENT_SHARE slots.",
 );
 
 /// Whether `component` exports `wasi:http/incoming-handler` (0.2) or `wasi:http/handler` (0.3).
@@ -133,11 +143,21 @@ where
         listener.local_addr(),
         listener.reachable_addr()
     );
-    for metric in [&REQUESTS, &BAD_REQUESTS, &RESPONSES_TRUNCATED] {
+    for metric in [
+        &REQUESTS,
+        &BAD_REQUESTS,
+        &RESPONSES_TRUNCATED,
+        &CLIENT_SHARE_REFUSALS,
+    ] {
         metrics::register(Metric::Counter(metric));
     }
+    let share = config
+        .client_share
+        .unwrap_or(state.config().max_concurrency / 2)
+        .max(1);
     let handler = Arc::new(Handler {
         dispatch,
+        shares: ClientShares::new(share),
         state,
         config,
     });
@@ -158,6 +178,8 @@ where
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
     dispatch: Dispatch<S>,
+    /// The work slots each client holds (`OMNIA_HTTP_CLIENT_SHARE`).
+    shares: Arc<ClientShares>,
     state: S,
     config: Arc<HttpConfig>,
 }
@@ -204,17 +226,9 @@ where
 {
     async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<GuestBody> {
         REQUESTS.inc();
-        let Some(admission) = self.state.slots().try_admit() else {
-            if let Some(suppressed) = OVERLOAD_LOG.check() {
-                tracing::warn!(
-                    "http: {} requests and messages in flight, refusing with 503{}",
-                    self.state.config().max_concurrency,
-                    suppressed_note(suppressed)
-                );
-            }
-            return unavailable(
-                "server busy: too many requests in flight (OMNIA_MAX_CONCURRENCY)\n",
-            );
+        let admission = match self.admit(&req, conn) {
+            Ok(admission) => admission,
+            Err(busy) => return unavailable(busy),
         };
         let req = match with_authority(req, conn) {
             Ok(req) => req,
@@ -243,6 +257,7 @@ where
             remaining: max_body,
             max: max_body,
             fault: Arc::clone(&fault),
+            pace: BodyPace::new(self.config.body_timeout, self.config.body_min_rate),
         });
 
         let (head, guest) = match &self.dispatch {
@@ -289,6 +304,38 @@ where
             span.record("otel.status_code", "ERROR");
         }
         response
+    }
+
+    /// A work slot for `req`, within its client's share (see [`clients`]); or the body of the
+    /// 503 to answer when the client has its share or the runtime is full.
+    fn admit(&self, req: &Request<Incoming>, conn: ConnInfo) -> Result<Admission, &'static str> {
+        let client = self
+            .config
+            .trusted_proxies
+            .client(conn.peer.ip(), req.headers());
+        let Some(share) = self.shares.take(client) else {
+            CLIENT_SHARE_REFUSALS.inc();
+            if let Some(suppressed) = OVERLOAD_LOG.check() {
+                tracing::warn!(
+                    "http: client {client} has {} requests in flight, refusing with 503{}",
+                    self.shares.limit(),
+                    suppressed_note(suppressed)
+                );
+            }
+            return Err("server busy: too many requests in flight from this client \
+                        (OMNIA_HTTP_CLIENT_SHARE)\n");
+        };
+        let Some(admission) = self.state.slots().try_admit() else {
+            if let Some(suppressed) = OVERLOAD_LOG.check() {
+                tracing::warn!(
+                    "http: {} requests and messages in flight, refusing with 503{}",
+                    self.state.config().max_concurrency,
+                    suppressed_note(suppressed)
+                );
+            }
+            return Err("server busy: too many requests in flight (OMNIA_MAX_CONCURRENCY)\n");
+        };
+        Ok(admission.holding(share))
     }
 
     /// Starts the guest for one request in its own task. The returned channel gives the
@@ -423,6 +470,13 @@ where
             }
             Some(BodyFault::Malformed) => {
                 return client_error(StatusCode::BAD_REQUEST, "malformed request body\n");
+            }
+            Some(BodyFault::TooSlow) => {
+                return client_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body sent too slowly (OMNIA_HTTP_BODY_TIMEOUT, \
+                     OMNIA_HTTP_BODY_MIN_RATE)\n",
+                );
             }
             Some(BodyFault::ClientGone) | None => {}
         }
@@ -574,6 +628,62 @@ enum BodyFault {
     Malformed,
     /// The client stopped sending (closed the connection, reset the stream).
     ClientGone,
+    /// The client sent it too slowly (see [`BodyPace`]).
+    TooSlow,
+}
+
+/// How long the guest may wait for a client to send the request body.
+///
+/// Header reads are cut at `OMNIA_HTTP_HEADER_TIMEOUT`; without a bound on the body, a client
+/// sending a byte every few seconds held a work slot until `OMNIA_REQUEST_TIMEOUT` (a slow-body
+/// attack with 300 connections kept every slot busy). The time the guest spends waiting for
+/// body data, added up over the whole body, may be at most `OMNIA_HTTP_BODY_TIMEOUT` plus one
+/// second for each `OMNIA_HTTP_BODY_MIN_RATE` bytes received: a body that arrives at least that
+/// fast never runs out, a trickle is cut after about `OMNIA_HTTP_BODY_TIMEOUT` (408). Time the
+/// guest spends not reading does not count.
+struct BodyPace {
+    grace: Duration,
+    min_rate: u64,
+    received: u64,
+    waited: Duration,
+    waiting_since: Option<Instant>,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl BodyPace {
+    fn new(grace: Duration, min_rate: usize) -> Self {
+        Self {
+            grace,
+            min_rate: u64::try_from(min_rate).unwrap_or(u64::MAX).max(1),
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            timer: None,
+        }
+    }
+
+    /// Called when the body has no data ready: `true` once the guest has waited too long.
+    fn out_of_time(&mut self, cx: &mut Context<'_>) -> bool {
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let earned = Duration::from_millis(self.received.saturating_mul(1000) / self.min_rate);
+        let allowed = self.grace.saturating_add(earned);
+        let deadline = since + allowed.saturating_sub(self.waited);
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// Called when the body yielded something: the wait (if any) is over.
+    fn arrived(&mut self, bytes: usize) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited += since.elapsed();
+            self.timer = None;
+        }
+        self.received = self
+            .received
+            .saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
+    }
 }
 
 /// A request body limited to `OMNIA_HTTP_MAX_BODY` bytes, whatever its framing, that records
@@ -583,6 +693,7 @@ struct LimitedBody {
     remaining: usize,
     max: usize,
     fault: Arc<OnceLock<BodyFault>>,
+    pace: BodyPace,
 }
 
 impl Body for LimitedBody {
@@ -594,7 +705,19 @@ impl Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.body).poll_frame(cx) {
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        match &polled {
+            Poll::Pending if this.pace.out_of_time(cx) => {
+                let _ = this.fault.set(BodyFault::TooSlow);
+                return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+            }
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                this.pace.arrived(frame.data_ref().map_or(0, Bytes::len));
+            }
+            Poll::Ready(_) => this.pace.arrived(0),
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     if data.len() > this.remaining {
