@@ -195,8 +195,8 @@ async fn abandoned_requests_free_their_slots() {
         &guests::rust("http-echo"),
         &[
             ("OMNIA_MAX_CONCURRENCY", "4"),
-            // One client here: let it have every slot.
-            ("OMNIA_HTTP_CLIENT_SHARE", "4"),
+            // One client here: a share above the slots leaves only OMNIA_MAX_CONCURRENCY.
+            ("OMNIA_HTTP_CLIENT_SHARE", "5"),
             ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
         ],
     );

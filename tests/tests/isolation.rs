@@ -191,10 +191,10 @@ async fn overload_is_refused_with_503(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
         &guests::rust(echo),
-        // One client here: let it have every slot.
+        // One client here: a share above the slots leaves only OMNIA_MAX_CONCURRENCY.
         &[
             ("OMNIA_MAX_CONCURRENCY", "2"),
-            ("OMNIA_HTTP_CLIENT_SHARE", "2"),
+            ("OMNIA_HTTP_CLIENT_SHARE", "3"),
         ],
     );
     let slow = spawn_gets(&server.url("/sleep/3000"), 2);
