@@ -113,9 +113,11 @@ async fn the_memory_budget_refuses_work_with_503_instead_of_growing(echo: &str) 
             ("OMNIA_MAX_MEMORY", "128MiB"),
             ("OMNIA_MEMORY_BUDGET", "256MiB"),
             ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
-            // One request per instance at a time: two of these in one 0.3 instance would pass
-            // its own 128 MiB limit (a trap, 500) before the budget is reached.
+            // One request per 0.3 instance: two of these in one instance (at once, or one
+            // after the other on a busy machine, as linear memory never shrinks) could pass its
+            // own 128 MiB limit (a trap, 500) before the budget is reached.
             ("OMNIA_HTTP_INSTANCE_CONCURRENCY", "1"),
+            ("OMNIA_HTTP_INSTANCE_REUSE", "1"),
         ],
     );
     let requests = spawn_gets(&server.url("/alloc/100/1500"), 8);
