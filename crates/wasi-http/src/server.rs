@@ -664,13 +664,15 @@ impl BodyPace {
 
     /// Called when the body has no data ready: `true` once the guest has waited too long.
     fn out_of_time(&mut self, cx: &mut Context<'_>) -> bool {
-        let since = *self.waiting_since.get_or_insert_with(Instant::now);
-        let earned = Duration::from_millis(self.received.saturating_mul(1000) / self.min_rate);
-        let allowed = self.grace.saturating_add(earned);
-        let deadline = since + allowed.saturating_sub(self.waited);
-        let timer = self
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        let timer = self.timer.get_or_insert_with(|| {
+            // A new wait: its deadline is what is left of the allowance.
+            let since = *self.waiting_since.insert(Instant::now());
+            let earned = Duration::from_millis(self.received.saturating_mul(1000) / self.min_rate);
+            let allowed = self.grace.saturating_add(earned);
+            Box::pin(tokio::time::sleep_until(
+                (since + allowed.saturating_sub(self.waited)).into(),
+            ))
+        });
         timer.as_mut().poll(cx).is_ready()
     }
 
@@ -705,36 +707,35 @@ impl Body for LimitedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         let this = &mut *self;
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        match &polled {
-            Poll::Pending if this.pace.out_of_time(cx) => {
+        let Poll::Ready(polled) = Pin::new(&mut this.body).poll_frame(cx) else {
+            if this.pace.out_of_time(cx) {
                 let _ = this.fault.set(BodyFault::TooSlow);
                 return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
             }
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(frame))) => {
-                this.pace.arrived(frame.data_ref().map_or(0, Bytes::len));
-            }
-            Poll::Ready(_) => this.pace.arrived(0),
-        }
+            return Poll::Pending;
+        };
         match polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    if data.len() > this.remaining {
-                        let _ = this.fault.set(BodyFault::TooLarge);
-                        return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
-                            this.max as u64,
-                        )))));
-                    }
-                    this.remaining -= data.len();
+            Some(Ok(frame)) => {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                this.pace.arrived(len);
+                if len > this.remaining {
+                    let _ = this.fault.set(BodyFault::TooLarge);
+                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
+                        this.max as u64,
+                    )))));
                 }
+                this.remaining -= len;
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(err))) => {
+            Some(Err(err)) => {
+                this.pace.arrived(0);
                 let _ = this.fault.set(classify(&err));
                 Poll::Ready(Some(Err(HttpError::from(err))))
             }
-            other => other.map_err(HttpError::from),
+            None => {
+                this.pace.arrived(0);
+                Poll::Ready(None)
+            }
         }
     }
 
