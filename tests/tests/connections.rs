@@ -12,7 +12,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use omnia_tests::client::raw;
 use omnia_tests::process::run_to_end_with_open_files;
-use omnia_tests::{Omnia, get, guests, omnia, spawn_gets};
+use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, spawn_gets};
+
+p2_and_p3!(slow_request_bodies_are_cut_at_the_body_timeout);
 
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
@@ -399,56 +401,55 @@ async fn one_client_cannot_take_every_slot() {
 /// the guest has waited `OMNIA_HTTP_BODY_TIMEOUT` for it (408), freeing its slot long before
 /// `OMNIA_REQUEST_TIMEOUT`; a body that keeps up with `OMNIA_HTTP_BODY_MIN_RATE` is read whole
 /// however long it takes.
-#[tokio::test]
-async fn slow_request_bodies_are_cut_at_the_body_timeout() {
-    for echo in ["http-echo", "p3-http-echo"] {
-        let server = Omnia::serve(
-            &omnia(),
-            &guests::rust(echo),
-            &[
-                ("OMNIA_HTTP_BODY_TIMEOUT", "2s"),
-                ("OMNIA_HTTP_BODY_MIN_RATE", "100"),
-                ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
-            ],
-        );
-        let addr = server.addr().to_string();
-        // `chunk` bytes every `every`, `n` times, then the rest of the declared 1000 bytes.
-        let send = move |chunk: usize, every: Duration, n: usize| {
-            let addr = addr.clone();
-            tokio::task::spawn_blocking(move || {
-                let started = Instant::now();
-                let mut conn = raw::connect(&addr);
-                conn.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n")
-                    .unwrap();
-                let mut sent = 0;
-                for _ in 0..n {
-                    if conn.write_all(&vec![b'x'; chunk]).is_err() {
-                        break;
-                    }
-                    sent += chunk;
-                    std::thread::sleep(every);
+async fn slow_request_bodies_are_cut_at_the_body_timeout(echo: &str) {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust(echo),
+        &[
+            ("OMNIA_HTTP_BODY_TIMEOUT", "2s"),
+            ("OMNIA_HTTP_BODY_MIN_RATE", "100"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let addr = server.addr().to_string();
+    // `chunk` bytes every `every`, `n` times, then the rest of the declared 1000 bytes.
+    let send = move |chunk: usize, every: Duration, n: usize| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut conn = raw::connect(&addr);
+            conn.write_all(
+                b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n",
+            )
+            .unwrap();
+            let mut sent = 0;
+            for _ in 0..n {
+                if conn.write_all(&vec![b'x'; chunk]).is_err() {
+                    break;
                 }
-                let _ = conn.write_all(&vec![b'y'; 1000 - sent]);
-                let (answer, _) = raw::read_until_closed(&mut conn, Duration::from_secs(20));
-                (answer, started.elapsed())
-            })
-        };
-        // 10 bytes a second for 8 s: cut after the 2 s grace (and the 10 bytes/s it earned).
-        let (answer, took) = send(10, Duration::from_secs(1), 8).await.unwrap();
-        assert_eq!(raw::status(&answer), 408, "{echo}: {answer}");
-        assert!(
-            answer.contains("OMNIA_HTTP_BODY_TIMEOUT"),
-            "{echo}: {answer}"
-        );
-        assert!(took < Duration::from_secs(6), "{echo}: cut after {took:?}");
-        assert_eq!(
-            server.metric("omnia_work_in_flight").await,
-            0,
-            "{echo}: slot freed"
-        );
-        // 200 bytes a second for 4 s (twice the minimum rate): slow, but kept up.
-        let (answer, _) = send(200, Duration::from_secs(1), 4).await.unwrap();
-        assert_eq!(raw::status(&answer), 200, "{echo}: {answer}");
-        assert!(answer.contains("body-length: 1000"), "{echo}: {answer}");
-    }
+                sent += chunk;
+                std::thread::sleep(every);
+            }
+            let _ = conn.write_all(&vec![b'y'; 1000 - sent]);
+            let (answer, _) = raw::read_until_closed(&mut conn, Duration::from_secs(20));
+            (answer, started.elapsed())
+        })
+    };
+    // 10 bytes a second for 8 s: cut after the 2 s grace (and the 10 bytes/s it earned).
+    let (answer, took) = send(10, Duration::from_secs(1), 8).await.unwrap();
+    assert_eq!(raw::status(&answer), 408, "{echo}: {answer}");
+    assert!(
+        answer.contains("OMNIA_HTTP_BODY_TIMEOUT"),
+        "{echo}: {answer}"
+    );
+    assert!(took < Duration::from_secs(6), "{echo}: cut after {took:?}");
+    assert_eq!(
+        server.metric("omnia_work_in_flight").await,
+        0,
+        "{echo}: slot freed"
+    );
+    // 200 bytes a second for 4 s (twice the minimum rate): slow, but kept up.
+    let (answer, _) = send(200, Duration::from_secs(1), 4).await.unwrap();
+    assert_eq!(raw::status(&answer), 200, "{echo}: {answer}");
+    assert!(answer.contains("body-length: 1000"), "{echo}: {answer}");
 }
