@@ -15,6 +15,7 @@ use omnia_tests::process::run_to_end_with_open_files;
 use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, spawn_gets};
 
 p2_and_p3!(slow_request_bodies_are_cut_at_the_body_timeout);
+p2_and_p3!(a_full_server_cuts_the_request_waiting_longest_for_its_body);
 
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
@@ -452,4 +453,107 @@ async fn slow_request_bodies_are_cut_at_the_body_timeout(echo: &str) {
     let (answer, _) = send(200, Duration::from_secs(1), 4).await.unwrap();
     assert_eq!(raw::status(&answer), 200, "{echo}: {answer}");
     assert!(answer.contains("body-length: 1000"), "{echo}: {answer}");
+}
+
+/// When every slot is taken, a request that has only been waiting for its body (slowhttptest
+/// -B, well inside `OMNIA_HTTP_BODY_TIMEOUT`) is cut with 408 so a new request can be served;
+/// a guest that is working is never cut (503 as before).
+async fn a_full_server_cuts_the_request_waiting_longest_for_its_body(echo: &str) {
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust(echo),
+        &[
+            ("OMNIA_MAX_CONCURRENCY", "4"),
+            // One client here: a share above the slots leaves only OMNIA_MAX_CONCURRENCY.
+            ("OMNIA_HTTP_CLIENT_SHARE", "8"),
+            ("OMNIA_HTTP_BODY_TIMEOUT", "60s"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let addr = server.addr().to_string();
+    // Four bodies that stall after 10 of their 1000 bytes take every slot.
+    let stalled: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut conn = raw::connect(&addr);
+                conn.write_all(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                      Content-Length: 1000\r\n\r\n0123456789",
+                )
+                .unwrap();
+                raw::read_until_closed(&mut conn, Duration::from_secs(30)).0
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric("omnia_work_in_flight").await < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{echo}: the stalled bodies never took the slots"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each good request holds its slot a while, so each needs a slot of its own.
+    let good = spawn_gets(&server.url("/sleep/1000"), 2);
+    for good in good {
+        let good = good.await.unwrap().unwrap();
+        assert_eq!(good.status, StatusCode::OK, "{echo}: {}", good.text());
+    }
+    assert_eq!(
+        server.metric("omnia_http_body_waits_cut_total").await,
+        2,
+        "{echo}"
+    );
+    // The cut ones were answered 408. With 0.3, a guest that panics on its failed body read
+    // takes the other requests of its instance with it (500, see the reuse module).
+    let mut answers = Vec::new();
+    for conn in stalled {
+        if let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_millis(500), conn).await {
+            answers.push(answer);
+        }
+    }
+    let cut: Vec<_> = answers.iter().filter(|a| raw::status(a) == 408).collect();
+    assert_eq!(cut.len(), 2, "{echo}: {answers:?}");
+    assert!(
+        cut.iter().all(|a| a.contains("server is full")),
+        "{echo}: {cut:?}"
+    );
+    let others = answers.iter().filter(|a| raw::status(a) != 408);
+    assert!(
+        others
+            .clone()
+            .all(|a| raw::status(a) == 500 && echo.starts_with("p3")),
+        "{echo}: {answers:?}"
+    );
+    drop(server);
+
+    // Guests at work are not cut: the new request is refused.
+    let server = Omnia::serve(
+        &omnia(),
+        &guests::rust(echo),
+        &[
+            ("OMNIA_MAX_CONCURRENCY", "4"),
+            ("OMNIA_HTTP_CLIENT_SHARE", "8"),
+            ("OMNIA_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let _busy = spawn_gets(&server.url("/sleep/5000"), 4);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metric("omnia_work_in_flight").await < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "{echo}: the sleeps never took the slots"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let refused = get(&server.url("/refused")).await.unwrap();
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{echo}");
+    assert_eq!(
+        server.metric("omnia_http_body_waits_cut_total").await,
+        0,
+        "{echo}"
+    );
 }

@@ -10,11 +10,12 @@
 //!
 //! | what happened | status |
 //! |---|---|
-//! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight | 503, at once |
+//! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight, none of them waiting for its body | 503, at once |
+//! | (the other side of that) a request that waited for its body for a second or more, when a new request finds every slot taken (see [`request_body`]) | 408 |
 //! | the client already has `OMNIA_HTTP_CLIENT_SHARE` requests in flight (see [`clients`]) | 503, at once |
 //! | the guest needed memory past `OMNIA_MEMORY_BUDGET` (all instances together) | 503 |
 //! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
-//! | the body arrived too slowly (see `BodyPace`) | 408 |
+//! | the body arrived too slowly (see [`request_body`]) | 408 |
 //! | a body without `Content-Length` (chunked, HTTP/2) grew past the limit as the guest read it | 413 |
 //! | a malformed body (bad chunked encoding) | 400 |
 //! | an HTTP/1.1 request without `Host`, two `Host` headers, or an authority (`Host`, or an absolute-form target's) that is not `host[:port]` (RFC 9112 §3.2, RFC 3986) | 400 |
@@ -36,10 +37,10 @@
 
 mod authority;
 pub mod clients;
+mod request_body;
 pub mod reuse;
 
 use std::convert::Infallible;
-use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -69,6 +70,9 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::{HttpConfig, WasiHttpCtx, http_view};
 use clients::ClientShares;
+use request_body::{BodyFault, BodyPace, BodyWaiters, LimitedBody};
+
+pub use request_body::BODY_WAITS_CUT;
 
 /// The export this trigger calls on a WASI 0.2 guest (any 0.2.x version).
 pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/incoming-handler@0.2";
@@ -148,6 +152,7 @@ where
         &BAD_REQUESTS,
         &RESPONSES_TRUNCATED,
         &CLIENT_SHARE_REFUSALS,
+        &BODY_WAITS_CUT,
     ] {
         metrics::register(Metric::Counter(metric));
     }
@@ -158,6 +163,7 @@ where
     let handler = Arc::new(Handler {
         dispatch,
         shares: ClientShares::new(share),
+        waiters: Arc::default(),
         state,
         config,
     });
@@ -180,6 +186,8 @@ where
     dispatch: Dispatch<S>,
     /// The work slots each client holds (`OMNIA_HTTP_CLIENT_SHARE`).
     shares: Arc<ClientShares>,
+    /// The requests waiting for their body, to be cut first when every slot is taken.
+    waiters: Arc<BodyWaiters>,
     state: S,
     config: Arc<HttpConfig>,
 }
@@ -219,6 +227,10 @@ static TIMEOUT_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
 static CLIENT_ERROR_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
 static OVERLOAD_LOG: LogLimit = LogLimit::new(1, Duration::from_secs(10));
 
+/// How long a request that found every slot taken waits for the slot of a request it had cut
+/// (see [`request_body::BodyWaiters`]); its guest only has to see the failed read and return.
+const CUT_GRACE: Duration = Duration::from_secs(1);
+
 impl<S> Handler<S>
 where
     S: State,
@@ -226,7 +238,7 @@ where
 {
     async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<GuestBody> {
         REQUESTS.inc();
-        let admission = match self.admit(&req, conn) {
+        let admission = match self.admit(&req, conn).await {
             Ok(admission) => admission,
             Err(busy) => return unavailable(busy),
         };
@@ -252,12 +264,14 @@ where
         let work = request_span(&req, conn);
         let span = work.span.clone();
         let fault = Arc::new(OnceLock::new());
-        let req = req.map(|body| LimitedBody {
-            body,
-            remaining: max_body,
-            max: max_body,
-            fault: Arc::clone(&fault),
-            pace: BodyPace::new(self.config.body_timeout, self.config.body_min_rate),
+        let req = req.map(|body| {
+            LimitedBody::new(
+                body,
+                max_body,
+                BodyPace::new(self.config.body_timeout, self.config.body_min_rate),
+                Arc::clone(&self.waiters),
+                Arc::clone(&fault),
+            )
         });
 
         let (head, guest) = match &self.dispatch {
@@ -308,7 +322,11 @@ where
 
     /// A work slot for `req`, within its client's share (see [`clients`]); or the body of the
     /// 503 to answer when the client has its share or the runtime is full.
-    fn admit(&self, req: &Request<Incoming>, conn: ConnInfo) -> Result<Admission, &'static str> {
+    async fn admit(
+        &self,
+        req: &Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Result<Admission, &'static str> {
         let client = self
             .config
             .trusted_proxies
@@ -325,7 +343,7 @@ where
             return Err("server busy: too many requests in flight from this client \
                         (OMNIA_HTTP_CLIENT_SHARE)\n");
         };
-        let Some(admission) = self.state.slots().try_admit() else {
+        let Some(admission) = self.admit_cutting_a_waiter().await else {
             if let Some(suppressed) = OVERLOAD_LOG.check() {
                 tracing::warn!(
                     "http: {} requests and messages in flight, refusing with 503{}",
@@ -336,6 +354,20 @@ where
             return Err("server busy: too many requests in flight (OMNIA_MAX_CONCURRENCY)\n");
         };
         Ok(admission.holding(share))
+    }
+
+    /// A free slot, or else the slot of the request that has waited longest for its body
+    /// (see [`request_body`]): that one is cut, and this waits up to [`CUT_GRACE`] for its
+    /// guest to give the slot back. `None` if no slot is free and no request can be cut.
+    async fn admit_cutting_a_waiter(&self) -> Option<Admission> {
+        let slots = self.state.slots();
+        if let Some(admission) = slots.try_admit() {
+            return Some(admission);
+        }
+        if !self.waiters.cut_longest() {
+            return None;
+        }
+        tokio::time::timeout(CUT_GRACE, slots.admit()).await.ok()
     }
 
     /// Starts the guest for one request in its own task. The returned channel gives the
@@ -478,6 +510,13 @@ where
                      OMNIA_HTTP_BODY_MIN_RATE)\n",
                 );
             }
+            Some(BodyFault::CutForRoom) => {
+                return client_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not arriving while the server is full: cut to serve \
+                     another request\n",
+                );
+            }
             Some(BodyFault::ClientGone) | None => {}
         }
         count(&failure);
@@ -617,155 +656,6 @@ fn with_authority<B>(mut req: Request<B>, conn: ConnInfo) -> Result<Request<B>, 
         req.headers_mut().insert(http::header::HOST, host);
     }
     Ok(req)
-}
-
-/// Why reading a request body failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyFault {
-    /// It grew past `OMNIA_HTTP_MAX_BODY`.
-    TooLarge,
-    /// It could not be decoded (e.g. bad chunked encoding).
-    Malformed,
-    /// The client stopped sending (closed the connection, reset the stream).
-    ClientGone,
-    /// The client sent it too slowly (see [`BodyPace`]).
-    TooSlow,
-}
-
-/// How long the guest may wait for a client to send the request body.
-///
-/// Header reads are cut at `OMNIA_HTTP_HEADER_TIMEOUT`; without a bound on the body, a client
-/// sending a byte every few seconds held a work slot until `OMNIA_REQUEST_TIMEOUT` (a slow-body
-/// attack with 300 connections kept every slot busy). The time the guest spends waiting for
-/// body data, added up over the whole body, may be at most `OMNIA_HTTP_BODY_TIMEOUT` plus one
-/// second for each `OMNIA_HTTP_BODY_MIN_RATE` bytes received: a body that arrives at least that
-/// fast never runs out, a trickle is cut after about `OMNIA_HTTP_BODY_TIMEOUT` (408). Time the
-/// guest spends not reading does not count.
-struct BodyPace {
-    grace: Duration,
-    min_rate: u64,
-    received: u64,
-    waited: Duration,
-    waiting_since: Option<Instant>,
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl BodyPace {
-    fn new(grace: Duration, min_rate: usize) -> Self {
-        Self {
-            grace,
-            min_rate: u64::try_from(min_rate).unwrap_or(u64::MAX).max(1),
-            received: 0,
-            waited: Duration::ZERO,
-            waiting_since: None,
-            timer: None,
-        }
-    }
-
-    /// Called when the body has no data ready: `true` once the guest has waited too long.
-    fn out_of_time(&mut self, cx: &mut Context<'_>) -> bool {
-        let timer = self.timer.get_or_insert_with(|| {
-            // A new wait: its deadline is what is left of the allowance.
-            let since = *self.waiting_since.insert(Instant::now());
-            let earned = Duration::from_millis(self.received.saturating_mul(1000) / self.min_rate);
-            let allowed = self.grace.saturating_add(earned);
-            Box::pin(tokio::time::sleep_until(
-                (since + allowed.saturating_sub(self.waited)).into(),
-            ))
-        });
-        timer.as_mut().poll(cx).is_ready()
-    }
-
-    /// Called when the body yielded something: the wait (if any) is over.
-    fn arrived(&mut self, bytes: usize) {
-        if let Some(since) = self.waiting_since.take() {
-            self.waited += since.elapsed();
-            self.timer = None;
-        }
-        self.received = self
-            .received
-            .saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
-    }
-}
-
-/// A request body limited to `OMNIA_HTTP_MAX_BODY` bytes, whatever its framing, that records
-/// why it failed so the runtime can answer 413 or 400 when the guest gives up on it.
-struct LimitedBody {
-    body: Incoming,
-    remaining: usize,
-    max: usize,
-    fault: Arc<OnceLock<BodyFault>>,
-    pace: BodyPace,
-}
-
-impl Body for LimitedBody {
-    type Data = Bytes;
-    type Error = HttpError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let this = &mut *self;
-        let Poll::Ready(polled) = Pin::new(&mut this.body).poll_frame(cx) else {
-            if this.pace.out_of_time(cx) {
-                let _ = this.fault.set(BodyFault::TooSlow);
-                return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
-            }
-            return Poll::Pending;
-        };
-        match polled {
-            Some(Ok(frame)) => {
-                let len = frame.data_ref().map_or(0, Bytes::len);
-                this.pace.arrived(len);
-                if len > this.remaining {
-                    let _ = this.fault.set(BodyFault::TooLarge);
-                    return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
-                        this.max as u64,
-                    )))));
-                }
-                this.remaining -= len;
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(err)) => {
-                this.pace.arrived(0);
-                let _ = this.fault.set(classify(&err));
-                Poll::Ready(Some(Err(HttpError::from(err))))
-            }
-            None => {
-                this.pace.arrived(0);
-                Poll::Ready(None)
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// Tells a malformed body (the decoder refused it) from one the client stopped sending.
-fn classify(err: &hyper::Error) -> BodyFault {
-    if err.is_parse() {
-        return BodyFault::Malformed;
-    }
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
-                    BodyFault::Malformed
-                }
-                _ => BodyFault::ClientGone,
-            };
-        }
-        source = cause.source();
-    }
-    BodyFault::ClientGone
 }
 
 /// The guest call of one request: the task running it (0.2), and the request's slot when no
