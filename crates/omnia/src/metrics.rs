@@ -220,6 +220,11 @@ pub static GUEST_MEMORY_BYTES: Gauge = Gauge::new(
     "omnia_guest_memory_bytes",
     "Linear memory held by live guest instances (bytes of OMNIA_MEMORY_BUDGET in use).",
 );
+/// The memory budget.
+pub static MEMORY_BUDGET_BYTES: Gauge = Gauge::new(
+    "omnia_memory_budget_bytes",
+    "OMNIA_MEMORY_BUDGET: the linear memory all guest instances may hold together (bytes).",
+);
 /// Requests and messages being handled.
 pub static WORK_IN_FLIGHT: Gauge = Gauge::new(
     "omnia_work_in_flight",
@@ -273,6 +278,7 @@ const CORE: &[Metric] = &[
     Metric::Counter(&OVERLOAD_REJECTIONS),
     Metric::Counter(&MEMORY_BUDGET_REFUSALS),
     Metric::Gauge(&GUEST_MEMORY_BYTES),
+    Metric::Gauge(&MEMORY_BUDGET_BYTES),
     Metric::Gauge(&CONNECTIONS_OPEN),
     Metric::Counter(&CONNECTIONS_SHED),
     Metric::Counter(&CONNECTIONS_REFUSED),

@@ -46,6 +46,7 @@ impl<T: StoreView> Runtime<T> {
         config: RuntimeConfig,
         make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
     ) -> Self {
+        metrics::MEMORY_BUDGET_BYTES.set(i64::try_from(config.memory_budget).unwrap_or(i64::MAX));
         Self {
             inner: Arc::new(Inner {
                 pre,
