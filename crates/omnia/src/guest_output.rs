@@ -16,9 +16,9 @@
 
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -26,6 +26,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::metrics::{self, Counter};
+use crate::telemetry::LogLimit;
 
 /// The longest line passed on whole; longer ones are cut into lines of this length.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -45,68 +46,27 @@ pub enum Target {
     Stderr,
 }
 
-/// The rate limit all served guests' output shares: a token bucket of lines.
-#[derive(Debug)]
-pub struct OutputLimit {
-    rate: u32,
-    burst: f64,
-    bucket: Mutex<Bucket>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Option<Instant>,
-    dropped: u64,
-}
-
-impl OutputLimit {
-    /// At most `rate` lines a second (0: none), with a burst of ten seconds' worth.
-    pub fn new(rate: u32) -> Arc<Self> {
-        let burst = f64::from(rate) * 10.0;
-        metrics::register(metrics::Metric::Counter(&LINES_DROPPED));
-        Arc::new(Self {
-            rate,
-            burst,
-            bucket: Mutex::new(Bucket {
-                tokens: burst,
-                last: None,
-                dropped: 0,
-            }),
-        })
-    }
-
-    /// `Some(dropped)` if a line may be written now, with how many were dropped since the last
-    /// one written; `None` (and the line counted as dropped) otherwise.
-    fn admit(&self) -> Option<u64> {
-        let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        if let Some(last) = bucket.last {
-            let refill = now.duration_since(last).as_secs_f64() * f64::from(self.rate);
-            bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        }
-        bucket.last = Some(now);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Some(std::mem::take(&mut bucket.dropped))
-        } else {
-            bucket.dropped += 1;
-            LINES_DROPPED.inc();
-            None
-        }
-    }
+/// The rate limit all served guests' output shares: `rate` lines a second (0: none), with a
+/// burst of ten seconds' worth.
+pub fn output_limit(rate: u32) -> Arc<LogLimit> {
+    metrics::register(metrics::Metric::Counter(&LINES_DROPPED));
+    Arc::new(LogLimit::counting(
+        rate.saturating_mul(10),
+        Duration::from_secs(10),
+        &LINES_DROPPED,
+    ))
 }
 
 /// A served guest's stdout or stderr (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct GuestOutput {
     target: Target,
-    limit: Arc<OutputLimit>,
+    limit: Arc<LogLimit>,
 }
 
 impl GuestOutput {
     /// Output to `target` under `limit`.
-    pub fn new(target: Target, limit: Arc<OutputLimit>) -> Self {
+    pub fn new(target: Target, limit: Arc<LogLimit>) -> Self {
         Self { target, limit }
     }
 
@@ -165,7 +125,7 @@ impl Lines {
         if line.is_empty() {
             return;
         }
-        let Some(dropped) = self.output.limit.admit() else {
+        let Some(dropped) = self.output.limit.check() else {
             self.partial = reuse(line);
             return;
         };
@@ -176,7 +136,7 @@ impl Lines {
             format!(
                 "omnia: {dropped} lines of guest output dropped (more than \
                  OMNIA_GUEST_OUTPUT_RATE={} lines/s)\n",
-                self.output.limit.rate
+                self.output.limit.rate()
             )
         });
         // As the process's own stdio streams do, a failed write is ignored: the guest's
@@ -258,22 +218,22 @@ mod tests {
 
     #[test]
     fn the_bucket_passes_a_burst_then_the_rate() {
-        let limit = OutputLimit::new(10);
-        let passed = (0..1000).filter(|_| limit.admit().is_some()).count();
+        let limit = output_limit(10);
+        let passed = (0..1000).filter(|_| limit.check().is_some()).count();
         assert_eq!(passed, 100, "a burst of ten seconds' worth");
         std::thread::sleep(std::time::Duration::from_millis(250));
-        let after = (0..1000).filter(|_| limit.admit().is_some()).count();
+        let after = (0..1000).filter(|_| limit.check().is_some()).count();
         assert!(
             (1..=4).contains(&after),
             "about 2.5 lines in 250 ms: {after}"
         );
-        let limit = OutputLimit::new(0);
-        assert!(limit.admit().is_none(), "0 drops everything");
+        let limit = output_limit(0);
+        assert!(limit.check().is_none(), "0 drops everything");
     }
 
     #[test]
     fn lines_are_gathered_and_long_ones_cut() {
-        let mut lines = GuestOutput::new(Target::Stderr, OutputLimit::new(0)).lines();
+        let mut lines = GuestOutput::new(Target::Stderr, output_limit(0)).lines();
         lines.push(b"par");
         assert_eq!(lines.partial, b"par");
         lines.push(b"tial\nnext");

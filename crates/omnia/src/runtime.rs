@@ -7,10 +7,11 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 use crate::config::RuntimeConfig;
-use crate::guest_output::{GuestOutput, OutputLimit, Target};
+use crate::guest_output::{GuestOutput, Target, output_limit};
 use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
+use crate::telemetry::LogLimit;
 use crate::trace::Work;
 use crate::traits::State;
 
@@ -27,7 +28,7 @@ struct Inner<T: 'static> {
     slots: WorkSlots,
     budget: Arc<MemoryBudget>,
     /// The rate limit of the guest's stdout and stderr, shared by every instance.
-    output: Arc<OutputLimit>,
+    output: Arc<LogLimit>,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
 
@@ -52,7 +53,7 @@ impl<T: StoreView> Runtime<T> {
                 pre,
                 slots: WorkSlots::new(config.max_concurrency),
                 budget: MemoryBudget::new(config.memory_budget),
-                output: OutputLimit::new(config.guest_output_rate),
+                output: output_limit(config.guest_output_rate),
                 config,
                 make_ctx: Box::new(make_ctx),
             }),

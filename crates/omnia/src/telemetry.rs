@@ -7,7 +7,7 @@
 //!
 //! A guest that traps on every request would otherwise write one error line per request: at
 //! tens of thousands of requests a second, gigabytes of log. Such lines go through a
-//! [`LogLimit`]: a burst is logged, the rest of the window is counted, and the next line logged
+//! [`LogLimit`]: a burst is logged, then lines at a steady rate; the rest are counted, and the next line logged
 //! says how many were suppressed (the [`metrics`](crate::metrics) count every one).
 
 use std::sync::Mutex;
@@ -50,8 +50,9 @@ pub fn init(layers: Vec<BoxedLayer>) {
         .try_init();
 }
 
-/// A rate limit for one kind of log line: at most `burst` lines per `window`; the rest are
-/// counted and reported with the next line that is logged.
+/// A rate limit for one kind of log line: a burst of `burst` lines, then `burst` per `window`
+/// on average (a token bucket); the rest are counted and reported with the next line that
+/// passes. Guest output goes through one too (see [`crate::guest_output`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -64,51 +65,73 @@ pub fn init(layers: Vec<BoxedLayer>) {
 pub struct LogLimit {
     burst: u32,
     window: Duration,
-    state: Mutex<LimitState>,
+    /// Counts every line that does not pass.
+    dropped: &'static metrics::Counter,
+    bucket: Mutex<Bucket>,
 }
 
 #[derive(Debug)]
-struct LimitState {
-    window_start: Option<Instant>,
-    logged: u32,
+struct Bucket {
+    /// Lines that may pass now; the bucket starts full.
+    tokens: f64,
+    /// When `tokens` was last brought up to date (`None`: never used, so full).
+    last: Option<Instant>,
+    /// Lines that did not pass since the last one that did.
     suppressed: u64,
 }
 
 impl LogLimit {
-    /// A limit of `burst` lines per `window`.
+    /// A limit of `burst` lines per `window`, counting suppressed lines in
+    /// `omnia_log_lines_suppressed_total`.
     pub const fn new(burst: u32, window: Duration) -> Self {
+        Self::counting(burst, window, &metrics::LOG_LINES_SUPPRESSED)
+    }
+
+    /// A limit of `burst` lines per `window` that counts the lines it stops in `dropped`.
+    pub const fn counting(
+        burst: u32,
+        window: Duration,
+        dropped: &'static metrics::Counter,
+    ) -> Self {
         Self {
             burst,
             window,
-            state: Mutex::new(LimitState {
-                window_start: None,
-                logged: 0,
+            dropped,
+            bucket: Mutex::new(Bucket {
+                tokens: 0.0,
+                last: None,
                 suppressed: 0,
             }),
         }
     }
 
+    /// The lines a second it lets through on average.
+    pub fn rate(&self) -> f64 {
+        f64::from(self.burst) / self.window.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
     /// `Some(suppressed)` if a line may be logged now, with how many were suppressed since the
     /// last one logged; `None` if this one must be suppressed.
     pub fn check(&self) -> Option<u64> {
-        let mut state = self
-            .state
+        let mut bucket = self
+            .bucket
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        if state
-            .window_start
-            .is_none_or(|start| now.duration_since(start) >= self.window)
-        {
-            state.window_start = Some(now);
-            state.logged = 0;
-        }
-        if state.logged < self.burst {
-            state.logged += 1;
-            Some(std::mem::take(&mut state.suppressed))
+        let burst = f64::from(self.burst);
+        bucket.tokens = match bucket.last {
+            None => burst,
+            Some(last) => {
+                (bucket.tokens + now.duration_since(last).as_secs_f64() * self.rate()).min(burst)
+            }
+        };
+        bucket.last = Some(now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Some(std::mem::take(&mut bucket.suppressed))
         } else {
-            state.suppressed += 1;
-            metrics::LOG_LINES_SUPPRESSED.inc();
+            bucket.suppressed += 1;
+            self.dropped.inc();
             None
         }
     }
