@@ -7,10 +7,11 @@ let
 in
 byName (p: { name = p.clippyName; value = runtimes.${p.name}.clippy; })
 // {
-  fmt = craneLib.cargoFmt { inherit (build) src; };
+  fmt = craneLib.cargoFmt { inherit (build) src version; pname = "omnia"; };
 
   # The workspace's tests with real redis-server and nats-server processes (the harness starts
   # them on loopback). The polyglot guests need PyPI and npm, which the sandbox does not reach.
+  # `doCheck` is crane's default (true): nextest and the AOT build below run in the check phase.
   tests = craneLib.cargoNextest (build.common // {
     cargoArtifacts = craneLib.buildDepsOnly build.common;
     nativeCheckInputs = [ pkgs.redis pkgs.nats-server ];

@@ -61,6 +61,7 @@ in
       wantedBy = [ "multi-user.target" ];
       after = [ "network-online.target" ] ++ cfg.after;
       wants = [ "network-online.target" ] ++ cfg.after;
+      startLimitIntervalSec = 0;
       environment = {
         OMNIA_HTTP_ADDR = cfg.listen;
         OMNIA_COMPILE_CACHE = "/var/cache/omnia";
@@ -70,7 +71,10 @@ in
       serviceConfig = {
         ExecStart = "${lib.getExe cfg.package} run ${cfg.component}";
         EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
+        # A backend that is not up yet makes Omnia exit at start: retry every 2 s for as long
+        # as it takes (no start limit, which would otherwise give up after 5 tries in 10 s).
         Restart = "on-failure";
+        RestartSec = "2s";
         # Omnia drains for OMNIA_SHUTDOWN_GRACE (30 s) on SIGTERM.
         KillSignal = "SIGTERM";
         TimeoutStopSec = "40s";

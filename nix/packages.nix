@@ -1,4 +1,4 @@
-# The `omnia` binary of each profile (crane), and guests precompiled for AOT-only profiles.
+# The `omnia` binary of each profile (crane).
 { pkgs, craneLib }:
 let
   lib = pkgs.lib;
@@ -22,7 +22,9 @@ let
     strictDeps = true;
     # The host crates build a little C (ring).
     nativeBuildInputs = [ pkgs.pkg-config ];
-    doCheck = false;
+    # No `doCheck` here: crane's own default (true) is what `buildDepsOnly` needs to build the
+    # dev-dependencies too (`--all-targets`, `cargo test --no-run`), and `cargoNextest` to run
+    # the tests at all. Only the package turns it off: the tests are `checks.tests`.
   };
 
   runtime = profile:
@@ -33,13 +35,16 @@ let
         # Named by `omnia --version`.
         OMNIA_PROFILE = profile.name;
       };
-      # The same cargo flags for dependencies and package, so the package reuses them.
+      # The same cargo flags for dependencies, package and clippy, so both reuse them; with
+      # crane's default `doCheck` the dependencies include the dev-dependencies clippy's
+      # `--all-targets` needs, built once per profile.
       deps = craneLib.buildDepsOnly args;
     in
     {
       inherit deps;
       package = craneLib.buildPackage (args // {
         cargoArtifacts = deps;
+        doCheck = false;
         meta = { mainProgram = "omnia"; description = profile.description; };
         passthru = { inherit profile; };
       });
@@ -48,14 +53,7 @@ let
         cargoClippyExtraArgs = "--all-targets -- --deny warnings";
       });
     };
-
-  # `wasm` precompiled by `runtime` (a JIT build): loads in every AOT-only build of the same
-  # Omnia version, whose wasmtime and engine configuration are the same.
-  precompiled = { runtime, wasm, name }:
-    pkgs.runCommand "${name}.bin" { } ''
-      ${runtime}/bin/omnia compile ${wasm} -o $out
-    '';
 in
 {
-  inherit src common runtime precompiled version;
+  inherit src common runtime version;
 }

@@ -128,9 +128,26 @@ for vm in "full redis" "http-kv redis" "kv-nats nats" "messaging nats"; do
     nix eval --json ".#checks.x86_64-linux.vm-$1.stubArgs" "${O[@]}" \
     --apply "a: let m = a.nodes.machine { pkgs = { }; }; in m.services.omnia.enable && builtins.match \".*package-omnia-$1\" m.services.omnia.package.name != null"
 done
-check "the AOT-only VM test runs a guest precompiled by the full runtime" '"kv-http.bin"' \
+check "the AOT-only VM test precompiles its guest inside the VM, with the full runtime" true \
   nix eval --json ".#checks.x86_64-linux.vm-http-kv.stubArgs" "${O[@]}" \
-  --apply 'a: (a.nodes.machine { pkgs = { }; }).services.omnia.component.name'
+  --apply 'a: let m = a.nodes.machine { pkgs = { }; }; in m.services.omnia.component == "/var/lib/omnia-app/kv-http.bin"
+    && builtins.match ".*-package-omnia-full/bin/omnia compile [^ ]*kv-http.wasm -o /var/lib/omnia-app/kv-http.bin.*" m.systemd.services.omnia-precompile.script != null
+    && builtins.elem "omnia-precompile.service" m.services.omnia.after'
+check "a JIT VM test serves the .wasm as it is" true \
+  nix eval --json ".#checks.x86_64-linux.vm-full.stubArgs" "${O[@]}" \
+  --apply 'a: let m = a.nodes.machine { pkgs = { }; }; in builtins.match ".*kv-http.wasm" (toString m.services.omnia.component) != null'
+# crane's own defaults (v0.23.4): `doCheck = args.doCheck or true` in buildDepsOnly and
+# cargoNextest; buildDepsOnly adds `--all-targets` (the dev-dependencies) only when it is true.
+check "checks.tests runs nextest and the AOT build (crane's doCheck is not turned off)" true \
+  nix eval --json ".#checks.x86_64-linux.tests.stubArgs" "${O[@]}" \
+  --apply 'a: (a.doCheck or true) && (a.cargoArtifacts.stubArgs.doCheck or true)'
+check "checks.fmt names its package (crane warns of a placeholder name otherwise)" '"omnia"' \
+  nix eval --json ".#checks.x86_64-linux.fmt.stubArgs.pname" "${O[@]}"
+for p in $profiles; do
+  check "omnia-$p: dependencies include the dev-dependencies; the package runs no tests" true \
+    nix eval --json ".#packages.x86_64-linux.omnia-$p.stubArgs" "${O[@]}" \
+    --apply 'a: (a.cargoArtifacts.stubArgs.doCheck or true) && a.doCheck == false'
+done
 check "packages.default is omnia-full" true \
   nix eval --json ".#packages.x86_64-linux" "${O[@]}" --apply 'p: p.default.name == p.omnia-full.name'
 check "the toolchain check pins rust-toolchain.toml's channel" '"toolchain-1.95.0"' \

@@ -1,10 +1,19 @@
 # A NixOS VM test per profile that needs a service: real `services.redis` / `services.nats`
 # (JetStream), the `services.omnia` module serving the key-value guest, curl through it, and the
 # data read back with the services' own clients.
+#
+# Omnia starts as soon as its backend's unit has started, which (both are `Type=simple`) can be
+# before the backend listens: Omnia exits, and the module's restart policy (every 2 s, no start
+# limit) brings it back until the backend answers, as it would on a real machine.
 { pkgs, self }:
 {
-  test = { profile, package, app }:
+  # `wasm` is served as it is, or, given a JIT `compiler` (for an AOT-only `package`),
+  # precompiled inside the VM first: a `.bin` holds machine code for the CPU it was compiled
+  # on, and the builder's CPU may have features the VM's lacks.
+  test = { profile, package, wasm, compiler ? null }:
     let
+      bin = "/var/lib/omnia-app/kv-http.bin";
+      inherit (pkgs.lib) mkIf;
       has = service: builtins.elem service profile.services;
       # A profile with Redis uses it; one with only NATS uses NATS.
       backend = if has "redis" then "redis" else "nats";
@@ -22,12 +31,23 @@
           enable = has "nats";
           jetstream = true;
         };
+        systemd.services.omnia-precompile = mkIf (compiler != null) {
+          description = "Precompile the example guest for this machine";
+          serviceConfig.Type = "oneshot";
+          serviceConfig.RemainAfterExit = true;
+          script = ''
+            mkdir -p ${dirOf bin}
+            ${compiler}/bin/omnia compile ${wasm} -o ${bin}
+          '';
+        };
         services.omnia = {
           enable = true;
           inherit package;
-          component = app;
+          component = if compiler == null then wasm else bin;
           listen = "127.0.0.1:8080";
-          after = (if has "redis" then [ "redis.service" ] else [ ]) ++ (if has "nats" then [ "nats.service" ] else [ ]);
+          after = (if has "redis" then [ "redis.service" ] else [ ])
+            ++ (if has "nats" then [ "nats.service" ] else [ ])
+            ++ (if compiler != null then [ "omnia-precompile.service" ] else [ ]);
           environment =
             if backend == "redis" then { REDIS_URL = "redis://127.0.0.1:6379"; }
             else {
