@@ -129,8 +129,8 @@ for vm in "full redis" "http-kv redis" "kv-nats nats" "messaging nats"; do
     --apply "a: let m = a.nodes.machine { pkgs = { }; }; in m.services.omnia.enable && builtins.match \".*package-omnia-$1\" m.services.omnia.package.name != null"
 done
 check "the AOT-only VM test precompiles its guest inside the VM, with the full runtime" true \
-  nix eval --json ".#checks.x86_64-linux.vm-http-kv.stubArgs" "${O[@]}" \
-  --apply 'a: let m = a.nodes.machine { pkgs = { }; }; in m.services.omnia.component == "/var/lib/omnia-app/kv-http.bin"
+  nix eval --json ".#checks.x86_64-linux.vm-http-kv.stubNodes.machine" "${O[@]}" \
+  --apply 'm: m.services.omnia.component == "/var/lib/omnia-app/kv-http.bin"
     && builtins.match ".*-package-omnia-full/bin/omnia compile [^ ]*kv-http.wasm -o /var/lib/omnia-app/kv-http.bin.*" m.systemd.services.omnia-precompile.script != null
     && builtins.elem "omnia-precompile.service" m.services.omnia.after'
 check "a JIT VM test serves the .wasm as it is" true \
@@ -148,12 +148,19 @@ for p in $profiles; do
     nix eval --json ".#packages.x86_64-linux.omnia-$p.stubArgs" "${O[@]}" \
     --apply 'a: (a.cargoArtifacts.stubArgs.doCheck or true) && a.doCheck == false'
 done
+check "the omnia unit retries a backend that is not up yet: every 2 s, no start limit" '{"limit":0,"restart":"on-failure","sec":"2s"}' \
+  nix eval --json ".#checks.x86_64-linux.vm-kv-nats.stubNodes.machine.systemd.services.omnia" "${O[@]}" \
+  --apply 'u: { limit = u.startLimitIntervalSec; restart = u.serviceConfig.Restart; sec = u.serviceConfig.RestartSec; }'
 check "packages.default is omnia-full" true \
   nix eval --json ".#packages.x86_64-linux" "${O[@]}" --apply 'p: p.default.name == p.omnia-full.name'
 check "the toolchain check pins rust-toolchain.toml's channel" '"toolchain-1.95.0"' \
   nix eval --json ".#checks.x86_64-linux.toolchain.name" "${O[@]}"
 if out=$(nix flake check "${O[@]}" 2>&1); then ok "nix flake check (stand-ins)"; else bad "nix flake check (stand-ins)" "$(echo "$out" | tail -5)"; fi
 if out=$(nix flake show "${O[@]}" 2>&1); then ok "nix flake show (stand-ins)"; else bad "nix flake show (stand-ins)" "$(echo "$out" | tail -5)"; fi
+
+echo "== stand-ins as strict as the real functions (nix/tests/stubs.sh)"
+stubs_out=$(nix/tests/stubs.sh 2>&1); echo "$stubs_out" | grep -v ' passed, .* failed$'
+read -r sp _ sf _ < <(echo "$stubs_out" | tail -1); passed=$((passed + ${sp:-0})); failed=$((failed + ${sf:-1}))
 
 rm -f /tmp/omnia-nix-err.$$
 echo "$passed passed, $failed failed"
