@@ -32,8 +32,19 @@ impl Omnia {
 
     /// Like [`Omnia::serve`], but returns the log if the process exits before listening.
     pub fn try_serve(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::try_serve_with(bin, &[], component, env)
+    }
+
+    /// Like [`Omnia::try_serve`], with `flags` between `run` and the component (grants such as
+    /// `--env`, `--dir`).
+    pub fn try_serve_with(
+        bin: &Path,
+        flags: &[&str],
+        component: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut cmd = Command::new(bin);
-        cmd.arg("run").arg(component);
+        cmd.arg("run").args(flags).arg(component);
         Self::spawn(cmd, env, Ready::Http)
     }
 

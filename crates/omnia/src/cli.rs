@@ -33,21 +33,31 @@ pub struct RunArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
 
-    /// Grant an environment variable to the guest: `KEY=VALUE`, or `KEY` to pass omnia's own
-    /// value. Repeatable. Nothing is granted by default.
+    /// Grant an environment variable to the guest (a command or a served guest): `KEY=VALUE`,
+    /// or `KEY` to pass omnia's own value. Repeatable. Nothing is granted by default.
     #[arg(long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
 
-    /// Grant a host directory to the guest: `HOST` (seen as the same path) or `HOST::GUEST`.
-    /// Repeatable. Nothing is granted by default.
+    /// Grant a host directory to the guest, read-write: `HOST` (seen as the same path) or
+    /// `HOST::GUEST`. Repeatable. Nothing is granted by default.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     pub dirs: Vec<String>,
 
-    /// Grant a command guest the host's network: `wasi:sockets` TCP and UDP to any address, and
-    /// name lookups (as `wasmtime run -S inherit-network,allow-ip-name-lookup`). Without it
-    /// sockets can be created but every bind and connect is refused.
+    /// Grant a host directory to the guest, read-only: `HOST` or `HOST::GUEST`. Repeatable.
+    #[arg(long = "dir-ro", value_name = "HOST[::GUEST]")]
+    pub dirs_read_only: Vec<String>,
+
+    /// Grant the guest the host's network: `wasi:sockets` TCP and UDP to any address, and name
+    /// lookups (as `wasmtime -S inherit-network -S allow-ip-name-lookup`). Without it sockets
+    /// can be created but every bind and connect is refused.
     #[arg(long = "inherit-network")]
     pub inherit_network: bool,
+
+    /// A `wasmtime` WASI option, for command lines written for `wasmtime serve` or `run`:
+    /// inherit-network, allow-ip-name-lookup, inherit-env (every variable of omnia's
+    /// environment), or cli, http, p3, tcp, udp (always on). Repeatable, or comma-separated.
+    #[arg(short = 'S', value_name = "OPTION[=y|n]")]
+    pub wasi: Vec<String>,
 }
 
 /// Arguments of `compile`.

@@ -1,8 +1,8 @@
 //! Command mode: a guest that exports `wasi:cli/run` (WASI 0.2 or 0.3) and no trigger, or a
 //! WASI 0.1 core module with `_start`, runs once, like a program. Arguments, stdio, and exit code
 //! behave as with `wasmtime run`, so WASI test suites can drive `omnia run`; environment
-//! variables, directories and the network are visible only when granted (`--env`, `--dir`,
-//! `--inherit-network`).
+//! variables, directories and the network are visible only when granted (see
+//! [`grants`](crate::grants)), as for served guests.
 //!
 //! Exit codes, as `wasmtime run` gives them:
 //!
@@ -13,16 +13,15 @@
 //! | `exit-with-code(n)` (0.2.x, 0.3), `proc_exit(n)` (0.1), `n` below 126 | `n` |
 //! | traps (the message is printed to stderr) | 134, as a process killed by `SIGABRT` |
 
-use std::path::Path;
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 
 use crate::cli::RunArgs;
 use crate::config::RuntimeConfig;
+use crate::grants::Grants;
 use crate::limits::{GuestLimits, MemoryBudget};
 use crate::runtime::{serving_store, yield_on_epoch};
 use crate::store::{StoreCore, StoreView};
@@ -46,12 +45,13 @@ pub fn is_command(engine: &Engine, component: &Component) -> bool {
 pub async fn run<T: StoreView>(
     pre: InstancePre<T>,
     args: &RunArgs,
+    grants: &Grants,
     config: &RuntimeConfig,
     make_ctx: impl FnOnce(StoreCore) -> T,
 ) -> Result<i32> {
     let p3 =
         crate::component::exports_interface(pre.engine(), pre.component(), RUN_P3_EXPORT_PREFIX);
-    let wasi = wasi_builder(args)?.build();
+    let wasi = wasi_builder(args, grants)?.build();
     let core = StoreCore::new(wasi, limits(config), crate::trace::Work::default());
     let mut store = serving_store(pre.engine(), make_ctx(core));
     let instance = pre
@@ -85,6 +85,7 @@ pub async fn run_module(
     engine: &Engine,
     module: &Module,
     args: &RunArgs,
+    grants: &Grants,
     config: &RuntimeConfig,
 ) -> Result<i32> {
     /// The store data of a core module: its WASI 0.1 context and its memory limits.
@@ -107,7 +108,7 @@ pub async fn run_module(
             )
         })?;
     let p1 = P1 {
-        wasi: wasi_builder(args)?.build_p1(),
+        wasi: wasi_builder(args, grants)?.build_p1(),
         limits: limits(config),
     };
     let mut store = Store::new(engine, p1);
@@ -146,9 +147,8 @@ fn limits(config: &RuntimeConfig) -> GuestLimits {
     GuestLimits::new(config.max_memory, MemoryBudget::new(config.memory_budget))
 }
 
-/// The WASI context of a command: argv (program name first), inherited stdio, and only the
-/// granted env vars, directories and network.
-fn wasi_builder(args: &RunArgs) -> Result<WasiCtxBuilder> {
+/// The WASI context of a command: argv (program name first), inherited stdio, and `grants`.
+fn wasi_builder(args: &RunArgs, grants: &Grants) -> Result<WasiCtxBuilder> {
     let mut builder = WasiCtxBuilder::new();
     builder.inherit_stdio();
     let program = args
@@ -157,73 +157,13 @@ fn wasi_builder(args: &RunArgs) -> Result<WasiCtxBuilder> {
         .map_or_else(|| "main.wasm".into(), |n| n.to_string_lossy().into_owned());
     builder.arg(program);
     builder.args(&args.args);
-    for grant in &args.env {
-        let (key, value) = parse_env_grant(grant)?;
-        builder.env(key, value);
-    }
-    for grant in &args.dirs {
-        let (host, guest) = parse_dir_grant(grant);
-        if !Path::new(host).is_dir() {
-            bail!("--dir {grant}: {host} is not a directory on this machine");
-        }
-        builder
-            .preopened_dir(host, guest, FsPerms::ReadWrite)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("--dir {grant}: cannot open {host}"))?;
-    }
-    // As `wasmtime run`: TCP and UDP sockets may be created, but with no address allowed until
-    // the network is granted.
-    builder.allow_tcp(true).allow_udp(true);
-    if args.inherit_network {
-        builder.inherit_network().allow_ip_name_lookup(true);
-    }
+    grants.apply(&mut builder)?;
     Ok(builder)
-}
-
-/// `KEY=VALUE`, or `KEY` to pass omnia's own value of `KEY`.
-fn parse_env_grant(grant: &str) -> Result<(String, String)> {
-    if let Some((key, value)) = grant.split_once('=') {
-        if key.is_empty() {
-            bail!("--env {grant:?}: the variable name is empty; expected KEY=VALUE or KEY");
-        }
-        return Ok((key.into(), value.into()));
-    }
-    if grant.is_empty() {
-        bail!("--env needs KEY=VALUE or KEY");
-    }
-    let value = std::env::var(grant).with_context(|| {
-        format!(
-            "--env {grant}: {grant} is not set in omnia's environment; pass --env {grant}=VALUE"
-        )
-    })?;
-    Ok((grant.into(), value))
-}
-
-/// `HOST` (the guest sees the same path) or `HOST::GUEST`.
-fn parse_dir_grant(grant: &str) -> (&str, &str) {
-    grant.split_once("::").unwrap_or((grant, grant))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dir_grants() {
-        assert_eq!(parse_dir_grant("/tmp/a::/data"), ("/tmp/a", "/data"));
-        assert_eq!(parse_dir_grant("/tmp/a"), ("/tmp/a", "/tmp/a"));
-    }
-
-    #[test]
-    fn env_grants() {
-        assert_eq!(
-            parse_env_grant("A=b=c").unwrap(),
-            ("A".to_string(), "b=c".to_string())
-        );
-        assert!(parse_env_grant("=x").is_err());
-        let err = parse_env_grant("OMNIA_TEST_SURELY_UNSET_VAR").unwrap_err();
-        assert!(format!("{err:#}").contains("OMNIA_TEST_SURELY_UNSET_VAR"));
-    }
 
     #[test]
     fn exit_codes_follow_wasmtime() {

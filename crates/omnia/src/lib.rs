@@ -40,6 +40,7 @@ pub mod command;
 pub mod component;
 pub mod config;
 pub mod engine;
+pub mod grants;
 pub mod guest_output;
 pub mod lifecycle;
 pub mod limits;

@@ -12,6 +12,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceType};
 use crate::admin::{self, Readiness};
 use crate::cli::{Command, RunArgs};
 use crate::config::{FromEnv, RuntimeConfig};
+use crate::grants::Grants;
 use crate::lifecycle::{Shutdown, TerminationSignals};
 use crate::traits::Capabilities;
 use crate::{Runtime, command, component, engine, telemetry};
@@ -46,12 +47,13 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     // reported in milliseconds.
     let config = RuntimeConfig::from_env()?;
     let options = C::options()?;
+    let grants = Grants::from_args(&args)?;
     telemetry::init(C::tracing_layers(&options)?);
     let (engine, guest) = component::load(&config, &args.component)?;
     let component = match guest {
         component::Guest::Component(component) => component,
         component::Guest::Module(module) => {
-            let code = command::run_module(&engine, &module, &args, &config).await?;
+            let code = command::run_module(&engine, &module, &args, &grants, &config).await?;
             exit_flushed(code)
         }
     };
@@ -64,8 +66,10 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     if triggers.is_empty() {
         if command::is_command(&engine, &component) {
             let capabilities = C::connect(options, &engine, &component).await?;
-            let code =
-                command::run(pre, &args, &config, |core| capabilities.store_ctx(core)).await?;
+            let code = command::run(pre, &args, &grants, &config, |core| {
+                capabilities.store_ctx(core)
+            })
+            .await?;
             exit_flushed(code)
         }
         bail!(
@@ -85,14 +89,11 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
             triggers.join(", ")
         );
     }
-    if !args.env.is_empty() || !args.dirs.is_empty() || args.inherit_network {
-        bail!(
-            "--env, --dir and --inherit-network are only for wasi:cli/run components; served \
-             guests get nothing"
-        );
+    if !grants.is_empty() {
+        tracing::info!("granted to the guest: {}", grants.summary());
     }
     let capabilities = C::connect(options, &engine, &component).await?;
-    serve::<C>(capabilities, pre, &component, config).await
+    serve::<C>(capabilities, pre, &component, config, grants).await
 }
 
 /// Ends the process with a command guest's exit code, once its output is flushed.
@@ -107,6 +108,7 @@ async fn serve<C: Capabilities>(
     pre: InstancePre<C::StoreCtx>,
     component: &Component,
     config: RuntimeConfig,
+    grants: Grants,
 ) -> Result<()> {
     let mut signals = TerminationSignals::listen()?;
     let (stop, shutdown) = Shutdown::new(config.shutdown_grace);
@@ -123,7 +125,9 @@ async fn serve<C: Capabilities>(
     let grace = config.shutdown_grace;
     let state = {
         let capabilities = capabilities.clone();
-        Runtime::new(pre, config, move |core| capabilities.store_ctx(core))
+        Runtime::new(pre, config, grants, move |core| {
+            capabilities.store_ctx(core)
+        })
     };
 
     // Ready only once every trigger listens: a probe that says ready must mean "send traffic".

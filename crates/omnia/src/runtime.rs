@@ -7,13 +7,17 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
 use crate::config::RuntimeConfig;
+use crate::grants::Grants;
 use crate::guest_output::{GuestOutput, Target, output_limit};
 use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
-use crate::telemetry::LogLimit;
+use crate::telemetry::{LogLimit, suppressed_note};
 use crate::trace::Work;
 use crate::traits::State;
+
+/// Rate limit of the warning that a granted directory went away.
+static GRANT_LOG: LogLimit = LogLimit::new(1, std::time::Duration::from_mins(1));
 
 /// The component, pre-instantiated once, plus what it takes to make a store for each request or
 /// message, and the limits every trigger shares: one pool of work slots and one memory budget.
@@ -29,6 +33,8 @@ struct Inner<T: 'static> {
     budget: Arc<MemoryBudget>,
     /// The rate limit of the guest's stdout and stderr, shared by every instance.
     output: Arc<LogLimit>,
+    /// What each store is granted (`--env`, `--dir`, the network).
+    grants: Grants,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
 
@@ -41,10 +47,12 @@ impl<T: 'static> Clone for Runtime<T> {
 }
 
 impl<T: StoreView> Runtime<T> {
-    /// A runtime serving `pre`; `make_ctx` adds the capabilities' data to each store's core.
+    /// A runtime serving `pre`, each store with `grants`; `make_ctx` adds the capabilities'
+    /// data to each store's core.
     pub fn new(
         pre: InstancePre<T>,
         config: RuntimeConfig,
+        grants: Grants,
         make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
     ) -> Self {
         metrics::MEMORY_BUDGET_BYTES.set(i64::try_from(config.memory_budget).unwrap_or(i64::MAX));
@@ -54,6 +62,7 @@ impl<T: StoreView> Runtime<T> {
                 slots: WorkSlots::new(config.max_concurrency),
                 budget: MemoryBudget::new(config.memory_budget),
                 output: output_limit(config.guest_output_rate),
+                grants,
                 config,
                 make_ctx: Box::new(make_ctx),
             }),
@@ -108,10 +117,15 @@ impl<T: StoreView> State for Runtime<T> {
 
     fn new_store(&self, work: Work) -> Store<T> {
         let output = |target| GuestOutput::new(target, Arc::clone(&self.inner.output));
-        let wasi = WasiCtx::builder()
-            .stdout(output(Target::Stdout))
-            .stderr(output(Target::Stderr))
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(output(Target::Stdout))
+            .stderr(output(Target::Stderr));
+        if let Err(err) = self.inner.grants.apply(&mut wasi)
+            && let Some(suppressed) = GRANT_LOG.check()
+        {
+            tracing::warn!("{err:#}{}", suppressed_note(suppressed));
+        }
+        let wasi = wasi.build();
         let limits = GuestLimits::new(self.inner.config.max_memory, Arc::clone(&self.inner.budget));
         let core = StoreCore::new(wasi, limits, work);
         metrics::INSTANTIATIONS.inc();

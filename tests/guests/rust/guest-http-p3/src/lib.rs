@@ -16,6 +16,81 @@ pub use wasi::clocks::monotonic_clock;
 pub use wasi::http::types::{ErrorCode, Fields, Method, Request, Response, Trailers};
 pub use wit_bindgen::{spawn_local, FutureWriter, StreamReader, StreamResult, StreamWriter};
 
+/// What the host granted, for the grant tests, through the 0.3 interfaces: `/env/NAME` (the
+/// variable's value), `/file/PATH` (the file's text), `/write/PATH` (opens it for writing),
+/// `/connect/IP:PORT` (an IPv4 TCP connection). `Some((200, result))` when allowed,
+/// `Some((403, the error))` when not, `None` for any other path.
+pub async fn probe(path: &str) -> Option<(u16, String)> {
+    let result = if let Some(name) = path.strip_prefix("/env/") {
+        wasi::cli::environment::get_environment()
+            .into_iter()
+            .find_map(|(k, v)| (k == name).then_some(v))
+            .ok_or_else(|| format!("{name} is not set"))
+    } else if let Some(file) = path.strip_prefix("/file") {
+        read_file(file).await
+    } else if let Some(file) = path.strip_prefix("/write") {
+        open(file, true).await.map(|_| "writable".to_string())
+    } else if let Some(addr) = path.strip_prefix("/connect/") {
+        connect(addr).await.map(|()| "connected".to_string())
+    } else {
+        return None;
+    };
+    Some(match result {
+        Ok(text) => (200, format!("{text}\n")),
+        Err(err) => (403, format!("{err}\n")),
+    })
+}
+
+/// Opens `path` (absolute) under the preopened directory it lies in.
+async fn open(path: &str, write: bool) -> Result<wasi::filesystem::types::Descriptor, String> {
+    use wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+    let (dir, rest) = wasi::filesystem::preopens::get_directories()
+        .into_iter()
+        .find_map(|(dir, name)| {
+            let rest = path.strip_prefix(name.trim_end_matches('/'))?.strip_prefix('/')?;
+            Some((dir, rest.to_string()))
+        })
+        .ok_or_else(|| format!("no preopened directory holds {path}"))?;
+    let (open, flags) = if write {
+        (OpenFlags::CREATE | OpenFlags::TRUNCATE, DescriptorFlags::WRITE)
+    } else {
+        (OpenFlags::empty(), DescriptorFlags::READ)
+    };
+    dir.open_at(PathFlags::empty(), rest, open, flags)
+        .await
+        .map_err(|e| format!("{e:?}"))
+}
+
+async fn read_file(path: &str) -> Result<String, String> {
+    let file = open(path, false).await?;
+    let (mut stream, done) = file.read_via_stream(0);
+    let mut data = Vec::new();
+    loop {
+        let (status, chunk) = stream.read(Vec::with_capacity(4096)).await;
+        data.extend_from_slice(&chunk);
+        if !matches!(status, StreamResult::Complete(_)) {
+            break;
+        }
+    }
+    drop(stream);
+    done.await.map_err(|e| format!("{e:?}"))?;
+    String::from_utf8(data).map_err(|e| e.to_string())
+}
+
+async fn connect(addr: &str) -> Result<(), String> {
+    use wasi::sockets::types::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket};
+    let addr: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let [a, b, c, d] = addr.ip().octets();
+    let socket = TcpSocket::create(IpAddressFamily::Ipv4).map_err(|e| format!("{e:?}"))?;
+    socket
+        .connect(IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: addr.port(),
+            address: (a, b, c, d),
+        }))
+        .await
+        .map_err(|e| format!("{e:?}"))
+}
+
 /// Waits `ms` milliseconds with `wasi:clocks/monotonic-clock@0.3.0.wait-for`: only this task
 /// waits, so other requests on the same instance go on.
 pub async fn sleep_ms(ms: u64) {

@@ -39,6 +39,55 @@ pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &[u8])], bo
     OutgoingBody::finish(body_handle, None).expect("finish body");
 }
 
+/// What the host granted, for the grant tests: `/env/NAME` (the variable's value), `/file/PATH`
+/// (the file's text), `/write/PATH` (writes `written` to it), `/connect/ADDR` (opens a TCP
+/// connection). `Some((200, result))` when allowed, `Some((403, the error))` when not, `None`
+/// for any other path.
+pub fn probe(path: &str) -> Option<(u16, String)> {
+    let result = if let Some(name) = path.strip_prefix("/env/") {
+        std::env::var(name).map_err(|e| e.to_string())
+    } else if let Some(file) = path.strip_prefix("/file") {
+        std::fs::read_to_string(file).map_err(|e| e.to_string())
+    } else if let Some(file) = path.strip_prefix("/write") {
+        std::fs::write(file, "written")
+            .map(|()| "written".into())
+            .map_err(|e| e.to_string())
+    } else if let Some(addr) = path.strip_prefix("/connect/") {
+        connect(addr).map(|()| "connected".into())
+    } else {
+        return None;
+    };
+    Some(match result {
+        Ok(text) => (200, format!("{text}\n")),
+        Err(err) => (403, format!("{err}\n")),
+    })
+}
+
+/// Opens an IPv4 TCP connection with wasi:sockets (std's `TcpStream` needs socket support that
+/// Debian's wasi-libc lacks).
+fn connect(addr: &str) -> Result<(), String> {
+    use wasi::sockets::network::{IpSocketAddress, Ipv4SocketAddress, IpAddressFamily};
+    let addr: std::net::SocketAddrV4 = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let [a, b, c, d] = addr.ip().octets();
+    let network = wasi::sockets::instance_network::instance_network();
+    let socket = wasi::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
+        .map_err(|e| format!("{e:?}"))?;
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port: addr.port(),
+        address: (a, b, c, d),
+    });
+    socket
+        .start_connect(&network, remote)
+        .map_err(|e| format!("{e:?}"))?;
+    loop {
+        match socket.finish_connect() {
+            Ok(_streams) => return Ok(()),
+            Err(wasi::sockets::network::ErrorCode::WouldBlock) => socket.subscribe().block(),
+            Err(e) => return Err(format!("{e:?}")),
+        }
+    }
+}
+
 /// Reads a request's whole body.
 pub fn read_body(request: &IncomingRequest) -> Vec<u8> {
     let body = request.consume().expect("body once");

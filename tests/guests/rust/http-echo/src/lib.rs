@@ -23,8 +23,10 @@
 //!   the response off visibly);
 //! * `/empty-writes/<n>`: write `n` empty chunks to the response body, then `wrote <n> empty
 //!   chunks` (the host must not queue a frame per empty write: GHSA-f8mm-ggr3-89wh).
+//! * `/env/<name>`, `/file/<path>`, `/write/<path>`, `/connect/<addr>`: what the host granted
+//!   (200 and the result, or 403 and the error; see `guest_http::probe`).
 use guest_http::{
-    method_name, read_body, respond, Fields, Guest, IncomingRequest, OutgoingBody,
+    method_name, probe, read_body, respond, Fields, Guest, IncomingRequest, OutgoingBody,
     OutgoingResponse, ResponseOutparam,
 };
 
@@ -53,6 +55,10 @@ impl Guest for Component {
         }
         if let Some(code) = path.strip_prefix("/status/") {
             respond(out, code.parse().unwrap_or(400), &[], b"");
+            return;
+        }
+        if let Some((status, text)) = probe(&path) {
+            respond(out, status, &[], text.as_bytes());
             return;
         }
         if let Some(n) = path.strip_prefix("/empty-writes/") {

@@ -36,12 +36,14 @@
 //!   end, a misuse the host must answer with a trap, never a panic (GHSA-xrvr-8678-5wp8); with
 //!   `/forget` after either, the pending operation is leaked rather than cancelled, and the
 //!   stream's ends are dropped as they are.
+//! * `/env/<name>`, `/file/<path>`, `/write/<path>`, `/connect/<ip:port>`: what the host granted
+//!   (200 and the result, or 403 and the error; see `guest_http_p3::probe`).
 use std::future::Future;
 use std::task::Poll;
 
 use guest_http_p3::wit_stream::{self, StreamPayload};
 use guest_http_p3::{
-    method_name, read_body, respond, sleep_ms, spawn_local, stdout, streaming_response,
+    method_name, probe, read_body, respond, sleep_ms, spawn_local, stdout, streaming_response,
     ErrorCode, Guest, Request, Response, StreamResult,
 };
 
@@ -69,6 +71,9 @@ impl Guest for Component {
         }
         if let Some(code) = path.strip_prefix("/status/") {
             return Ok(respond(code.parse().unwrap_or(400), &[], Vec::new()));
+        }
+        if let Some((status, text)) = probe(&path).await {
+            return Ok(respond(status, &[], text.into_bytes()));
         }
         if let Some(n) = path.strip_prefix("/empty-writes/") {
             let n: u64 = n.parse().unwrap_or(0);
