@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# The Nix checks that run without the network (Debian's nix-bin 2.8 is enough), in three tiers:
+# The Nix checks that run without the network (Debian's nix-bin 2.8 is enough), in four tiers:
 #
 #   1. the profile library's unit tests (nix/tests/unit.nix) and its error messages;
 #   2. the flake's output names, evaluated with the real flake.lock (nothing is fetched: the
 #      names come from profiles/*.toml alone);
 #   3. the wiring, with stand-ins for nixpkgs, crane and fenix (nix/tests/stubs): the same cargo
 #      flags for each profile's dependencies and package, the image configuration, the services
-#      each VM test starts, the app paths, and `nix flake check` / `nix flake show` as a whole.
+#      each VM test starts, the app paths, and `nix flake check` / `nix flake show` as a whole;
+#      the stand-ins are as strict as the real functions (nix/tests/stubs.sh tests each one);
+#   4. with --real DIR (or OMNIA_NIX_REAL=DIR): the same against the real nixpkgs lib, crane and
+#      fenix (nix/tests/real.sh, nix/README.md); skipped, saying so, without them.
 #
 # Prints one line per check and `N passed, M failed`; exits non-zero if any failed.
 # Real builds, real images and the VM tests need a modern Nix with the network (see README).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+# Tier 4 (nix/README.md): the real nixpkgs lib, crane and fenix, when their sources are given.
+[ "${1:-}" = --real ] && OMNIA_NIX_REAL=${2:?--real needs a directory}
 # No build users and no sandbox: the stand-in checks are trivial builds, and root (without
 # Debian's nix-setup-systemd) has no nixbld group to build as.
 export NIX_CONFIG=$'experimental-features = nix-command flakes\nsubstituters =\nconnect-timeout = 2\nbuild-users-group =\nsandbox = false'
@@ -161,6 +166,14 @@ if out=$(nix flake show "${O[@]}" 2>&1); then ok "nix flake show (stand-ins)"; e
 echo "== stand-ins as strict as the real functions (nix/tests/stubs.sh)"
 stubs_out=$(nix/tests/stubs.sh 2>&1); echo "$stubs_out" | grep -v ' passed, .* failed$'
 read -r sp _ sf _ < <(echo "$stubs_out" | tail -1); passed=$((passed + ${sp:-0})); failed=$((failed + ${sf:-1}))
+
+echo "== tier 4: the real nixpkgs lib, crane and fenix (nix/README.md)"
+if [ -n "${OMNIA_NIX_REAL:-}" ]; then
+  real=$(nix/tests/real.sh "$OMNIA_NIX_REAL"); echo "$real" | sed '$d'
+  read -r rp _ rf _ < <(echo "$real" | tail -1); passed=$((passed + ${rp:-0})); failed=$((failed + ${rf:-1}))
+else
+  echo "skip (no sources: nix/tests/offline.sh --real DIR, or OMNIA_NIX_REAL=DIR; see nix/README.md)"
+fi
 
 rm -f /tmp/omnia-nix-err.$$
 echo "$passed passed, $failed failed"
