@@ -79,6 +79,50 @@ fn unprovided_imports_are_all_listed() {
     );
 }
 
+/// A guest built against another shape of an interface this runtime provides is told what
+/// differs, not that the interface is missing: here `wasi:messaging/types@0.2.0-draft` with an
+/// `error` variant of five cases (the runtime's has four), a function the runtime lacks, and
+/// `wasi:cli/environment` (a compatible version) whose `get-environment` returns the wrong type.
+#[test]
+fn imports_of_another_shape_name_the_item_that_differs() {
+    let component = r#"(component
+        (import "wasi:messaging/types@0.2.0-draft" (instance $types
+            (export "client" (type $client (sub resource)))
+            (type $err (variant (case "timeout") (case "connection" string)
+                (case "permission-denied" string) (case "other" string) (case "busy")))
+            (export "error" (type $e (eq $err)))
+            (type $own (own $client))
+            (type $connected (result $own (error $e)))
+            (export "[static]client.connect" (func (param "name" string) (result $connected)))
+            (type $borrowed (borrow $client))
+            (export "[method]client.ping" (func (param "self" $borrowed)))
+        ))
+        (import "wasi:cli/environment@0.2.0" (instance
+            (export "get-environment" (func (result (list string))))
+        ))
+        (import "acme:billing/invoices@1.0.0" (instance (export "total" (func (result u32)))))
+    )"#;
+    let path = guests::write_temp("other-shape.wasm", component.as_bytes());
+    let err = run_fails(&omnia(), &path, &[]);
+    for expected in [
+        "the component's imports differ from what this runtime provides:",
+        "- wasi:messaging/types@0.2.0-draft (the same version here): type `error`: the component \
+         expects variant { timeout, connection(string), permission-denied(string), other(string), \
+         busy }; this runtime has variant of 4 cases, the component 5 cases (first seen in the \
+         results of `[static]client.connect`)",
+        "- wasi:messaging/types@0.2.0-draft (the same version here): function \
+         `[method]client.ping`: the component expects `func(self: borrow<client>)`; this runtime \
+         does not provide it",
+        "- wasi:cli/environment@0.2.0 (a compatible version here): function `get-environment`, \
+         its results: the component expects `func() -> list<string>`; this runtime has \
+         `tuple`, the component `string`",
+        "the component imports 1 interface(s) this runtime does not provide:\n  - \
+         acme:billing/invoices@1.0.0",
+    ] {
+        assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+    }
+}
+
 #[test]
 fn component_without_a_known_export() {
     let path = guests::write_temp("no-exports.wasm", b"(component)");

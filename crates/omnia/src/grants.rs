@@ -17,7 +17,9 @@
 //! `-S cli`, `-S http`, `-S p3`, `-S tcp` and `-S udp` (each bare or `=y`) are accepted and
 //! change nothing, since Omnia always provides them; any other `-S` option is refused, naming
 //! the ones it knows. Without the network a guest may create sockets, but every bind and
-//! connect is refused, as under `wasmtime`.
+//! connect is refused (`access-denied`). The `wasmtime` 48 CLI refuses already to create one
+//! unless given `-S tcp` or `-S udp`; Omnia lets a guest create sockets and set their options
+//! without the network, as wasi-testsuite's `sockets-*-properties` cases expect.
 //!
 //! Grants are read once, at start-up: a directory that does not exist or a variable that is
 //! not set is an error then, not a failure of the first request. Each store (a command's one,
@@ -164,8 +166,8 @@ impl Grants {
         for (key, value) in &self.env {
             builder.env(key, value);
         }
-        // As `wasmtime`: TCP and UDP sockets may be created, but with no address allowed until
-        // the network is granted.
+        // TCP and UDP sockets may be created, but with no address allowed until the network is
+        // granted (see the module documentation).
         builder.allow_tcp(true).allow_udp(true);
         if self.network {
             builder.inherit_network();

@@ -44,6 +44,7 @@ pub mod grants;
 pub mod guest_output;
 pub mod lifecycle;
 pub mod limits;
+mod link_error;
 pub mod listener;
 pub mod metrics;
 mod run;

@@ -5,9 +5,8 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 use wasmtime::Engine;
-use wasmtime::component::types::ComponentItem;
 
-use wasmtime::component::{Component, InstancePre, Linker, ResourceType};
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::admin::{self, Readiness};
 use crate::cli::{Command, RunArgs};
@@ -15,7 +14,7 @@ use crate::config::{FromEnv, RuntimeConfig};
 use crate::grants::Grants;
 use crate::lifecycle::{Shutdown, TerminationSignals};
 use crate::traits::Capabilities;
-use crate::{Runtime, command, component, engine, telemetry};
+use crate::{Runtime, command, component, engine, link_error, telemetry};
 
 /// Runs `command` with the capabilities `C` (the code [`runtime!`](crate::runtime) generates
 /// calls this). A command component's exit code becomes the process's exit code.
@@ -57,9 +56,8 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
             exit_flushed(code)
         }
     };
-    let link = || linker::<C>(&engine);
     let build = crate::cli::build_summary(C::profile(), &C::describe());
-    let pre = instantiate_pre(link, &component, &build)
+    let pre = instantiate_pre(&linker::<C>(&engine)?, &component, &build)
         .with_context(|| format!("cannot link {}", args.component.display()))?;
 
     let triggers = C::exported_triggers(&engine, &component);
@@ -88,9 +86,6 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
             args.component.display(),
             triggers.join(", ")
         );
-    }
-    if !grants.is_empty() {
-        tracing::info!("granted to the guest: {}", grants.summary());
     }
     let capabilities = C::connect(options, &engine, &component).await?;
     serve::<C>(capabilities, pre, &component, config, grants).await
@@ -123,6 +118,7 @@ async fn serve<C: Capabilities>(
     };
     let mut servers = JoinSet::new();
     let grace = config.shutdown_grace;
+    let granted = grants.summary();
     let state = {
         let capabilities = capabilities.clone();
         Runtime::new(pre, config, grants, move |core| {
@@ -140,6 +136,11 @@ async fn serve<C: Capabilities>(
         servers.spawn(async move { serving.await.with_context(|| format!("{name} trigger")) });
     }
     readiness.set(true);
+    // After the triggers' own lines: tools (wasi-testsuite's runner) read the address from the
+    // first line, as `wasmtime serve` prints it.
+    if !granted.is_empty() {
+        tracing::info!("granted to the guest: {granted}");
+    }
 
     tokio::select! {
         signal = signals.recv() => {
@@ -205,113 +206,14 @@ fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
     Ok(linker)
 }
 
-/// Type-checks and links `component` with the linker `build` makes. When imports are missing the
-/// error lists all of them, not only the first.
+/// Type-checks and links `component` with `linker`. When imports are missing or
+/// differ, the error lists all of them, each classified (see [`link_error`]).
 fn instantiate_pre<T: 'static>(
-    link: impl Fn() -> Result<Linker<T>>,
+    linker: &Linker<T>,
     component: &Component,
     build: &str,
 ) -> Result<InstancePre<T>> {
-    let err = match link()?.instantiate_pre(component) {
-        Ok(pre) => return Ok(pre),
-        Err(err) => err,
-    };
-    let missing = missing_imports(link, component, &err);
-    if missing.is_empty() {
-        return Err(err.into());
-    }
-    bail!(
-        "the component imports {} interface(s) this runtime does not provide:\n  - {}\n\
-         this omnia is {build}; run the component with an omnia build (profile or cargo \
-         features) that has these capabilities",
-        missing.len(),
-        missing.join("\n  - ")
-    )
-}
-
-/// Finds every unsatisfied import: take the one the link error names, stand in for it with
-/// trapping stubs, link again, until the link succeeds or an error is not about a missing import.
-fn missing_imports<T: 'static>(
-    build: impl Fn() -> Result<Linker<T>>,
-    component: &Component,
-    first: &wasmtime::Error,
-) -> Vec<String> {
-    let Ok(mut probe) = build() else {
-        return Vec::new();
-    };
-    let engine = probe.engine().clone();
-    let imports: Vec<(String, ComponentItem)> = component
-        .component_type()
-        .imports(&engine)
-        .map(|(name, item)| (name.to_string(), item.ty))
-        .collect();
-    let mut missing = Vec::new();
-    let mut message = first.to_string();
-    for _ in 0..imports.len() {
-        let Some(name) = backticked(&message) else {
-            break;
-        };
-        let Some((_, item)) = imports.iter().find(|(n, _)| *n == name) else {
-            break;
-        };
-        if missing.contains(&name) {
-            break;
-        }
-        missing.push(name.clone());
-        if stub(&mut probe, &name, item, &engine).is_err() {
-            break;
-        }
-        match probe.instantiate_pre(component) {
-            Ok(_) => break,
-            Err(err) => message = err.to_string(),
-        }
-    }
-    missing
-}
-
-/// The first `quoted` name in a link error.
-fn backticked(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_string())
-}
-
-/// Stands in for the import `name` with functions that trap and placeholder resources.
-fn stub<T: 'static>(
-    linker: &mut Linker<T>,
-    name: &str,
-    item: &ComponentItem,
-    engine: &Engine,
-) -> Result<()> {
-    struct Placeholder;
-    match item {
-        ComponentItem::ComponentInstance(instance) => {
-            let mut inst = linker.instance(name).map_err(anyhow::Error::from)?;
-            for (export, item) in instance.exports(engine) {
-                match item.ty {
-                    ComponentItem::ComponentFunc(_) => {
-                        inst.func_new(export, |_, _, _, _| {
-                            Err(wasmtime::format_err!("not provided"))
-                        })
-                        .map_err(anyhow::Error::from)?;
-                    }
-                    ComponentItem::Resource(_) => {
-                        inst.resource(export, ResourceType::host::<Placeholder>(), |_, _| Ok(()))
-                            .map_err(anyhow::Error::from)?;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        ComponentItem::ComponentFunc(_) => {
-            linker
-                .root()
-                .func_new(name, |_, _, _, _| {
-                    Err(wasmtime::format_err!("not provided"))
-                })
-                .map_err(anyhow::Error::from)?;
-        }
-        _ => {}
-    }
-    Ok(())
+    linker
+        .instantiate_pre(component)
+        .map_err(|err| link_error::explain(linker, component, build, err))
 }
