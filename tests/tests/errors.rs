@@ -123,6 +123,29 @@ fn imports_of_another_shape_name_the_item_that_differs() {
     }
 }
 
+/// A trigger's export of another shape is refused at start-up, naming the function and both
+/// sides, instead of failing every request: here an HTTP handler whose `handle` takes a `u32`.
+#[test]
+fn a_trigger_export_of_another_shape_is_refused_at_start() {
+    let component = r#"(component
+        (core module $m (func (export "handle") (param i32)))
+        (core instance $i (instantiate $m))
+        (func $handle (param "a" u32) (canon lift (core func $i "handle")))
+        (instance $handler (export "handle" (func $handle)))
+        (export "wasi:http/incoming-handler@0.2.0" (instance $handler))
+    )"#;
+    let path = guests::write_temp("other-handler.wasm", component.as_bytes());
+    let err = run_fails(&omnia(), &path, &[]);
+    assert!(
+        err.contains(
+            "the component's export wasi:http/incoming-handler@0.2.0 has another shape: function \
+             `handle`: the component has `func(a: u32)`; this runtime has 2-tuple, the component \
+             1-tuple"
+        ),
+        "{err}"
+    );
+}
+
 #[test]
 fn component_without_a_known_export() {
     let path = guests::write_temp("no-exports.wasm", b"(component)");

@@ -10,7 +10,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentNamedList, InstancePre, Lift, Lower};
 use wasmtime::{Engine, Module, Precompiled};
 
 use crate::artifact;
@@ -41,6 +42,50 @@ pub fn exports_interface(engine: &Engine, component: &Component, prefix: &str) -
         .component_type()
         .exports(engine)
         .any(|(name, _)| name.starts_with(prefix))
+}
+
+/// Checks, before anything is served, that `func` of the component's export whose name starts
+/// with `prefix` has the type a trigger calls it with: parameters `P` and results `R`, as the
+/// trigger's bindings call it. Without this the bindings find out at the first instantiation,
+/// and every request or message fails the same way. The error names the export, the function,
+/// the component's signature and what the runtime expects.
+///
+/// # Errors
+///
+/// The export or the function is missing, or has another type.
+pub fn check_export_func<T, P, R>(pre: &InstancePre<T>, prefix: &str, func: &str) -> Result<()>
+where
+    P: ComponentNamedList + Lower,
+    R: ComponentNamedList + Lift,
+{
+    let engine = pre.engine();
+    let guest = pre.component().component_type();
+    let Some((name, export)) = guest
+        .exports(engine)
+        .find(|(name, _)| name.starts_with(prefix))
+    else {
+        bail!("the component has no export {prefix}.x");
+    };
+    let ComponentItem::ComponentInstance(instance) = export.ty else {
+        bail!("the component's export {name} is not an interface");
+    };
+    let Some(ComponentItem::ComponentFunc(ty)) = instance.get_export(engine, func).map(|e| e.ty)
+    else {
+        bail!("the component's export {name} has no function `{func}`");
+    };
+    ty.typecheck::<P, R>(&pre.instance_type()).map_err(|err| {
+        let leaf = err
+            .chain()
+            .last()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "the component's export {name} has another shape: function `{func}`: the component \
+             has `{}`; {}. Rebuild the component against the WIT this runtime provides",
+            crate::link_error::signature(engine, &guest, &ty),
+            crate::link_error::runtime_side(&leaf)
+        )
+    })
 }
 
 /// Whether `component` imports an interface whose name starts with `prefix`, e.g.

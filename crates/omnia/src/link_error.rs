@@ -251,6 +251,15 @@ fn backticked(message: &str) -> Option<String> {
     Some(message[start..start + len].to_string())
 }
 
+/// `func` of the component `guest` in WIT syntax, with the names its imports give its types.
+pub(crate) fn signature(
+    engine: &Engine,
+    guest: &types::Component,
+    func: &types::ComponentFunc,
+) -> String {
+    Describe { engine, guest }.signature(func)
+}
+
 /// Renders the guest's side of a difference in WIT terms.
 struct Describe<'a> {
     engine: &'a Engine,
@@ -468,7 +477,7 @@ fn find(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
 
 /// Wasmtime's first difference, in which *expected* is the runtime's type and *found* the
 /// component's, said the other way round: `this runtime has A, the component B`.
-fn runtime_side(leaf: &str) -> String {
+pub(crate) fn runtime_side(leaf: &str) -> String {
     leaf.strip_prefix("expected ")
         .and_then(|rest| {
             rest.split_once(", found ")

@@ -61,12 +61,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 use wasmtime::Engine;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, Resource};
 use wasmtime_wasi_http::Error as HttpError;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
 
 use crate::{HttpConfig, WasiHttpCtx, http_view};
 use clients::ClientShares;
@@ -118,6 +120,12 @@ where
         reuse::HANDLER_EXPORT_PREFIX,
     );
     let dispatch = if p3 {
+        // `handle: async func(request: request) -> result<response, error-code>`.
+        omnia::component::check_export_func::<
+            _,
+            (Resource<wasmtime_wasi_http::p3::Request>,),
+            (Result<Resource<wasmtime_wasi_http::p3::Response>, P3ErrorCode>,),
+        >(&instance_pre, reuse::HANDLER_EXPORT_PREFIX, "handle")?;
         let pre = ServicePre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context("the component's wasi:http/handler@0.3 export has an unexpected type")?;
@@ -127,6 +135,15 @@ where
             .collect();
         Dispatch::Reuse(pools)
     } else {
+        // `handle: func(request: incoming-request, response-out: response-outparam)`.
+        omnia::component::check_export_func::<
+            _,
+            (
+                Resource<HostIncomingRequest>,
+                Resource<HostResponseOutparam>,
+            ),
+            (),
+        >(&instance_pre, HANDLER_EXPORT_PREFIX, "handle")?;
         let pre = ProxyPre::new(instance_pre)
             .map_err(anyhow::Error::from)
             .context(

@@ -104,6 +104,12 @@ where
     let pre = bindings::MessagingHostPre::new(state.instance_pre().clone())
         .map_err(anyhow::Error::from)
         .context("the component's wasi:messaging/incoming-handler export has an unexpected type")?;
+    // `handle: func(msg: message) -> result<_, error>`, as the bindings call it.
+    omnia::component::check_export_func::<
+        _,
+        (wasmtime::component::Resource<Message>,),
+        (Result<(), bindings::wasi::messaging::types::Error>,),
+    >(state.instance_pre(), HANDLER_EXPORT_PREFIX, "handle")?;
     let subscriptions = entry.subscriptions();
     if subscriptions.is_empty() {
         anyhow::bail!(
