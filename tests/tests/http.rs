@@ -8,6 +8,7 @@ use http::{Method, StatusCode, Version};
 use omnia_tests::client::raw;
 use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, request};
 
+p2_and_p3!(request_setters_accept_what_wasmtime_accepts);
 p2_and_p3!(
     echo_sees_method_path_headers_and_body,
     guest_status_codes_pass_through,
@@ -348,4 +349,53 @@ async fn a_guest_failing_mid_body_cuts_the_response_off_visibly(echo: &str) {
         metrics.contains("omnia_http_responses_truncated_total 2"),
         "{metrics}"
     );
+}
+
+/// The request setters (`set-path-with-query`, `set-authority`, `set-scheme`, `set-method`) of
+/// both guests accept and refuse what wasmtime-wasi-http 48.0.8 does: a path must be empty or
+/// start with `/` or `?` (a relative or absolute URI and `*` are refused, the crate's fix
+/// against an absolute URI reaching the request line), control characters and spaces are
+/// refused, as are an empty or spaced authority, a port past 65535, a scheme or method that is
+/// not a token. `tests/conformance/run` compares the same table with `wasmtime serve`.
+async fn request_setters_accept_what_wasmtime_accepts(echo: &str) {
+    let server = Omnia::serve(&omnia(), &guests::rust(echo), &[]);
+    let response = get(&server.url("/setters")).await.unwrap();
+    // The 0.2 setter does not check the port (sending such a request fails); 0.3's does.
+    let port_past_65535 = if echo == "http-echo" {
+        "authority \"x:99999\": ok"
+    } else {
+        "authority \"x:99999\": err"
+    };
+    let expected = [
+        "path-with-query \"/\": ok",
+        "path-with-query \"/a/b?x=1\": ok",
+        "path-with-query \"?x=1\": ok",
+        "path-with-query \"\": ok",
+        "path-with-query \"a/b/c\": err",
+        "path-with-query \"../x\": err",
+        "path-with-query \"*\": err",
+        "path-with-query \"http://evil.example/x\": err",
+        "path-with-query \"//evil.example/x\": ok",
+        "path-with-query \"/a b\": err",
+        "path-with-query \"/a\\u{7f}\": err",
+        "path-with-query \"/%41\": ok",
+        "path-with-query \"/ü\": ok",
+        "path-with-query \"/a#frag\": ok",
+        "authority \"example.com\": ok",
+        "authority \"example.com:8080\": ok",
+        "authority \"[::1]:80\": ok",
+        "authority \"user@example.com\": ok",
+        "authority \"\": err",
+        "authority \"a b\": err",
+        port_past_65535,
+        "scheme \"ftp\": ok",
+        "scheme \"bad scheme\": err",
+        "scheme \"\": ok",
+        "method \"PURGE\": ok",
+        "method \"bad method\": err",
+        "method \"\": err",
+    ];
+    let text = response.text();
+    let got: Vec<&str> = text.lines().collect();
+    assert_eq!(got, expected, "{echo}");
 }

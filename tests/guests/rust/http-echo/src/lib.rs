@@ -25,8 +25,9 @@
 //!   chunks` (the host must not queue a frame per empty write: GHSA-f8mm-ggr3-89wh).
 //! * `/env/<name>`, `/file/<path>`, `/write/<path>`, `/connect/<addr>`: what the host granted
 //!   (200 and the result, or 403 and the error; see `guest_http::probe`).
+//! * `/setters`: what the request setters answer for a table of values (see `setters`).
 use guest_http::{
-    method_name, probe, read_body, respond, Fields, Guest, IncomingRequest, OutgoingBody,
+    method_name, probe, read_body, respond, setters, Fields, Guest, IncomingRequest, OutgoingBody,
     OutgoingResponse, ResponseOutparam,
 };
 
@@ -55,6 +56,10 @@ impl Guest for Component {
         }
         if let Some(code) = path.strip_prefix("/status/") {
             respond(out, code.parse().unwrap_or(400), &[], b"");
+            return;
+        }
+        if path == "/setters" {
+            respond(out, 200, &[], setters().as_bytes());
             return;
         }
         if let Some((status, text)) = probe(&path) {

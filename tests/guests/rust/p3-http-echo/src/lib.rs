@@ -38,12 +38,13 @@
 //!   stream's ends are dropped as they are.
 //! * `/env/<name>`, `/file/<path>`, `/write/<path>`, `/connect/<ip:port>`: what the host granted
 //!   (200 and the result, or 403 and the error; see `guest_http_p3::probe`).
+//! * `/setters`: what the request setters answer for a table of values (see `setters`).
 use std::future::Future;
 use std::task::Poll;
 
 use guest_http_p3::wit_stream::{self, StreamPayload};
 use guest_http_p3::{
-    method_name, probe, read_body, respond, sleep_ms, spawn_local, stdout, streaming_response,
+    method_name, probe, read_body, respond, setters, sleep_ms, spawn_local, stdout, streaming_response,
     ErrorCode, Guest, Request, Response, StreamResult,
 };
 
@@ -71,6 +72,9 @@ impl Guest for Component {
         }
         if let Some(code) = path.strip_prefix("/status/") {
             return Ok(respond(code.parse().unwrap_or(400), &[], Vec::new()));
+        }
+        if path == "/setters" {
+            return Ok(respond(200, &[], setters().into_bytes()));
         }
         if let Some((status, text)) = probe(&path).await {
             return Ok(respond(status, &[], text.into_bytes()));
