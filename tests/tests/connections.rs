@@ -16,6 +16,7 @@ use omnia_tests::{Omnia, get, guests, omnia, p2_and_p3, spawn_gets};
 
 p2_and_p3!(slow_request_bodies_are_cut_at_the_body_timeout);
 p2_and_p3!(a_full_server_cuts_the_request_waiting_longest_for_its_body);
+p2_and_p3!(working_guests_are_never_cut);
 
 #[tokio::test]
 async fn half_sent_headers_are_cut_off_at_the_header_timeout() {
@@ -456,8 +457,8 @@ async fn slow_request_bodies_are_cut_at_the_body_timeout(echo: &str) {
 }
 
 /// When every slot is taken, a request that has only been waiting for its body (slowhttptest
-/// -B, well inside `OMNIA_HTTP_BODY_TIMEOUT`) is cut with 408 so a new request can be served;
-/// a guest that is working is never cut (503 as before).
+/// -B, well inside `OMNIA_HTTP_BODY_TIMEOUT`) is cut with 408 so a new request without a body
+/// can be served; a new request with a body cuts nobody.
 async fn a_full_server_cuts_the_request_waiting_longest_for_its_body(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
@@ -498,6 +499,27 @@ async fn a_full_server_cuts_the_request_waiting_longest_for_its_body(echo: &str)
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A request with a body to come could be the next trickle: it cuts nobody.
+    let with_body = omnia_tests::request(
+        http::Method::POST,
+        &server.url("/"),
+        &[],
+        Bytes::from_static(b"a body"),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        with_body.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{echo}: {}",
+        with_body.text()
+    );
+    assert_eq!(
+        server.metric("omnia_http_body_waits_cut_total").await,
+        0,
+        "{echo}"
+    );
     // Each good request holds its slot a while, so each needs a slot of its own.
     let good = spawn_gets(&server.url("/sleep/1000"), 2);
     for good in good {
@@ -521,9 +543,10 @@ async fn a_full_server_cuts_the_request_waiting_longest_for_its_body(echo: &str)
         assert_eq!(raw::status(answer), 408, "{echo}: {answer}");
         assert!(answer.contains("server is full"), "{echo}: {answer}");
     }
-    drop(server);
+}
 
-    // Guests at work are not cut: the new request is refused.
+/// A full server whose guests are all working cuts nothing: the new request is refused (503).
+async fn working_guests_are_never_cut(echo: &str) {
     let server = Omnia::serve(
         &omnia(),
         &guests::rust(echo),

@@ -11,7 +11,7 @@
 //! | what happened | status |
 //! |---|---|
 //! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight, none of them waiting for its body | 503, at once |
-//! | (the other side of that) a request that waited for its body for a second or more, when a new request finds every slot taken (see [`request_body`]) | 408 |
+//! | (the other side of that) a request that waited for its body for a second or more, when a new request without a body finds every slot taken (see [`request_body`]) | 408 |
 //! | the client already has `OMNIA_HTTP_CLIENT_SHARE` requests in flight (see [`clients`]) | 503, at once |
 //! | the guest needed memory past `OMNIA_MEMORY_BUDGET` (all instances together) | 503 |
 //! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
@@ -360,7 +360,9 @@ where
             return Err("server busy: too many requests in flight from this client \
                         (OMNIA_HTTP_CLIENT_SHARE)\n");
         };
-        let Some(admission) = self.admit_cutting_a_waiter().await else {
+        // A request that has a body to come could itself trickle: it may not cut another.
+        let may_cut = req.body().is_end_stream();
+        let Some(admission) = self.admit_cutting_a_waiter(may_cut).await else {
             if let Some(suppressed) = OVERLOAD_LOG.check() {
                 tracing::warn!(
                     "http: {} requests and messages in flight, refusing with 503{}",
@@ -373,15 +375,15 @@ where
         Ok(admission.holding(share))
     }
 
-    /// A free slot, or else the slot of the request that has waited longest for its body
-    /// (see [`request_body`]): that one is cut, and this waits up to [`CUT_GRACE`] for its
-    /// guest to give the slot back. `None` if no slot is free and no request can be cut.
-    async fn admit_cutting_a_waiter(&self) -> Option<Admission> {
+    /// A free slot, or else (if `may_cut`) the slot of the request that has waited longest for
+    /// its body (see [`request_body`]): that one is cut, and this waits up to [`CUT_GRACE`] for
+    /// its guest to give the slot back. `None` if no slot is free and no request can be cut.
+    async fn admit_cutting_a_waiter(&self, may_cut: bool) -> Option<Admission> {
         let slots = self.state.slots();
         if let Some(admission) = slots.try_admit() {
             return Some(admission);
         }
-        if !self.waiters.cut_longest() {
+        if !may_cut || !self.waiters.cut_longest() {
             return None;
         }
         tokio::time::timeout(CUT_GRACE, slots.admit()).await.ok()

@@ -8,10 +8,12 @@
 //! * [`BodyPace`]: the guest may wait for body data `OMNIA_HTTP_BODY_TIMEOUT` in all, plus one
 //!   second for each `OMNIA_HTTP_BODY_MIN_RATE` bytes received; past that the body fails and
 //!   the request gets 408.
-//! * [`BodyWaiters`]: when a new request finds every slot taken, the request that has waited
-//!   longest for its body (at least [`CUT_AFTER`] in all) is cut at once with 408, and the new
-//!   request takes its slot. A request that is only waiting for its client goes before one
-//!   whose guest is working.
+//! * [`BodyWaiters`]: when a new request without a body (a `GET`, or an empty body) finds
+//!   every slot taken, the request that has waited longest for its body (at least
+//!   [`CUT_AFTER`] in all) is cut at once with 408, and the new request takes its slot. A
+//!   request that is only waiting for its client goes before one whose guest is working. A new
+//!   request with a body to come cuts nobody (it could be the next trickle: an attacker that
+//!   reconnects at once would otherwise take back every slot it loses), and gets 503.
 
 use std::collections::HashMap;
 use std::pin::Pin;
