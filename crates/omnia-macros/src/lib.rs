@@ -32,13 +32,14 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, LitStr, Token, Type, braced};
 
-/// The capability keys `runtime!` accepts, and whether each is a trigger.
-const KEYS: &[(&str, bool)] = &[
-    ("http", true),
-    ("keyvalue", false),
-    ("messaging", true),
-    ("config", false),
-    ("otel", false),
+/// The capability keys `runtime!` accepts, whether each is a trigger, and the heading of its
+/// settings in `omnia run --help`.
+const KEYS: &[(&str, bool, &str)] = &[
+    ("http", true, "HTTP"),
+    ("keyvalue", false, "Key-value"),
+    ("messaging", true, "Messaging"),
+    ("config", false, "Config"),
+    ("otel", false, "Telemetry (OpenTelemetry)"),
 ];
 
 /// Declares a runtime's capabilities and generates its `Cli` and `runtime_run`.
@@ -108,8 +109,8 @@ fn check(input: &Input) -> syn::Result<()> {
     let mut seen: Vec<String> = Vec::new();
     for entry in &input.entries {
         let key = entry.key.value();
-        if !KEYS.iter().any(|(k, _)| *k == key) {
-            let known: Vec<_> = KEYS.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+        if !KEYS.iter().any(|(k, _, _)| *k == key) {
+            let known: Vec<_> = KEYS.iter().map(|(k, _, _)| format!("\"{k}\"")).collect();
             return Err(syn::Error::new(
                 entry.key.span(),
                 format!(
@@ -148,6 +149,13 @@ struct Parts {
     starts: Vec<TokenStream2>,
 }
 
+/// Whether the capability `name` is a trigger, and the heading of its settings.
+fn key_facts(name: &str) -> (bool, &'static str) {
+    KEYS.iter()
+        .find_map(|(k, trigger, title)| (*k == name).then_some((*trigger, *title)))
+        .unwrap_or((false, "Other"))
+}
+
 fn parts(input: &Input) -> Parts {
     let omnia = quote!(::omnia);
     let mut p = Parts::default();
@@ -156,7 +164,7 @@ fn parts(input: &Input) -> Parts {
         let Entry { attrs, key, ty } = entry;
         let name = key.value();
         let field = format_ident!("{}", name);
-        let is_trigger = KEYS.iter().any(|(k, t)| *k == name && *t);
+        let (is_trigger, title) = key_facts(&name);
         let unused = format!(
             "the \"{name}\" capability is connected for every component that imports it, and \
              only such components can call it"
@@ -187,7 +195,8 @@ fn parts(input: &Input) -> Parts {
         });
         p.settings.push(quote! {
             #(#attrs)*
-            settings.extend(<<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::settings());
+            let settings = <<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::settings();
+            groups.push(#omnia::SettingGroup { title: #title, settings });
         });
         p.reads.push(quote! {
             #(#attrs)*
@@ -367,12 +376,13 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
                 described
             }
 
-            fn settings() -> Vec<#omnia::Setting> {
-                let mut settings = <#omnia::RuntimeConfig as #omnia::FromEnv>::settings();
+            fn settings() -> Vec<#omnia::SettingGroup> {
+                let mut groups = vec![#omnia::SettingGroup {
+                    title: "Runtime and limits",
+                    settings: <#omnia::RuntimeConfig as #omnia::FromEnv>::settings(),
+                }];
                 #(#settings)*
-                let mut seen = std::collections::HashSet::new();
-                settings.retain(|s| seen.insert(s.env));
-                settings
+                #omnia::SettingGroup::each_once(groups)
             }
 
             fn options() -> #private::anyhow::Result<Options> {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, Args, Subcommand};
 
-use crate::config::{self, Setting};
+use crate::config::{self, Setting, SettingGroup};
 
 /// What to do.
 #[derive(Debug, Subcommand)]
@@ -104,40 +104,54 @@ pub fn build_summary(profile: Option<&str>, capabilities: &[String]) -> String {
     }
 }
 
-/// The help heading of the settings flags of `run`.
-const SETTINGS_HEADING: &str = "Settings (each flag overrides its environment variable)";
+/// The heading of the grant flags of `run`.
+const GRANTS_HEADING: &str = "Grants (nothing is granted by default)";
 
-/// Parses the command line of `P` (a runtime's `Cli`), with a flag on `run` for every setting
-/// that has one. Flags given are installed as overrides of their variables
+/// Parses the command line of `P` (a runtime's `Cli`). `omnia run --help` lists every setting
+/// of `groups`, under its capability's heading: a flag for each setting that has one, and the
+/// environment-only ones (secrets, which would show in `ps`, and rare ones) after the flags.
+/// Each shows its variable and default, and `(set)` if the variable is set now, never its
+/// value. Flags given are installed as overrides of their variables
 /// ([`config::set_overrides`]). As with `wasmtime app.wasm`, a first argument that names a file
 /// (it has a `.` or a `/`) means `run` it: `omnia app.wasm` is `omnia run app.wasm`. Exits
 /// with a usage message on bad input, as clap does.
-pub fn parse<P: clap::Parser>(settings: &[Setting]) -> P {
-    let command = P::command().mut_subcommand("run", |run| {
-        settings
-            .iter()
-            .filter_map(|s| s.flag.map(|flag| (s, flag)))
-            .fold(run, |run, (s, flag)| {
-                let mut help = s.help.to_owned();
-                let _ = write!(help, " [env: {}] [default: {}]", s.env, s.default);
-                run.arg(
-                    Arg::new(flag)
-                        .long(flag)
-                        .value_name(s.value)
-                        .action(ArgAction::Set)
-                        .help(help)
-                        .help_heading(SETTINGS_HEADING),
-                )
-            })
-    });
+pub fn parse<P: clap::Parser>(groups: &[SettingGroup]) -> P {
+    let command = P::command()
+        .after_help("`omnia app.wasm` is short for `omnia run app.wasm`.")
+        .mut_subcommand("run", |run| {
+            let run = run
+                .mut_args(|arg| {
+                    if GRANT_FLAGS.contains(&arg.get_id().as_str()) {
+                        arg.help_heading(GRANTS_HEADING)
+                    } else {
+                        arg
+                    }
+                })
+                .after_help(env_only_help(groups));
+            groups
+                .iter()
+                .flat_map(|g| g.settings.iter().map(move |s| (g.title, s)))
+                .filter_map(|(title, s)| s.flag.map(|flag| (title, s, flag)))
+                .fold(run, |run, (title, s, flag)| {
+                    run.arg(
+                        Arg::new(flag)
+                            .long(flag)
+                            .value_name(s.value)
+                            .action(ArgAction::Set)
+                            .help(format!("{} {}", s.help, env_note(s)))
+                            .help_heading(title),
+                    )
+                })
+        });
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|first| names_a_file(first)) {
         args.insert(1, "run".into());
     }
     let matches = command.get_matches_from(args);
     if let Some(("run", run)) = matches.subcommand() {
-        let given = settings
+        let given = groups
             .iter()
+            .flat_map(|g| &g.settings)
             .filter_map(|s| {
                 let value = run.get_one::<String>(s.flag?)?;
                 Some((*s, value.clone()))
@@ -146,6 +160,45 @@ pub fn parse<P: clap::Parser>(settings: &[Setting]) -> P {
         config::set_overrides(given);
     }
     P::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+}
+
+/// The arguments of `run` that grant the guest something (see [`crate::grants`]).
+const GRANT_FLAGS: &[&str] = &["env", "dirs", "dirs_read_only", "inherit_network", "wasi"];
+
+/// `[env: NAME] [default: D]`, with ` (set)` if `NAME` is set now (never its value).
+fn env_note(setting: &Setting) -> String {
+    let set = if std::env::var_os(setting.env).is_some() {
+        " (set)"
+    } else {
+        ""
+    };
+    format!("[env: {}{set}] [default: {}]", setting.env, setting.default)
+}
+
+/// The settings without a flag, by heading, laid out as clap lays out flags.
+fn env_only_help(groups: &[SettingGroup]) -> String {
+    let mut text = String::from(
+        "Settings without a flag (environment variables only: secrets, which a flag would \
+         show in `ps`, and rarely changed ones):",
+    );
+    for group in groups {
+        let settings: Vec<_> = group.settings.iter().filter(|s| s.flag.is_none()).collect();
+        if settings.is_empty() {
+            continue;
+        }
+        let _ = write!(text, "\n\n{}:", group.title);
+        for s in settings {
+            let _ = write!(
+                text,
+                "\n  {}=<{}>\n          {} {}",
+                s.env,
+                s.value,
+                s.help,
+                env_note(s)
+            );
+        }
+    }
+    text
 }
 
 /// Whether a first argument is a component rather than a subcommand or a flag.

@@ -1,9 +1,11 @@
 //! Configuration: environment variables, and `omnia run` flags for the main ones.
 //!
 //! Every setting is described once, as a [`Setting`]: its variable, its flag (if it has one),
-//! its default and what it means. `omnia run --help` and the README's table are made from these
-//! descriptions, and every value is read through [`var`], so a flag and its variable can never
-//! disagree: a flag given on the command line overrides the variable (see [`set_overrides`]).
+//! its default and what it means. `omnia run --help` lists every one from these descriptions,
+//! grouped by capability ([`SettingGroup`]); the README's table lists the same ones (a test of
+//! `omnia-cli` keeps the two equal). Every value is read through [`var`], so a flag and its
+//! variable can never disagree: a flag given on the command line overrides the variable (see
+//! [`set_overrides`]).
 //!
 //! All settings are read and checked before the component is loaded, and a bad value fails
 //! start-up with an error that names the variable (or flag), the value and the expected form.
@@ -66,6 +68,29 @@ impl Setting {
             default,
             help,
         }
+    }
+}
+
+/// The settings of one capability (or of the runtime itself), under one heading of
+/// `omnia run --help`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingGroup {
+    /// The heading, e.g. `Key-value`.
+    pub title: &'static str,
+    /// Its settings, in the order they are shown.
+    pub settings: Vec<Setting>,
+}
+
+impl SettingGroup {
+    /// `groups` with each setting listed once, under the first group that has it (`NATS_URL`
+    /// is both key-value's and messaging's), and without empty groups.
+    pub fn each_once(mut groups: Vec<Self>) -> Vec<Self> {
+        let mut seen = std::collections::HashSet::new();
+        for group in &mut groups {
+            group.settings.retain(|s| seen.insert(s.env));
+        }
+        groups.retain(|g| !g.settings.is_empty());
+        groups
     }
 }
 
@@ -244,6 +269,13 @@ impl FromEnv for RuntimeConfig {
 
     fn settings() -> Vec<Setting> {
         vec![
+            // Read by the log subscriber (`telemetry::init`), not through `var`.
+            Setting::env_only(
+                "RUST_LOG",
+                "FILTER",
+                crate::telemetry::DEFAULT_FILTER,
+                "log filter (tracing's EnvFilter); logs go to stderr",
+            ),
             Setting {
                 env: "OMNIA_REQUEST_TIMEOUT",
                 flag: Some("request-timeout"),
@@ -483,7 +515,11 @@ mod tests {
     fn settings_are_unique_and_documented() {
         let settings = RuntimeConfig::settings();
         for s in &settings {
-            assert!(s.env.starts_with("OMNIA_"), "{}", s.env);
+            assert!(
+                s.env.starts_with("OMNIA_") || s.env == "RUST_LOG",
+                "{}",
+                s.env
+            );
             assert!(!s.help.is_empty() && !s.default.is_empty(), "{}", s.env);
             let same = settings
                 .iter()

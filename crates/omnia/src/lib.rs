@@ -56,7 +56,7 @@ pub mod trace;
 mod traits;
 
 pub use cli::{Command, exit_code};
-pub use config::{FromEnv, RuntimeConfig, Setting};
+pub use config::{FromEnv, RuntimeConfig, Setting, SettingGroup};
 pub use lifecycle::Shutdown;
 pub use limits::{Admission, WorkSlots};
 pub use run::run;

@@ -16,7 +16,7 @@ use anyhow::Result;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
-use crate::config::Setting;
+use crate::config::SettingGroup;
 use crate::lifecycle::Shutdown;
 use crate::limits::WorkSlots;
 use crate::store::{StoreCore, StoreView};
@@ -141,8 +141,9 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// `["http", "keyvalue[memory,redis]"]`.
     fn describe() -> Vec<String>;
 
-    /// Every setting the entries read, for `omnia run --help` and the documentation.
-    fn settings() -> Vec<Setting>;
+    /// Every setting the runtime and its entries read, grouped by capability, each listed once,
+    /// for `omnia run --help` and the documentation.
+    fn settings() -> Vec<SettingGroup>;
 
     /// Reads and checks every entry's options, whether or not the component will use it, so a
     /// bad value is reported before anything is compiled or connected.
