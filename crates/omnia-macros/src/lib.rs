@@ -195,8 +195,7 @@ fn parts(input: &Input) -> Parts {
         });
         p.settings.push(quote! {
             #(#attrs)*
-            let settings = <<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::settings();
-            groups.push(#omnia::SettingGroup { title: #title, settings });
+            groups.push(#omnia::SettingGroup::new(#title, <<#ty as #omnia::Backend>::Options as #omnia::FromEnv>::settings()));
         });
         p.reads.push(quote! {
             #(#attrs)*

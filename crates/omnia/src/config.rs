@@ -82,6 +82,11 @@ pub struct SettingGroup {
 }
 
 impl SettingGroup {
+    /// The group `title` of `settings`.
+    pub fn new(title: &'static str, settings: Vec<Setting>) -> Self {
+        Self { title, settings }
+    }
+
     /// `groups` with each setting listed once, under the first group that has it (`NATS_URL`
     /// is both key-value's and messaging's), and without empty groups.
     pub fn each_once(mut groups: Vec<Self>) -> Vec<Self> {
