@@ -88,44 +88,20 @@ fn connect(addr: &str) -> Result<(), String> {
     }
 }
 
-/// The values the request setters are tried with (see `setters`): valid and invalid paths,
-/// authorities, schemes and methods, as the conformance run compares them with `wasmtime serve`.
-pub const PATHS: &[&str] = &[
-    "/", "/a/b?x=1", "?x=1", "", "a/b/c", "../x", "*", "http://evil.example/x",
-    "//evil.example/x", "/a b", "/a\u{7f}", "/%41", "/\u{fc}", "/a#frag",
-];
-/// See [`PATHS`].
-pub const AUTHORITIES: &[&str] = &[
-    "example.com", "example.com:8080", "[::1]:80", "user@example.com", "", "a b", "x:99999",
-];
-/// See [`PATHS`].
-pub const SCHEMES: &[&str] = &["ftp", "bad scheme", ""];
-/// See [`PATHS`].
-pub const METHODS: &[&str] = &["PURGE", "bad method", ""];
-
-/// What the outgoing-request setters answer for each of [`PATHS`], [`AUTHORITIES`],
-/// [`SCHEMES`] and [`METHODS`]: a line `setter "value": ok` or `... err` each.
+/// What the outgoing-request setters answer for each of `setter_cases`' values: a line
+/// `setter "value": ok` or `... err` each.
 pub fn setters() -> String {
+    use setter_cases::Setter;
     use wasi::http::types::{OutgoingRequest, Scheme};
-    let line = |setter: &str, value: &str, ok: bool| {
-        format!("{setter} {value:?}: {}\n", if ok { "ok" } else { "err" })
-    };
-    let fresh = || OutgoingRequest::new(Fields::new());
-    let mut out = String::new();
-    for v in PATHS {
-        out += &line("path-with-query", v, fresh().set_path_with_query(Some(v)).is_ok());
-    }
-    for v in AUTHORITIES {
-        out += &line("authority", v, fresh().set_authority(Some(v)).is_ok());
-    }
-    for v in SCHEMES {
-        let scheme = Scheme::Other(v.to_string());
-        out += &line("scheme", v, fresh().set_scheme(Some(&scheme)).is_ok());
-    }
-    for v in METHODS {
-        out += &line("method", v, fresh().set_method(&Method::Other(v.to_string())).is_ok());
-    }
-    out
+    setter_cases::table(|setter, v| {
+        let request = OutgoingRequest::new(Fields::new());
+        match setter {
+            Setter::PathWithQuery => request.set_path_with_query(Some(v)).is_ok(),
+            Setter::Authority => request.set_authority(Some(v)).is_ok(),
+            Setter::Scheme => request.set_scheme(Some(&Scheme::Other(v.into()))).is_ok(),
+            Setter::Method => request.set_method(&Method::Other(v.into())).is_ok(),
+        }
+    })
 }
 
 /// Reads a request's whole body.
