@@ -17,38 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 # Tier 4 (nix/README.md): the real nixpkgs lib, crane and fenix, when their sources are given.
 [ "${1:-}" = --real ] && OMNIA_NIX_REAL=${2:?--real needs a directory}
-# No build users and no sandbox: the stand-in checks are trivial builds, and root (without
-# Debian's nix-setup-systemd) has no nixbld group to build as.
-export NIX_CONFIG=$'experimental-features = nix-command flakes\nsubstituters =\nconnect-timeout = 2\nbuild-users-group =\nsandbox = false'
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /'; }
-
-# check NAME EXPECTED COMMAND...: the command's stdout must equal EXPECTED.
-check() {
-  local name=$1 expected=$2
-  shift 2
-  local got
-  if got=$("$@" 2>/tmp/omnia-nix-err.$$); then
-    if [ "$got" = "$expected" ]; then ok "$name"; else bad "$name" "expected: $expected"$'\n'"got:      $got"; fi
-  else
-    bad "$name" "$(tail -5 /tmp/omnia-nix-err.$$)"
-  fi
-}
-
-# fails_with NAME NEEDLE COMMAND...: the command must fail with NEEDLE in its error.
-fails_with() {
-  local name=$1 needle=$2
-  shift 2
-  if "$@" >/dev/null 2>/tmp/omnia-nix-err.$$; then
-    bad "$name" "succeeded, expected an error containing: $needle"
-  elif grep -qF -- "$needle" /tmp/omnia-nix-err.$$; then
-    ok "$name"
-  else
-    bad "$name" "expected an error containing: $needle"$'\n'"$(grep -v '^warning' /tmp/omnia-nix-err.$$ | tail -5)"
-  fi
-}
+. nix/tests/lib.sh
 
 echo "== tier 1: the profile library (builtins only)"
 # stdout is the JSON result; warnings on stderr are shown only if the tests did not run.
@@ -175,6 +144,4 @@ else
   echo "skip (no sources: nix/tests/offline.sh --real DIR, or OMNIA_NIX_REAL=DIR; see nix/README.md)"
 fi
 
-rm -f /tmp/omnia-nix-err.$$
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

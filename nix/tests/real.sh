@@ -18,14 +18,10 @@ rev=
 for d in crane fenix nixpkgs-lib/lib; do
   [ -d "$dir/$d" ] || { echo "$dir/$d missing: run nix/tests/get-real-sources.sh $1" >&2; exit 2; }
 done
-export NIX_CONFIG=$'experimental-features = nix-command flakes\nsubstituters =\nconnect-timeout = 2\nbuild-users-group =\nsandbox = false'
+. nix/tests/lib.sh
 here=$PWD
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /'; }
 note() { echo "note $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /'; }
 
 # The flake's source as `nix` sees a git flake: tracked files only (not target/).
@@ -247,5 +243,4 @@ for vm in $vms; do
 done
 
 rm -rf "$tmp"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

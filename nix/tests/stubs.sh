@@ -7,37 +7,7 @@
 # Prints one line per check and `N passed, M failed`; exits non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-export NIX_CONFIG=$'experimental-features = nix-command flakes\nsubstituters =\nconnect-timeout = 2\nbuild-users-group =\nsandbox = false'
-passed=0
-failed=0
-err=/tmp/omnia-stubs-err.$$
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | sed 's/^/     /'; }
-
-# check NAME EXPECTED COMMAND...: the command's stdout must equal EXPECTED.
-check() {
-  local name=$1 expected=$2
-  shift 2
-  local got
-  if got=$("$@" 2>"$err"); then
-    if [ "$got" = "$expected" ]; then ok "$name"; else bad "$name" "expected: $expected"$'\n'"got:      $got"; fi
-  else
-    bad "$name" "$(tail -5 "$err")"
-  fi
-}
-
-# fails_with NAME NEEDLE COMMAND...: the command must fail with NEEDLE in its error.
-fails_with() {
-  local name=$1 needle=$2
-  shift 2
-  if "$@" >/dev/null 2>"$err"; then
-    bad "$name" "succeeded, expected an error containing: $needle"
-  elif grep -qF -- "$needle" "$err"; then
-    ok "$name"
-  else
-    bad "$name" "expected an error containing: $needle"$'\n'"$(grep -v '^warning' "$err" | tail -5)"
-  fi
-}
+. nix/tests/lib.sh
 
 # ev EXPR: EXPR evaluated (strict, JSON) with the stand-ins in scope as pkgs, lib, craneLib,
 # fenix, and the flake's NixOS module as `module` (its `self` only has empty packages).
@@ -164,6 +134,4 @@ check "no crane warning (placeholder names) in checks and packages" '[]' \
 # --impure: in pure evaluation getEnv gives "" and lib.warn cannot see NIX_ABORT_ON_WARN (as with the real lib).
 if out=$(NIX_ABORT_ON_WARN=1 nix flake check --impure "${O[@]}" 2>&1); then ok "no warning in nix flake check (NIX_ABORT_ON_WARN=1, stand-ins)"; else bad "no warning in nix flake check (NIX_ABORT_ON_WARN=1, stand-ins)" "$(echo "$out" | grep -v '^warning' | tail -5)"; fi
 
-rm -f "$err"
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish
