@@ -362,36 +362,27 @@ impl Describe<'_> {
         format!("{async_}func({}){arrow}", params.join(", "))
     }
 
-    /// The name the guest's imports give `ty`, if it is an exported type.
-    fn type_name(&self, ty: &Type) -> Option<String> {
+    /// The name under which one of the guest's imported interfaces exports an item that `is`
+    /// picks out (a named type, a resource).
+    fn exported_name(&self, is: impl Fn(&ComponentItem) -> bool) -> Option<String> {
         self.guest.imports(self.engine).find_map(|(_, import)| {
             let ComponentItem::ComponentInstance(instance) = import.ty else {
                 return None;
             };
             instance
                 .exports(self.engine)
-                .find_map(|(name, item)| match item.ty {
-                    ComponentItem::Type(t) if t == *ty => Some(name.to_string()),
-                    _ => None,
-                })
+                .find_map(|(name, item)| is(&item.ty).then(|| name.to_string()))
         })
+    }
+
+    /// The name the guest's imports give `ty`, if it is an exported type.
+    fn type_name(&self, ty: &Type) -> Option<String> {
+        self.exported_name(|item| matches!(item, ComponentItem::Type(t) if t == ty))
     }
 
     /// The name the guest's imports give the resource `ty`.
     fn resource_name(&self, ty: &ResourceType) -> String {
-        self.guest
-            .imports(self.engine)
-            .find_map(|(_, import)| {
-                let ComponentItem::ComponentInstance(instance) = import.ty else {
-                    return None;
-                };
-                instance
-                    .exports(self.engine)
-                    .find_map(|(name, item)| match item.ty {
-                        ComponentItem::Resource(r) if r == *ty => Some(name.to_string()),
-                        _ => None,
-                    })
-            })
+        self.exported_name(|item| matches!(item, ComponentItem::Resource(r) if r == ty))
             .unwrap_or_else(|| "resource".into())
     }
 
