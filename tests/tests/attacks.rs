@@ -56,22 +56,12 @@ async fn slow_readers_keep_memory_within_the_budget() {
                 })
             })
             .collect();
-        let (mut good, mut sent, mut peak) = (0, 0, 0);
-        while Instant::now() < until {
-            sent += 1;
-            if get(&server.url("/good"))
-                .await
-                .is_ok_and(|r| r.status == StatusCode::OK)
-            {
-                good += 1;
-            }
-            peak = peak.max(server.status_kib("VmRSS"));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (good, sent) = good_requests(&server, until).await;
         for attacker in attackers {
             attacker.await.unwrap();
         }
-        let peak = peak.max(server.status_kib("VmHWM")) << 10;
+        // The process's high-water mark: the peak over the whole attack.
+        let peak = server.status_kib("VmHWM") << 10;
         println!(
             "| {} | {} | {} | {good} / {sent} | {} MiB | {} MiB |",
             if spread {
@@ -124,17 +114,7 @@ async fn slow_bodies_leave_room_for_good_requests() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (mut good, mut sent) = (0u64, 0u64);
-    while Instant::now() < until {
-        sent += 1;
-        if get(&server.url("/good"))
-            .await
-            .is_ok_and(|r| r.status == StatusCode::OK)
-        {
-            good += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (good, sent) = good_requests(&server, until).await;
     for attacker in attackers {
         attacker.await.unwrap();
     }
@@ -155,6 +135,23 @@ async fn slow_bodies_leave_room_for_good_requests() {
         good * 10 >= sent * 9,
         "good requests {good} / {sent} beside the slow bodies"
     );
+}
+
+/// A good request every 100 ms from 127.0.0.1 until `until`: how many were answered 200, and
+/// how many were sent.
+async fn good_requests(server: &Omnia, until: Instant) -> (u64, u64) {
+    let (mut good, mut sent) = (0, 0);
+    while Instant::now() < until {
+        sent += 1;
+        if get(&server.url("/good"))
+            .await
+            .is_ok_and(|r| r.status == StatusCode::OK)
+        {
+            good += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (good, sent)
 }
 
 /// One slow body from `from` (10 bytes every 5 s of 8 KiB) until `until` or the server answers;
