@@ -42,6 +42,7 @@ pub mod config;
 pub mod engine;
 pub mod grants;
 pub mod guest_output;
+pub mod invoke;
 pub mod lifecycle;
 pub mod limits;
 mod link_error;

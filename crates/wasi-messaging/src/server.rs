@@ -21,9 +21,10 @@
 //! `ack_wait`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use omnia::invoke::{Call, Failure, Outcome};
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
 use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
@@ -221,10 +222,9 @@ impl<S: State> Consumer<S> {
     /// Runs the guest on one message and settles it.
     async fn handle(&self, subscription: &Subscription, delivery: Box<dyn Delivery>) {
         let message = delivery.message().clone();
-        let timeout = self.state.config().request_timeout;
         let work = message_span(subscription, &message, delivery.attempt());
         let span = work.span.clone();
-        let started = Instant::now();
+        let topic = message.topic.as_deref().unwrap_or(&subscription.topic);
         let mut store = self.state.new_store(work);
         let resource = match store.data_mut().core().table.push(message.clone()) {
             Ok(resource) => resource,
@@ -234,52 +234,51 @@ impl<S: State> Consumer<S> {
                 return;
             }
         };
-        let outcome = async {
-            let call = async {
+        let timeout = self.state.config().request_timeout;
+        let call = Call::new("messaging", topic, span.clone(), timeout).watching(&mut store);
+        let outcome = call
+            .run(async {
                 let guest = self.pre.instantiate_async(&mut store).await?;
                 guest
                     .wasi_messaging_incoming_handler()
                     .call_handle(&mut store, resource)
                     .await
-            };
-            tokio::time::timeout(timeout, call).await
-        }
-        .instrument(span.clone())
-        .await;
-        metrics::WORK_DURATION.record(started.elapsed());
-        if !matches!(outcome, Ok(Ok(Ok(())))) {
-            span.record("otel.status_code", "ERROR");
-        }
-        let reason = match outcome {
-            Ok(Ok(Ok(()))) => {
+            })
+            .instrument(span)
+            .await;
+        drop(store);
+        let reason = match &outcome {
+            Outcome::Ok(()) => None,
+            Outcome::GuestError(err) => Some(format!(
+                "the guest returned an error: {}",
+                from_wit(err.clone())
+            )),
+            Outcome::Failed(Failure::Trap(trap)) => {
+                let cause = trap
+                    .downcast_ref::<wasmtime::Trap>()
+                    .map_or_else(|| trap.root_cause().to_string(), ToString::to_string);
+                Some(format!("the guest trapped: {cause}"))
+            }
+            Outcome::Failed(Failure::Timeout(limit)) => Some(format!(
+                "the guest ran past OMNIA_REQUEST_TIMEOUT ({limit:?})"
+            )),
+            Outcome::Failed(failure) => Some(format!("the guest failed: {failure}")),
+        };
+        let out_of_budget = matches!(outcome, Outcome::Failed(Failure::OutOfBudget));
+        call.finish(&outcome);
+        match reason {
+            None => {
                 MESSAGES_HANDLED.inc();
                 if let Err(err) = delivery.ack().await {
                     tracing::warn!(topic = %subscription.topic, "messaging: cannot acknowledge a handled message ({err}); it may be delivered again");
                 }
-                return;
             }
-            Ok(Ok(Err(err))) => format!("the guest returned an error: {}", from_wit(err)),
-            Ok(Err(_)) if store.data_mut().core().limits.budget_exhausted() => {
-                // Not the guest's fault: try again later, without counting it as a failure.
-                let delay = subscription.backoff_after(1);
-                let _ = delivery.nak(delay).await;
-                return;
+            // Not the guest's fault: try again later, without counting it as a failure.
+            Some(_) if out_of_budget => {
+                let _ = delivery.nak(subscription.backoff_after(1)).await;
             }
-            Ok(Err(trap)) => {
-                metrics::GUEST_TRAPS.inc();
-                let cause = trap
-                    .downcast_ref::<wasmtime::Trap>()
-                    .map_or_else(|| trap.root_cause().to_string(), ToString::to_string);
-                tracing::debug!("messaging: the guest trapped: {trap:#}");
-                format!("the guest trapped: {cause}")
-            }
-            Err(_) => {
-                metrics::GUEST_TIMEOUTS.inc();
-                format!("the guest ran past OMNIA_REQUEST_TIMEOUT ({timeout:?})")
-            }
-        };
-        drop(store);
-        self.failed(subscription, delivery, &message, reason).await;
+            Some(reason) => self.failed(subscription, delivery, &message, reason).await,
+        }
     }
 
     /// Delivers a failed message again, or dead-letters it after the last attempt.

@@ -4,6 +4,7 @@
 //! metrics and log records join ([`crate::guest`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -294,7 +295,26 @@ impl Recorder for OtelRecorder {
                 }
                 builder.build();
             }
-            Metric::Histogram(_) => {
+            Metric::CounterFamily(family) => {
+                let mut builder = self
+                    .meter
+                    .u64_observable_counter(otel)
+                    .with_description(help)
+                    .with_callback(move |observer| {
+                        for (labels, value) in family.members() {
+                            let attributes: Vec<KeyValue> = labels
+                                .into_iter()
+                                .map(|(label, value)| KeyValue::new(label, value))
+                                .collect();
+                            observer.observe(value.load(Ordering::Relaxed), &attributes);
+                        }
+                    });
+                if let Some(unit) = unit {
+                    builder = builder.with_unit(unit);
+                }
+                builder.build();
+            }
+            Metric::Histogram(_) | Metric::HistogramFamily(_) => {
                 let histogram = self
                     .meter
                     .f64_histogram(otel)
@@ -310,14 +330,18 @@ impl Recorder for OtelRecorder {
         }
     }
 
-    fn record(&self, name: &'static str, seconds: f64) {
+    fn record(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64) {
         if let Some(histogram) = self
             .histograms
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
         {
-            histogram.record(seconds, &[]);
+            let attributes: Vec<KeyValue> = labels
+                .iter()
+                .map(|(label, value)| KeyValue::new(*label, (*value).to_owned()))
+                .collect();
+            histogram.record(seconds, &attributes);
         }
     }
 }

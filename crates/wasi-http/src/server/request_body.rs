@@ -53,6 +53,14 @@ pub(super) enum BodyFault {
     CutForRoom,
 }
 
+impl BodyFault {
+    /// Whether the client is to blame for a guest that failed on this fault (every fault but
+    /// a client that went away, which is answered to no one).
+    pub(super) fn is_clients(self) -> bool {
+        !matches!(self, Self::ClientGone)
+    }
+}
+
 /// How long the guest may wait for a client to send the request body.
 ///
 /// Header reads are cut at `OMNIA_HTTP_HEADER_TIMEOUT`; without a bound on the body, a client
@@ -274,7 +282,7 @@ impl Body for LimitedBody {
             }
             Some(Err(err)) => {
                 this.pace.arrived(0);
-                let _ = this.fault.set(classify(&err));
+                let _ = this.fault.set(fault_of(&err));
                 Poll::Ready(Some(Err(HttpError::from(err))))
             }
             None => {
@@ -300,7 +308,7 @@ impl Drop for LimitedBody {
 }
 
 /// Tells a malformed body (the decoder refused it) from one the client stopped sending.
-fn classify(err: &hyper::Error) -> BodyFault {
+fn fault_of(err: &hyper::Error) -> BodyFault {
     if err.is_parse() {
         return BodyFault::Malformed;
     }

@@ -36,25 +36,33 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use omnia::invoke::{self, Call, Failure};
 use omnia::metrics;
+use omnia::telemetry::{LogLimit, suppressed_note};
 use omnia::trace::Work;
 use omnia::{HostView, State, StoreView};
+use tokio::sync::oneshot;
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
-    ExpirationError, HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, TrapOrPanicError,
-    WorkerExpiration, WorkerState, WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-
-use super::{Failure, TRAP_LOG};
-use crate::{HttpConfig, WasiHttpCtx, http_view};
-use omnia::telemetry::suppressed_note;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
+
+use super::answers::NoAnswer;
+use crate::{HttpConfig, WasiHttpCtx, http_view};
 
 /// The export of a 0.3 HTTP guest (any 0.3.x version).
 pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/handler@0.3";
+
+/// Rate limit of the line logged when an instance fails.
+static INSTANCE_LOG: LogLimit = LogLimit::new(10, Duration::from_secs(10));
+
+/// How long a request whose instance failed waits for the instance to say why (it does so as
+/// soon as its event loop has stopped; the bound is for an error that did not stop it).
+const INSTANCE_REPORT_WAIT: Duration = Duration::from_secs(1);
 
 /// Request and response of the dispatcher.
 pub(super) type Request = wasmtime_wasi_http::handler::Request;
@@ -68,13 +76,47 @@ where
     handler: ProxyHandler<Instances<S>>,
 }
 
-/// What a request leaves with the instance that takes it: flags to raise if the instance fails.
+/// What a request leaves with the instance that takes it: where to report the instance's
+/// failure, and a flag raised when the request's own deadline passes.
 struct Ticket {
-    /// Set when the instance serving the request fails, so that a response that is still
-    /// streaming ends as an error, not as a short body that looks whole.
-    failed: Arc<AtomicBool>,
-    /// Set when the instance failed because the process-wide memory budget ran out.
-    out_of_budget: Arc<AtomicBool>,
+    failure: oneshot::Sender<Failure>,
+    expired: Arc<AtomicBool>,
+    /// When the request arrived at the pool.
+    issued: Instant,
+}
+
+/// The request's half of its [`Ticket`]: the failure of the instance that served it, if that
+/// instance failed (before the response, or while the response streams).
+pub(super) struct Stub {
+    failure: oneshot::Receiver<Failure>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Stub {
+    /// The failure of the instance that served the request, if it failed by now. An instance
+    /// reports its failure before its store (and every body streaming from it) is dropped, so
+    /// a body that ended because its instance failed knows it here.
+    pub(super) fn failure(mut self) -> Option<Failure> {
+        self.failure.try_recv().ok()
+    }
+}
+
+/// A ticket for a request, and its stub.
+fn ticket() -> (Ticket, Stub) {
+    let (tx, rx) = oneshot::channel();
+    let expired = Arc::<AtomicBool>::default();
+    let ticket = Ticket {
+        failure: tx,
+        expired: Arc::clone(&expired),
+        issued: Instant::now(),
+    };
+    (
+        ticket,
+        Stub {
+            failure: rx,
+            expired,
+        },
+    )
 }
 
 impl<S> Pool<S>
@@ -95,39 +137,35 @@ where
         }
     }
 
-    /// Serves `request` on an instance with room, or a new one: the response (`Err` when the
-    /// guest gave none), and the flag raised if the instance fails while the response streams.
+    /// Serves `request` (for `call`) on an instance with room, or a new one: the response and
+    /// the stub that tells, when the response has streamed, whether its instance failed.
     pub(super) async fn call(
         &self,
         request: Request,
-    ) -> (Result<Response, Failure>, Arc<AtomicBool>) {
-        let failed = Arc::<AtomicBool>::default();
-        let out_of_budget = Arc::<AtomicBool>::default();
-        let ticket = || Ticket {
-            failed: Arc::clone(&failed),
-            out_of_budget: Arc::clone(&out_of_budget),
+        call: &Call,
+    ) -> Result<(Response, Stub), NoAnswer> {
+        let (ticket, stub) = ticket();
+        let error = match self.handler.handle(ticket, request).await {
+            Ok(response) => return Ok((response, stub)),
+            Err(error) => error,
         };
-        let started = Instant::now();
-        let timeout = self.handler.state().state.config().request_timeout;
-        let result = self.handler.handle(ticket(), request).await;
-        let result = result.map_err(|err| {
-            if out_of_budget.load(Ordering::Acquire) {
-                Failure::OutOfBudget
-            } else if err.is::<ExpirationError>()
-                || (err.is::<TrapOrPanicError>() && started.elapsed() >= timeout)
-            {
-                Failure::Timeout
-            } else if let Some(code) = err.downcast_ref::<ErrorCode>() {
-                Failure::ErrorCode(format!("{code:?}"))
-            } else if err.is::<TrapOrPanicError>() {
-                Failure::Trap(wasmtime::Error::msg(
-                    "its instance failed (the error is logged with the instance)",
-                ))
-            } else {
-                Failure::Trap(err)
-            }
-        });
-        (result, failed)
+        if let Some(code) = error.downcast_ref::<ErrorCode>() {
+            return Err(NoAnswer::ErrorCode(format!("{code:?}")));
+        }
+        if stub.expired.load(Ordering::Acquire) {
+            // The request's own deadline passed; its instance goes on with the others.
+            return Err(NoAnswer::Failed(call.classify(None)));
+        }
+        // Its instance failed (or could not be made): the instance reports why, classified
+        // with what only its store knows, before it is dropped; a request it never took has
+        // its ticket dropped with it.
+        let Stub { failure, .. } = stub;
+        Err(NoAnswer::Failed(
+            match tokio::time::timeout(INSTANCE_REPORT_WAIT, failure).await {
+                Ok(Ok(failure)) => failure,
+                Ok(Err(_)) | Err(_) => call.classify(Some(error)),
+            },
+        ))
     }
 }
 
@@ -189,7 +227,7 @@ struct Worker<T> {
     reuse: usize,
     concurrency: usize,
     request_timeout: Duration,
-    /// The requests this instance took (their flags, to raise if it fails).
+    /// The requests this instance took, to tell if it fails.
     tickets: Mutex<Vec<Ticket>>,
     /// The store's "refused by the memory budget" flag.
     out_of_budget: Arc<AtomicBool>,
@@ -216,43 +254,61 @@ impl<T: Send + 'static> WorkerState for Worker<T> {
         ticket: Ticket,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let expired = Arc::clone(&ticket.expired);
         let mut tickets = self
             .tickets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Forget requests whose responses are long finished.
-        tickets.retain(|t| Arc::strong_count(&t.failed) > 1);
+        tickets.retain(|t| !t.failure.is_closed());
         tickets.push(ticket);
-        Box::pin(tokio::time::sleep(self.request_timeout))
+        let timeout = self.request_timeout;
+        Box::pin(async move {
+            tokio::time::sleep(timeout).await;
+            expired.store(true, Ordering::Release);
+        })
     }
 
     fn drop(&self, store: Store<T>, result: wasmtime::Result<()>) {
         if let Err(err) = result {
             let out_of_budget = self.out_of_budget.load(Ordering::Acquire);
-            let tickets = self
-                .tickets
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut in_flight = 0;
-            for ticket in tickets.iter().filter(|t| Arc::strong_count(&t.failed) > 1) {
-                ticket.out_of_budget.store(out_of_budget, Ordering::Release);
-                ticket.failed.store(true, Ordering::Release);
-                in_flight += 1;
-            }
+            let tickets = std::mem::take(
+                &mut *self
+                    .tickets
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let in_flight = tickets.iter().filter(|t| !t.failure.is_closed()).count();
             if in_flight == 0 && !out_of_budget {
                 // Nothing was lost: an idle instance whose task ended with the runtime (which
                 // wasmtime reports as "worker panicked"), or background work of the guest.
                 tracing::debug!("http: a WASI 0.3 guest instance ended: {err:#}");
-            } else if let Some(suppressed) = TRAP_LOG.check() {
+            } else if let Some(suppressed) = INSTANCE_LOG.check() {
                 tracing::error!(
                     "http: a WASI 0.3 guest instance failed and was dropped, with {in_flight} \
                      request(s) in flight on it: {err:#}{}",
                     suppressed_note(suppressed)
                 );
             }
+            // Each request in flight failed with its instance; one past its own deadline (a
+            // guest in a loop stops the instance's event loop, and with it the request timers)
+            // timed out.
+            let limit = self.request_timeout;
+            let failed = invoke::classify(
+                Some(err.context("its instance failed")),
+                false,
+                out_of_budget,
+                limit,
+            );
+            let timed_out = invoke::classify(None, true, out_of_budget, limit);
+            for ticket in tickets {
+                let past_deadline = ticket.issued.elapsed() >= limit;
+                let failure = if past_deadline { &timed_out } else { &failed };
+                let _ = ticket.failure.send(failure.clone());
+            }
         }
         // The store (and with it every body still streaming from it) ends only now, after the
-        // flags are set.
+        // requests are told.
         drop(store);
     }
 }

@@ -6,9 +6,15 @@
 //! Every failure that is logged at a limited rate (see [`crate::telemetry::LogLimit`]) is also
 //! counted here, so nothing suppressed from the log is lost from the numbers.
 
+mod family;
+mod histogram;
+
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+pub use family::{CounterFamily, Family, HistogramFamily, Labels};
+pub use histogram::{BUCKETS, Buckets, Histogram};
 
 /// A number that only goes up.
 #[derive(Debug)]
@@ -78,54 +84,6 @@ impl Gauge {
     }
 }
 
-/// The upper bounds (seconds) of the [`Histogram`] buckets: 1 ms to 30 s.
-pub const BUCKETS: [f64; 14] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-/// A distribution of durations, in seconds, over [`BUCKETS`].
-#[derive(Debug)]
-pub struct Histogram {
-    name: &'static str,
-    help: &'static str,
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    /// The sum, in microseconds.
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    /// A histogram named `name` (Prometheus style, ending in `_seconds`).
-    pub const fn new(name: &'static str, help: &'static str) -> Self {
-        Self {
-            name,
-            help,
-            buckets: [const { AtomicU64::new(0) }; BUCKETS.len()],
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one duration (and hands it to the installed [`Recorder`], if any).
-    pub fn record(&'static self, duration: std::time::Duration) {
-        let seconds = duration.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-        if let Some(recorder) = RECORDER.get() {
-            recorder.record(self.name, seconds);
-        }
-    }
-
-    /// How many durations were recorded.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-}
-
 /// A telemetry exporter's view of the metrics: told of every metric once (those that exist
 /// when it is installed, then each one [`register`]ed later), and of every [`Histogram`]
 /// record as it happens (counters and gauges it reads when it exports).
@@ -133,11 +91,17 @@ pub trait Recorder: Send + Sync + 'static {
     /// `metric` exists; called once per metric.
     fn describe(&self, metric: Metric);
 
-    /// `seconds` was recorded into the histogram `name`.
-    fn record(&self, name: &'static str, seconds: f64);
+    /// `seconds` was recorded into the histogram `name` (the member with `labels`, for a
+    /// [`HistogramFamily`]; none for a [`Histogram`]).
+    fn record(&self, name: &'static str, labels: &[(&'static str, &str)], seconds: f64);
 }
 
 static RECORDER: std::sync::OnceLock<Box<dyn Recorder>> = std::sync::OnceLock::new();
+
+/// The installed recorder, if any (for the histograms to hand each record to).
+fn recorder() -> Option<&'static dyn Recorder> {
+    RECORDER.get().map(AsRef::as_ref)
+}
 
 /// Installs the recorder (once per process; later calls are ignored) and describes every
 /// metric that exists to it.
@@ -160,6 +124,10 @@ pub enum Metric {
     Gauge(&'static Gauge),
     /// A [`Histogram`].
     Histogram(&'static Histogram),
+    /// A [`CounterFamily`].
+    CounterFamily(&'static CounterFamily),
+    /// A [`HistogramFamily`].
+    HistogramFamily(&'static HistogramFamily),
 }
 
 impl Metric {
@@ -168,7 +136,9 @@ impl Metric {
         match self {
             Self::Counter(c) => c.name,
             Self::Gauge(g) => g.name,
-            Self::Histogram(h) => h.name,
+            Self::Histogram(h) => h.name(),
+            Self::CounterFamily(f) => f.name(),
+            Self::HistogramFamily(f) => f.name(),
         }
     }
 
@@ -177,7 +147,9 @@ impl Metric {
         match self {
             Self::Counter(c) => c.help,
             Self::Gauge(g) => g.help,
-            Self::Histogram(h) => h.help,
+            Self::Histogram(h) => h.help(),
+            Self::CounterFamily(f) => f.help(),
+            Self::HistogramFamily(f) => f.help(),
         }
     }
 }
@@ -230,10 +202,18 @@ pub static WORK_IN_FLIGHT: Gauge = Gauge::new(
     "omnia_work_in_flight",
     "Requests and messages being handled (work slots in use), all triggers together.",
 );
-/// How long requests and messages take.
-pub static WORK_DURATION: Histogram = Histogram::new(
+/// How long guest calls take, by trigger (recorded by [`crate::invoke`]).
+pub static WORK_DURATION: HistogramFamily = HistogramFamily::new(
     "omnia_work_duration_seconds",
-    "Time from a request's arrival (or a message's delivery) to the guest's answer.",
+    "Time from the start of a guest call (a request's arrival, a message's delivery) to its end.",
+    &["trigger"],
+);
+/// Guest calls by trigger and outcome (recorded by [`crate::invoke`]).
+pub static GUEST_CALLS: CounterFamily = CounterFamily::new(
+    "omnia_guest_calls_total",
+    "Guest calls by trigger and outcome (ok, guest_error, trap, timeout, out_of_budget, \
+     cancelled, client_error).",
+    &["trigger", "outcome"],
 );
 /// How long instantiating a guest takes.
 pub static INSTANTIATION_DURATION: Histogram = Histogram::new(
@@ -270,7 +250,8 @@ const CORE: &[Metric] = &[
     Metric::Counter(&INSTANTIATIONS),
     Metric::Histogram(&INSTANTIATION_DURATION),
     Metric::Gauge(&WORK_IN_FLIGHT),
-    Metric::Histogram(&WORK_DURATION),
+    Metric::HistogramFamily(&WORK_DURATION),
+    Metric::CounterFamily(&GUEST_CALLS),
     Metric::Counter(&BACKEND_ERRORS),
     Metric::Counter(&GUEST_TRAPS),
     Metric::Counter(&GUEST_TIMEOUTS),
@@ -333,18 +314,15 @@ pub fn render() -> String {
             }
             Metric::Histogram(h) => {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-                let mut cumulative = 0;
-                for (bound, bucket) in BUCKETS.iter().zip(&h.buckets) {
-                    cumulative += bucket.load(Ordering::Relaxed);
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-                }
-                let count = h.count();
-                #[allow(clippy::cast_precision_loss, reason = "seconds, for display")]
-                let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {sum}\n{name}_count {count}"
-                );
+                h.render(&mut out);
+            }
+            Metric::CounterFamily(f) => {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                f.render(&mut out);
+            }
+            Metric::HistogramFamily(f) => {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+                f.render(&mut out);
             }
         }
     }

@@ -1,0 +1,375 @@
+//! The HTTP trigger: hyper in front, guest instances behind.
+//!
+//! Connections are accepted and policed by [`omnia::listener`] (header-read and idle timeouts, a
+//! cap on open connections, drain on shutdown) and served with HTTP/1.1 or HTTP/2 (detected from
+//! the first bytes, so `h2c` prior knowledge works). Each request passes the checks of
+//! [`request`] and gets a body limited by [`request_body`]; then, for a WASI 0.2 guest, a new
+//! instance in a task of its own (see [`per_request`]); a WASI 0.3 guest's
+//! `wasi:http/handler.handle` is called many times per instance, concurrently (see [`reuse`]).
+//! Either way the guest runs under an [`omnia::invoke::Call`], which holds its deadline and
+//! records its outcome, and when the guest does not answer itself, the outcome maps to a status
+//! code (see [`answers`]):
+//!
+//! | what happened | status |
+//! |---|---|
+//! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight, none of them waiting for its body | 503, at once |
+//! | (the other side of that) a request that waited for its body for a second or more, when a new request without a body finds every slot taken (see [`request_body`]) | 408 |
+//! | the client already has `OMNIA_HTTP_CLIENT_SHARE` requests in flight (see [`clients`]) | 503, at once |
+//! | the guest needed memory past `OMNIA_MEMORY_BUDGET` (all instances together) | 503 |
+//! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
+//! | the body arrived too slowly (see [`request_body`]) | 408 |
+//! | a body without `Content-Length` (chunked, HTTP/2) grew past the limit as the guest read it | 413 |
+//! | a malformed body (bad chunked encoding) | 400 |
+//! | an HTTP/1.1 request without `Host`, two `Host` headers, or an authority (`Host`, or an absolute-form target's) that is not `host[:port]` (RFC 9112 §3.2, RFC 3986) | 400 |
+//! | the guest trapped (panic, `unreachable`, out of its own memory limit) | 500 |
+//! | the guest ran past `OMNIA_REQUEST_TIMEOUT` | 504 |
+//!
+//! An HTTP/1.0 request without `Host` is served with the listener's address as its authority.
+//!
+//! When the client goes away (the connection closes, or an HTTP/2 stream is reset) before the
+//! response is complete, the guest call is cancelled at once and its slot freed. A guest that
+//! fails after sending its response head has its response cut short (see [`response_body`]).
+//!
+//! A failing request never affects another on the 0.2 path: stores share nothing but the
+//! engine (for 0.3 guests, see [`reuse`] for what a failing request may take with it). Failure
+//! log lines are rate-limited (see [`omnia::telemetry::LogLimit`]); the metrics count every one.
+
+mod answers;
+mod authority;
+pub mod clients;
+mod per_request;
+mod request;
+mod request_body;
+mod response_body;
+pub mod reuse;
+
+use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper::{Request, Response, StatusCode};
+use omnia::invoke::{Call, Failure};
+use omnia::listener::{ConnInfo, ConnectionPolicy, Listener};
+use omnia::metrics::{self, Counter, Metric};
+use omnia::telemetry::{LogLimit, suppressed_note};
+use omnia::{Admission, HostView, Serving, Shutdown, State};
+use tracing::Instrument as _;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Resource};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
+
+use crate::{HttpConfig, WasiHttpCtx};
+use answers::NoAnswer;
+use clients::ClientShares;
+use request_body::{BodyPace, BodyWaiters, LimitedBody};
+
+pub use request_body::BODY_WAITS_CUT;
+pub use response_body::GuestBody;
+
+/// The export this trigger calls on a WASI 0.2 guest (any 0.2.x version).
+pub const HANDLER_EXPORT_PREFIX: &str = "wasi:http/incoming-handler@0.2";
+
+/// Responses cut short because the guest failed after sending the head.
+pub static RESPONSES_TRUNCATED: Counter = Counter::new(
+    "omnia_http_responses_truncated_total",
+    "Responses cut short because the guest failed after sending the response head.",
+);
+/// Requests refused as malformed or too large (400, 413).
+pub static BAD_REQUESTS: Counter = Counter::new(
+    "omnia_http_bad_requests_total",
+    "Requests refused as malformed (400) or too large (413).",
+);
+/// HTTP requests received.
+pub static REQUESTS: Counter = Counter::new(
+    "omnia_http_requests_total",
+    "HTTP requests received by the trigger.",
+);
+/// Requests refused because their client held its share of the work slots.
+pub static CLIENT_SHARE_REFUSALS: Counter = Counter::new(
+    "omnia_http_client_share_refusals_total",
+    "Requests refused with 503 because their client held OMNIA_HTTP_CLIENT_SHARE slots.",
+);
+
+/// Whether `component` exports `wasi:http/incoming-handler` (0.2) or `wasi:http/handler` (0.3).
+pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
+    omnia::component::exports_interface(engine, component, HANDLER_EXPORT_PREFIX)
+        || omnia::component::exports_interface(engine, component, reuse::HANDLER_EXPORT_PREFIX)
+}
+
+/// Listens on `config.addr`; the returned future serves until `shutdown`, then stops
+/// accepting and waits up to the grace period for in-flight requests.
+pub async fn bind<S>(state: S, config: Arc<HttpConfig>, shutdown: Shutdown) -> Result<Serving>
+where
+    S: State,
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    let instance_pre = state.instance_pre().clone();
+    let p3 = omnia::component::exports_interface(
+        state.engine(),
+        instance_pre.component(),
+        reuse::HANDLER_EXPORT_PREFIX,
+    );
+    let dispatch = if p3 {
+        // `handle: async func(request: request) -> result<response, error-code>`.
+        omnia::component::check_export_func::<
+            _,
+            (Resource<wasmtime_wasi_http::p3::Request>,),
+            (Result<Resource<wasmtime_wasi_http::p3::Response>, P3ErrorCode>,),
+        >(&instance_pre, reuse::HANDLER_EXPORT_PREFIX, "handle")?;
+        let pre = ServicePre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context("the component's wasi:http/handler@0.3 export has an unexpected type")?;
+        // A pool per serving thread: a request is served by instances on its own thread.
+        let pools = (0..config.threads.max(1))
+            .map(|_| reuse::Pool::new(state.clone(), pre.clone(), &config))
+            .collect();
+        Dispatch::Reuse(pools)
+    } else {
+        // `handle: func(request: incoming-request, response-out: response-outparam)`.
+        omnia::component::check_export_func::<
+            _,
+            (
+                Resource<HostIncomingRequest>,
+                Resource<HostResponseOutparam>,
+            ),
+            (),
+        >(&instance_pre, HANDLER_EXPORT_PREFIX, "handle")?;
+        let pre = ProxyPre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context(
+                "the component's wasi:http/incoming-handler@0.2 export has an unexpected type",
+            )?;
+        Dispatch::PerRequest(pre)
+    };
+    let policy = ConnectionPolicy {
+        header_timeout: state.config().header_timeout,
+        idle_timeout: state.config().idle_timeout,
+        max_connections: config.max_connections,
+    };
+    let listener = Listener::bind(config.addr, "OMNIA_HTTP_ADDR", "http", policy)
+        .await?
+        .threads(config.threads)?;
+    tracing::info!(
+        "http: listening on http://{} (try: curl http://{}/)",
+        listener.local_addr(),
+        listener.reachable_addr()
+    );
+    for metric in [
+        &REQUESTS,
+        &BAD_REQUESTS,
+        &RESPONSES_TRUNCATED,
+        &CLIENT_SHARE_REFUSALS,
+        &BODY_WAITS_CUT,
+    ] {
+        metrics::register(Metric::Counter(metric));
+    }
+    let share = config
+        .client_share
+        .unwrap_or(state.config().max_concurrency / 2)
+        .max(1);
+    let handler = Arc::new(Handler {
+        dispatch,
+        shares: ClientShares::new(share),
+        waiters: Arc::default(),
+        state,
+        config,
+    });
+    Ok(Box::pin(listener.serve(
+        move |conn| {
+            let handler = Arc::clone(&handler);
+            hyper::service::service_fn(move |req| {
+                let handler = Arc::clone(&handler);
+                async move { Ok::<_, Infallible>(handler.handle(req, conn).await) }
+            })
+        },
+        shutdown,
+    )))
+}
+
+struct Handler<S: State>
+where
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    dispatch: Dispatch<S>,
+    /// The work slots each client holds (`OMNIA_HTTP_CLIENT_SHARE`).
+    shares: Arc<ClientShares>,
+    /// The requests waiting for their body, to be cut first when every slot is taken.
+    waiters: Arc<BodyWaiters>,
+    state: S,
+    config: Arc<HttpConfig>,
+}
+
+/// How requests reach the guest.
+enum Dispatch<S: State>
+where
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    /// WASI 0.2: a fresh instance per request.
+    PerRequest(ProxyPre<S::StoreCtx>),
+    /// WASI 0.3: instances serve many requests, concurrently; one pool per serving thread.
+    Reuse(Vec<reuse::Pool<S>>),
+}
+
+/// Rate limit of the overload log lines.
+static OVERLOAD_LOG: LogLimit = LogLimit::new(1, Duration::from_secs(10));
+
+/// How long a request that found every slot taken waits for the slot of a request it had cut
+/// (see [`request_body::BodyWaiters`]); its guest only has to see the failed read and return.
+const CUT_GRACE: Duration = Duration::from_secs(1);
+
+impl<S> Handler<S>
+where
+    S: State,
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<GuestBody> {
+        REQUESTS.inc();
+        let admission = match self.admit(&req, conn).await {
+            Ok(admission) => admission,
+            Err(busy) => return answers::unavailable(busy),
+        };
+        let req = match request::with_authority(req, conn) {
+            Ok(req) => req,
+            Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
+        };
+        let max_body = self.config.max_body;
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max_body as u64) {
+            return answers::client_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body larger than {max_body} bytes (OMNIA_HTTP_MAX_BODY)\n"),
+            );
+        }
+        let what = format!("{} {}", req.method(), req.uri().path());
+        let work = request::span(&req, conn);
+        let span = work.span.clone();
+        let fault = Arc::new(OnceLock::new());
+        let req = req.map(|body| {
+            LimitedBody::new(
+                body,
+                max_body,
+                BodyPace::new(self.config.body_timeout, self.config.body_min_rate),
+                Arc::clone(&self.waiters),
+                Arc::clone(&fault),
+            )
+        });
+
+        let head = match &self.dispatch {
+            Dispatch::PerRequest(pre) => {
+                let started = per_request::spawn(
+                    &self.state,
+                    pre,
+                    req,
+                    admission,
+                    work,
+                    what.clone(),
+                    Arc::clone(&fault),
+                );
+                let (head, task) = match started {
+                    Ok(started) => started,
+                    Err(err) => {
+                        return answers::client_error(StatusCode::BAD_REQUEST, &format!("{err}\n"));
+                    }
+                };
+                // `task` is dropped with this future if the client goes away before the head
+                // is ready: the guest call is cancelled and its slot freed.
+                let head = head.await.unwrap_or_else(|_| {
+                    Err(NoAnswer::Failed(Failure::Trap(Arc::new(
+                        wasmtime::Error::msg("guest task ended"),
+                    ))))
+                });
+                head.map(|response| response.map(|body| GuestBody::from_task(body, task)))
+            }
+            Dispatch::Reuse(pools) => {
+                let pool = &pools[conn.thread % pools.len()];
+                let req = match request::absolute_uri(req) {
+                    Ok(req) => req.map(BodyExt::boxed_unsync),
+                    Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
+                };
+                let timeout = self.state.config().request_timeout;
+                let call = Call::new("http", what.clone(), span.clone(), timeout);
+                match pool.call(req, &call).instrument(span.clone()).await {
+                    Ok((response, stub)) => {
+                        Ok(response
+                            .map(|body| GuestBody::from_instance(body, call, stub, admission)))
+                    }
+                    Err(no_answer) => {
+                        answers::finish_unanswered(call, &no_answer, fault.get());
+                        Err(no_answer)
+                    }
+                }
+            }
+        };
+        let response = head.unwrap_or_else(|no_answer| {
+            answers::unanswered(no_answer, fault.get(), max_body, &what)
+        });
+        let status = response.status();
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        response
+    }
+
+    /// A work slot for `req`, within its client's share (see [`clients`]); or the body of the
+    /// 503 to answer when the client has its share or the runtime is full.
+    async fn admit(
+        &self,
+        req: &Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Result<Admission, &'static str> {
+        let client = self
+            .config
+            .trusted_proxies
+            .client(conn.peer.ip(), req.headers());
+        let Some(share) = self.shares.take(client) else {
+            CLIENT_SHARE_REFUSALS.inc();
+            if let Some(suppressed) = OVERLOAD_LOG.check() {
+                tracing::warn!(
+                    "http: client {client} has {} requests in flight, refusing with 503{}",
+                    self.shares.limit(),
+                    suppressed_note(suppressed)
+                );
+            }
+            return Err("server busy: too many requests in flight from this client \
+                        (OMNIA_HTTP_CLIENT_SHARE)\n");
+        };
+        // A request that has a body to come could itself trickle: it may not cut another.
+        let may_cut = req.body().is_end_stream();
+        let Some(admission) = self.admit_cutting_a_waiter(may_cut).await else {
+            if let Some(suppressed) = OVERLOAD_LOG.check() {
+                tracing::warn!(
+                    "http: {} requests and messages in flight, refusing with 503{}",
+                    self.state.config().max_concurrency,
+                    suppressed_note(suppressed)
+                );
+            }
+            return Err("server busy: too many requests in flight (OMNIA_MAX_CONCURRENCY)\n");
+        };
+        Ok(admission.holding(share))
+    }
+
+    /// A free slot, or else (if `may_cut`) the slot of the request that has waited longest for
+    /// its body (see [`request_body`]): that one is cut, and this waits up to [`CUT_GRACE`] for
+    /// its guest to give the slot back. `None` if no slot is free and no request can be cut.
+    async fn admit_cutting_a_waiter(&self, may_cut: bool) -> Option<Admission> {
+        let slots = self.state.slots();
+        if let Some(admission) = slots.try_admit() {
+            return Some(admission);
+        }
+        if !may_cut || !self.waiters.cut_longest() {
+            return None;
+        }
+        tokio::time::timeout(CUT_GRACE, slots.admit()).await.ok()
+    }
+}

@@ -1,0 +1,95 @@
+//! The checks a request passes before a guest sees it, and the span it is served in.
+//!
+//! `Host` and an absolute-form target must carry a valid authority (RFC 9112 §3.2, RFC 3986
+//! §3.2, see [`super::authority`]); an HTTP/1.1 request must have exactly one `Host`, an
+//! HTTP/1.0 request without one is served with the listener's address as its authority. A 0.3
+//! guest learns the scheme and authority from the request's URI, so its requests are given an
+//! absolute one. (The body's limits are in [`super::request_body`].)
+
+use hyper::Request;
+use omnia::listener::ConnInfo;
+use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
+
+use super::authority;
+
+/// The request's span (OpenTelemetry HTTP server conventions), its parent the client's
+/// `traceparent`, if any.
+pub(super) fn span<B>(req: &Request<B>, conn: ConnInfo) -> Work {
+    let method = req.method().as_str();
+    let parent = req
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    let span = tracing::debug_span!(
+        target: SPAN_TARGET,
+        "HTTP request",
+        otel.name = method,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.response.status_code = tracing::field::Empty,
+        url.path = req.uri().path(),
+        url.scheme = "http",
+        network.protocol.version = ?req.version(),
+        server.address = %conn.local.ip(),
+        server.port = conn.local.port(),
+        client.address = %conn.peer.ip(),
+    );
+    omnia::trace::start_span(span, parent)
+}
+
+/// Checks `Host` and the authority of an absolute-form target (RFC 9112 §3.2, RFC 3986 §3.2,
+/// see [`authority`]), and gives a request without an authority the listener's address as its
+/// `Host`, as an HTTP/1.0 client may omit it.
+pub(super) fn with_authority<B>(
+    mut req: Request<B>,
+    conn: ConnInfo,
+) -> Result<Request<B>, &'static str> {
+    let hosts = req.headers().get_all(http::header::HOST).iter().count();
+    if hosts > 1 {
+        return Err("more than one Host header\n");
+    }
+    if let Some(host) = req.headers().get(http::header::HOST) {
+        authority::check(
+            host.to_str()
+                .map_err(|_| "the Host header is not valid\n")?,
+        )?;
+    }
+    if let Some(target) = req.uri().authority() {
+        authority::check(target.as_str())?;
+    }
+    if hosts == 0 && req.uri().authority().is_none() {
+        if req.version() == http::Version::HTTP_11 {
+            return Err("missing Host header (HTTP/1.1 requires one)\n");
+        }
+        let host = http::HeaderValue::from_str(&conn.local.to_string())
+            .map_err(|_| "the listener's address is not a valid Host\n")?;
+        req.headers_mut().insert(http::header::HOST, host);
+    }
+    Ok(req)
+}
+
+/// The request with an absolute URI (`http://host/path`), which is how a 0.3 guest learns the
+/// scheme and authority (0.2 guests get them from the runtime when their request is made).
+pub(super) fn absolute_uri<B>(mut req: Request<B>) -> Result<Request<B>, &'static str> {
+    if req.uri().authority().is_some() {
+        return Ok(req);
+    }
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .ok_or("missing Host header\n")?
+        .to_str()
+        .map_err(|_| "the Host header is not valid\n")?;
+    let authority: http::uri::Authority =
+        host.parse().map_err(|_| "the Host header is not valid\n")?;
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| "the request URI is not valid\n")?;
+    Ok(req)
+}
