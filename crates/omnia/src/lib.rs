@@ -42,6 +42,7 @@ pub mod config;
 pub mod engine;
 pub mod grants;
 pub mod guest_output;
+pub mod host_error;
 pub mod invoke;
 pub mod lifecycle;
 pub mod limits;
@@ -58,6 +59,7 @@ mod traits;
 
 pub use cli::{Command, exit_code};
 pub use config::{FromEnv, RuntimeConfig, Setting, SettingGroup};
+pub use host_error::{HostError, HostResult};
 pub use lifecycle::Shutdown;
 pub use limits::{Admission, WorkSlots};
 pub use run::run;

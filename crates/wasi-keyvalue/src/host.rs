@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::{HasData, Resource, ResourceTable, ResourceTableError};
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::backend::{self, Bucket, KeyValueStore, Versioned, check_bucket_name};
 
@@ -42,27 +42,12 @@ pub struct CasHandle {
     seen: Versioned,
 }
 
-/// An error of a host function: either the WIT error for the guest or a trap.
-pub enum HostError {
-    /// Returned to the guest as `wasi:keyvalue/store.error`.
-    Store(backend::Error),
-    /// Traps the guest (a bad resource handle).
-    Trap(wasmtime::Error),
-}
+/// An error of a host function: `wasi:keyvalue/store.error` for the guest, or a trap.
+pub type HostError = omnia::HostError<backend::Error>;
 
-impl From<backend::Error> for HostError {
-    fn from(err: backend::Error) -> Self {
-        Self::Store(err)
-    }
-}
+type HostResult<T> = omnia::HostResult<T, backend::Error>;
 
-impl From<ResourceTableError> for HostError {
-    fn from(err: ResourceTableError) -> Self {
-        Self::Trap(err.into())
-    }
-}
-
-type HostResult<T> = Result<T, HostError>;
+impl omnia::host_error::GuestError for backend::Error {}
 
 fn to_wit(err: backend::Error) -> store::Error {
     match err {
@@ -101,7 +86,7 @@ fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
 fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> HostResult<T> {
     result.map_err(|err| {
         log_failure(&err, op, bucket);
-        HostError::Store(err)
+        HostError::Guest(err)
     })
 }
 
@@ -122,10 +107,7 @@ impl store::Host for KeyValueView<'_> {
     }
 
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<store::Error> {
-        match err {
-            HostError::Store(err) => Ok(to_wit(err)),
-            HostError::Trap(trap) => Err(trap),
-        }
+        err.convert(to_wit)
     }
 }
 

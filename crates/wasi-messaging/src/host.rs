@@ -9,7 +9,7 @@ use omnia::trace::{TRACEPARENT, TraceContext};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasData, Resource, ResourceTable, ResourceTableError};
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::backend::{self, Broker, Message};
 use crate::config::check_subject;
@@ -47,27 +47,12 @@ pub struct RequestOptions {
     expected: Option<u32>,
 }
 
-/// An error of a host function: the WIT error for the guest, or a trap.
-pub enum HostError {
-    /// Returned to the guest as `wasi:messaging/types.error`.
-    Messaging(backend::Error),
-    /// Traps the guest (a bad resource handle).
-    Trap(wasmtime::Error),
-}
+/// An error of a host function: `wasi:messaging/types.error` for the guest, or a trap.
+pub type HostError = omnia::HostError<backend::Error>;
 
-impl From<backend::Error> for HostError {
-    fn from(err: backend::Error) -> Self {
-        Self::Messaging(err)
-    }
-}
+type HostResult<T> = omnia::HostResult<T, backend::Error>;
 
-impl From<ResourceTableError> for HostError {
-    fn from(err: ResourceTableError) -> Self {
-        Self::Trap(err.into())
-    }
-}
-
-type HostResult<T> = Result<T, HostError>;
+impl omnia::host_error::GuestError for backend::Error {}
 
 /// The WIT form of a backend error.
 pub(crate) fn to_wit(err: backend::Error) -> types::Error {
@@ -119,7 +104,7 @@ impl MessagingView<'_> {
 
 /// A topic a guest publishes to must be a subject without wildcards.
 fn publish_topic(topic: &str) -> HostResult<()> {
-    check_subject(topic, false).map_err(|err| HostError::Messaging(backend::Error::other(err)))
+    check_subject(topic, false).map_err(|err| HostError::Guest(backend::Error::other(err)))
 }
 
 /// Logs a broker failure, naming the operation and the topic, and passes it on.
@@ -132,16 +117,13 @@ fn logged<T>(result: backend::Result<T>, op: &str, topic: &str) -> HostResult<T>
             omnia::metrics::BACKEND_ERRORS.inc();
         }
         tracing::warn!(topic, op, error = %err, "messaging: operation failed");
-        HostError::Messaging(err)
+        HostError::Guest(err)
     })
 }
 
 impl types::Host for MessagingView<'_> {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<types::Error> {
-        match err {
-            HostError::Messaging(err) => Ok(to_wit(err)),
-            HostError::Trap(trap) => Err(trap),
-        }
+        err.convert(to_wit)
     }
 }
 
@@ -313,7 +295,7 @@ impl request_reply::Host for MessagingView<'_> {
         let message = self.table.delete(message)?;
         let message = self.traced(message);
         let Some(to) = to else {
-            return Err(HostError::Messaging(backend::Error::other(
+            return Err(HostError::Guest(backend::Error::other(
                 "this message was not sent as a request: it has no reply-to",
             )));
         };
