@@ -171,6 +171,26 @@ impl Omnia {
         format!("http://{}{path}", self.addr())
     }
 
+    /// One HTTP/1.1 request to the guest; panics on a transport error (the runtime must always
+    /// answer).
+    pub async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> crate::Response {
+        crate::request(
+            method,
+            &self.url(path),
+            headers,
+            bytes::Bytes::copy_from_slice(body),
+            false,
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{path}: no answer: {err}"))
+    }
+
     /// `http://host:port{path}` on the admin address.
     pub fn admin_url(&self, path: &str) -> String {
         let admin = self

@@ -36,7 +36,7 @@ const NATS_SERVER: &str = "nats-server";
 
 /// The path of `program`: the first in `PATH`, else in `/usr/sbin` (where Debian puts
 /// `nats-server`, outside a normal user's `PATH`).
-fn program(name: &str) -> PathBuf {
+pub fn program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/sbin")])

@@ -53,37 +53,16 @@ impl Store {
     }
 }
 
-/// One request to the guest; panics on a transport error (the runtime must always answer).
-async fn call(
-    server: &Omnia,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    request(
-        method,
-        &server.url(path),
-        headers,
-        Bytes::copy_from_slice(body),
-        false,
-    )
-    .await
-    .unwrap_or_else(|err| panic!("{path}: no answer: {err}"))
-}
-
 async fn get(server: &Omnia, path: &str) -> Response {
-    call(server, Method::GET, path, &[], b"").await
+    server.call(Method::GET, path, &[], b"").await
 }
 
 async fn post(server: &Omnia, path: &str, body: &[u8]) -> Response {
-    call(server, Method::POST, path, &[], body).await
+    server.call(Method::POST, path, &[], body).await
 }
 
 async fn put(server: &Omnia, bucket: &str, key: &str, value: &[u8]) {
-    let response = call(
-        server,
-        Method::PUT,
+    let response = server.call(Method::PUT,
         &format!("/kv/{bucket}/{key}"),
         &[],
         value,
@@ -192,7 +171,7 @@ async fn values_and_buckets(server: &Omnia, backend: &str) {
         "exists missing",
     );
     for _ in 0..2 {
-        let deleted = call(server, Method::DELETE, "/kv/t/text", &[], b"").await;
+        let deleted = server.call(Method::DELETE, "/kv/t/text", &[], b"").await;
         assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{backend}: delete");
     }
     expect(
@@ -248,7 +227,7 @@ async fn counters_and_compare_and_swap(server: &Omnia, backend: &str) {
     // Compare-and-swap.
     let cas = |expect: Option<&'static str>, body: &'static [u8]| async move {
         let headers: Vec<(&str, &str)> = expect.map(|e| ("x-expect", e)).into_iter().collect();
-        call(server, Method::POST, "/cas/t/c", &headers, body).await
+        server.call(Method::POST, "/cas/t/c", &headers, body).await
     };
     expect(
         &cas(None, b"v1").await,
@@ -674,7 +653,7 @@ async fn outage(store: &mut Store, backend: &str) {
     // Recovery without restarting omnia.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let response = call(&server, Method::PUT, "/kv/f/after", &[], b"back").await;
+        let response = server.call(Method::PUT, "/kv/f/after", &[], b"back").await;
         if response.status == StatusCode::NO_CONTENT {
             break;
         }
@@ -877,9 +856,9 @@ async fn the_empty_identifier_opens_the_default_bucket() {
 async fn the_in_memory_store_can_be_bounded() {
     let server = Store::Memory.serve(&[("OMNIA_KEYVALUE_MEMORY_MAX", "2KiB")]);
     put(&server, "b", "first", &[7; 1500]).await;
-    let full = call(&server, Method::PUT, "/kv/b/second", &[], &[7; 1500]).await;
+    let full = server.call(Method::PUT, "/kv/b/second", &[], &[7; 1500]).await;
     expect_kv_error(&full, "OMNIA_KEYVALUE_MEMORY_MAX", "over the limit");
-    let deleted = call(&server, Method::DELETE, "/kv/b/first", &[], b"").await;
+    let deleted = server.call(Method::DELETE, "/kv/b/first", &[], b"").await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     put(&server, "b", "second", &[7; 1500]).await;
 }

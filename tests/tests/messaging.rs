@@ -76,28 +76,8 @@ async fn create_stream(nats: &NatsServer, name: &str, subjects: &[&str]) {
     .unwrap_or_else(|err| panic!("create stream {name}: {err}"));
 }
 
-async fn call(
-    server: &Omnia,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    request(
-        method,
-        &server.url(path),
-        headers,
-        Bytes::copy_from_slice(body),
-        false,
-    )
-    .await
-    .unwrap_or_else(|err| panic!("{path}: no answer: {err}"))
-}
-
 async fn publish(server: &Omnia, topic: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
-    call(
-        server,
-        Method::POST,
+    server.call(Method::POST,
         &format!("/publish/{topic}"),
         headers,
         body,
@@ -109,7 +89,7 @@ async fn publish(server: &Omnia, topic: &str, body: &[u8], headers: &[(&str, &st
 async fn received(server: &Omnia, topic: &str, n: usize) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let response = call(server, Method::GET, &format!("/received/{topic}"), &[], b"").await;
+        let response = server.call(Method::GET, &format!("/received/{topic}"), &[], b"").await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         let lines: Vec<String> = response.text().lines().map(str::to_owned).collect();
         if lines.len() >= n || started.elapsed() > Duration::from_secs(20) {
@@ -155,9 +135,7 @@ async fn flows(server: &Omnia, backend: &str) {
     );
 
     // Request and reply.
-    let reply = call(
-        server,
-        Method::POST,
+    let reply = server.call(Method::POST,
         "/request/svc?timeout_ms=5000",
         &[],
         b"ping",
@@ -165,9 +143,7 @@ async fn flows(server: &Omnia, backend: &str) {
     .await;
     assert_eq!(reply.status, StatusCode::OK, "{backend}: {}", reply.text());
     assert_eq!(reply.text(), "echo: ping\n", "{backend}");
-    let nobody = call(
-        server,
-        Method::POST,
+    let nobody = server.call(Method::POST,
         "/request/nobody?timeout_ms=500",
         &[],
         b"x",

@@ -19,6 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use omnia_tests::services::program;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -356,16 +357,6 @@ fn unpack(profile: &str) -> (PathBuf, PathBuf) {
         String::from_utf8_lossy(&out.stderr)
     );
     (bundle.join("rootfs"), bundle)
-}
-
-/// The path of `name` in `PATH` or `/usr/sbin` (the child's environment is cleared).
-fn program(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not found"))
 }
 
 /// Starts the image's entry point inside its unpacked root filesystem, as the image's user
