@@ -35,8 +35,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value as Json;
 use wasmtime::component::HasData;
 
-use crate::otlp::GuestRecord;
 use crate::pipeline::Pipeline;
+use crate::record::GuestRecord;
 
 mod bindings {
     wasmtime::component::bindgen!({

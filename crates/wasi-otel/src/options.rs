@@ -150,6 +150,15 @@ impl FromEnv for OtelOptions {
     }
 }
 
+/// The exporters' timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds; 10 s by default), for
+/// the clients that do not read it themselves.
+pub(crate) fn export_timeout() -> Duration {
+    std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
+
 /// An `http://` or `https://` URL with a host.
 fn parse_endpoint(s: &str) -> Result<String> {
     let uri: http::Uri = s

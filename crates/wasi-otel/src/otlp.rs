@@ -23,25 +23,15 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Channel;
 
-use crate::options::{Export, Protocol};
+use crate::options::{Export, Protocol, export_timeout};
 use crate::queue::Sink;
-
-/// What a guest emitted, waiting for export.
-#[derive(Debug)]
-pub enum GuestRecord {
-    /// One `metrics.export` call.
-    Metrics(ResourceMetrics),
-    /// One log record and the scope it came from.
-    Log(Option<InstrumentationScope>, LogRecord),
-}
+use crate::record::GuestRecord;
 
 /// Sends guest records to the collector.
 pub struct GuestSink {
@@ -83,7 +73,7 @@ impl GuestSink {
                         .unwrap_or_else(|| url.clone());
                     Ok(Channel::from_shared(url.clone())
                         .with_context(|| format!("OTLP endpoint {url}"))?
-                        .timeout(crate::pipeline::export_timeout())
+                        .timeout(export_timeout())
                         .connect_lazy())
                 };
                 let mut metadata = MetadataMap::new();
@@ -113,10 +103,7 @@ impl GuestSink {
                         .with_context(|| format!("OTLP endpoint {url} is not a URL"))
                 };
                 Transport::Http {
-                    client: HyperClient::with_default_connector(
-                        crate::pipeline::export_timeout(),
-                        None,
-                    ),
+                    client: HyperClient::with_default_connector(export_timeout(), None),
                     metrics: url("METRICS", "v1/metrics")?,
                     logs: url("LOGS", "v1/logs")?,
                     headers,

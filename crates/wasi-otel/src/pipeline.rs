@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use omnia::metrics::{self, Metric, Recorder};
@@ -30,9 +29,10 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
-use crate::options::{Export, Protocol};
-use crate::otlp::{GuestRecord, GuestSink};
+use crate::options::{Export, Protocol, export_timeout};
+use crate::otlp::GuestSink;
 use crate::queue::{self, ExportQueue, GUEST_RECORDS_DROPPED, SPANS_DROPPED, Spans};
+use crate::record::GuestRecord;
 
 /// The running pipeline: what shutdown flushes.
 #[derive(Clone)]
@@ -149,15 +149,6 @@ fn proto_resource(resource: &Resource) -> opentelemetry_proto::tonic::resource::
         attributes: ResourceAttributesWithSchema::from(resource).attributes.0,
         ..Default::default()
     }
-}
-
-/// The exporters' timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds; 10 s by default), for
-/// the clients that do not read it themselves.
-pub(crate) fn export_timeout() -> Duration {
-    std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
-        .ok()
-        .and_then(|ms| ms.trim().parse().ok())
-        .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
 fn span_exporter(export: &Export) -> Result<SpanExporter> {
