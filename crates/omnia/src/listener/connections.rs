@@ -87,8 +87,10 @@ impl Registry {
     }
 }
 
-/// The largest number of open files this process may have, after raising the soft limit to the
-/// hard one (as Go and most servers do at start-up).
+/// Raises this process's soft limit of open files to the hard one (as Go and most servers do
+/// at start-up) and returns the limit now in force. `omnia run` calls it once, before any
+/// setting is read, so the default connection cap ([`default_max_connections`]) and the check
+/// of `OMNIA_HTTP_MAX_CONNECTIONS` see the raised limit; nothing else changes the limit.
 pub fn raise_open_file_limit() -> u64 {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
@@ -102,17 +104,24 @@ pub fn raise_open_file_limit() -> u64 {
         }
         _ => false,
     };
-    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let now = open_file_limit();
     if raised {
         tracing::debug!("open file limit raised to {now}");
     }
     now
 }
 
+/// The largest number of open files this process may have now (its soft limit; unlimited
+/// counts as `u64::MAX`). Reads the limit, never changes it (see [`raise_open_file_limit`]).
+pub fn open_file_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit};
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
 /// The default connection cap: three quarters of the open-file limit (the rest is for
 /// backends, outgoing requests and files), at most 16384.
 pub fn default_max_connections() -> usize {
-    let fds = raise_open_file_limit();
+    let fds = open_file_limit();
     let cap = (fds / 4 * 3).clamp(16, MAX_DEFAULT_CONNECTIONS);
     usize::try_from(cap).unwrap_or(16)
 }

@@ -58,7 +58,7 @@ mod threads;
 mod watchdog;
 
 pub use activity::TrackedBody;
-pub use connections::{default_max_connections, raise_open_file_limit};
+pub use connections::{default_max_connections, open_file_limit, raise_open_file_limit};
 
 use accept::Backoff;
 use activity::{Tracked, TrackedIo};
