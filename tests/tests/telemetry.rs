@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use omnia_tests::otlp::{OtlpReceiver, Protocol, Span};
-use omnia_tests::{Omnia, Response, get, guests, omnia, request};
+use omnia_tests::{Omnia, Response, get, guests, omnia, request, run_to_end};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
@@ -142,6 +142,29 @@ async fn spans_and_metrics_reach_a_grpc_collector() {
 #[tokio::test]
 async fn spans_and_metrics_reach_an_http_collector() {
     spans_and_metrics_reach_the_collector(Protocol::HttpProtobuf).await;
+}
+
+/// A bad `OTEL_EXPORTER_OTLP_TIMEOUT` stops start-up naming the variable and the value (the
+/// exporters would silently use their default instead).
+#[test]
+fn a_bad_export_timeout_stops_start_up() {
+    let guest = guests::rust("http-echo");
+    let out = run_to_end(
+        &omnia(),
+        &["run", guest.to_str().unwrap()],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "abc"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit code 1, stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_TIMEOUT=\"abc\" is not valid")
+            && stderr.contains("milliseconds"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

@@ -42,6 +42,10 @@ fn compile(args: &crate::cli::CompileArgs) -> Result<()> {
 }
 
 async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
+    // Once, before any setting is read: the default connection cap and the check of
+    // `OMNIA_HTTP_MAX_CONNECTIONS` derive from the raised limit, and reading a setting has no
+    // side effects.
+    crate::listener::raise_open_file_limit();
     // Every setting is read and checked before the (possibly slow) compilation, so a typo is
     // reported in milliseconds.
     let config = RuntimeConfig::from_env()?;

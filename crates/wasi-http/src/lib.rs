@@ -107,7 +107,8 @@ impl Default for HttpConfig {
 impl FromEnv for HttpConfig {
     fn from_env() -> Result<Self> {
         let d = Self::default();
-        let open_files = omnia::listener::raise_open_file_limit();
+        // Raised once at start-up by `omnia::run` (see `raise_open_file_limit`).
+        let open_files = omnia::listener::open_file_limit();
         Ok(Self {
             addr: var("OMNIA_HTTP_ADDR", parse_addr)?.unwrap_or(d.addr),
             max_body: var("OMNIA_HTTP_MAX_BODY", parse_size)?.unwrap_or(d.max_body),

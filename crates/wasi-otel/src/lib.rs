@@ -28,6 +28,7 @@ mod options;
 mod otlp;
 mod pipeline;
 mod queue;
+mod record;
 
 use std::sync::OnceLock;
 

@@ -10,22 +10,20 @@
 //! Endpoints are resolved as the OpenTelemetry exporters resolve them: `OTEL_GRPC_URL`, else
 //! `OTEL_EXPORTER_OTLP_{METRICS,LOGS}_ENDPOINT` (used as is), else
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/metrics` or `/v1/logs` appended for HTTP), else
-//! the local default; `OTEL_EXPORTER_OTLP_HEADERS` are sent with each export.
+//! the local default; `OTEL_EXPORTER_OTLP_HEADERS` are sent with each export. All of them are
+//! read and checked by [`crate::options`]; this module reads no variable itself.
 
 use std::str::FromStr as _;
 
 use anyhow::{Context as _, Result};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
-use omnia::secrets::percent_decode;
+use http::{HeaderMap, Request, Uri};
 use opentelemetry_http::HttpClient as _;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
@@ -33,15 +31,7 @@ use tonic::transport::Channel;
 
 use crate::options::{Export, Protocol};
 use crate::queue::Sink;
-
-/// What a guest emitted, waiting for export.
-#[derive(Debug)]
-pub enum GuestRecord {
-    /// One `metrics.export` call.
-    Metrics(ResourceMetrics),
-    /// One log record and the scope it came from.
-    Log(Option<InstrumentationScope>, LogRecord),
-}
+use crate::record::GuestRecord;
 
 /// Sends guest records to the collector.
 pub struct GuestSink {
@@ -67,23 +57,23 @@ enum Transport {
 impl GuestSink {
     /// A sink for `export`'s collector (connecting lazily, on the current tokio runtime).
     pub fn new(export: &Export, resource: Resource) -> Result<Self> {
-        let headers = headers()?;
+        let headers = export.headers.clone();
         let transport = match export.protocol {
             Protocol::Grpc => {
                 let url = export
                     .grpc_url
                     .clone()
-                    .or_else(|| endpoint_var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+                    .or_else(|| export.endpoint.clone())
                     .unwrap_or_else(|| "http://localhost:4317".to_owned());
-                let channel = |signal: &str| -> Result<Channel> {
+                let channel = |signal: &Option<String>| -> Result<Channel> {
                     let url = export
                         .grpc_url
                         .clone()
-                        .or_else(|| endpoint_var(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")))
+                        .or_else(|| signal.clone())
                         .unwrap_or_else(|| url.clone());
                     Ok(Channel::from_shared(url.clone())
                         .with_context(|| format!("OTLP endpoint {url}"))?
-                        .timeout(crate::pipeline::export_timeout())
+                        .timeout(export.timeout)
                         .connect_lazy())
                 };
                 let mut metadata = MetadataMap::new();
@@ -96,16 +86,19 @@ impl GuestSink {
                     }
                 }
                 Transport::Grpc {
-                    metrics: MetricsServiceClient::new(channel("METRICS")?),
-                    logs: LogsServiceClient::new(channel("LOGS")?),
+                    metrics: MetricsServiceClient::new(channel(&export.metrics_endpoint)?),
+                    logs: LogsServiceClient::new(channel(&export.logs_endpoint)?),
                     headers: metadata,
                 }
             }
             Protocol::HttpProtobuf => {
-                let url = |signal: &str, path: &str| -> Result<Uri> {
-                    let url = endpoint_var(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+                let url = |signal: &Option<String>, path: &str| -> Result<Uri> {
+                    let url = signal
+                        .clone()
                         .or_else(|| {
-                            endpoint_var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                            export
+                                .endpoint
+                                .as_ref()
                                 .map(|base| format!("{}/{path}", base.trim_end_matches('/')))
                         })
                         .unwrap_or_else(|| format!("http://localhost:4318/{path}"));
@@ -113,12 +106,9 @@ impl GuestSink {
                         .with_context(|| format!("OTLP endpoint {url} is not a URL"))
                 };
                 Transport::Http {
-                    client: HyperClient::with_default_connector(
-                        crate::pipeline::export_timeout(),
-                        None,
-                    ),
-                    metrics: url("METRICS", "v1/metrics")?,
-                    logs: url("LOGS", "v1/logs")?,
+                    client: HyperClient::with_default_connector(export.timeout, None),
+                    metrics: url(&export.metrics_endpoint, "v1/metrics")?,
+                    logs: url(&export.logs_endpoint, "v1/logs")?,
                     headers,
                 }
             }
@@ -246,36 +236,4 @@ async fn post(
     } else {
         Err(format!("{url}: HTTP {}", response.status()))
     }
-}
-
-/// A non-empty endpoint variable.
-fn endpoint_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs, comma-separated, values percent-decoded.
-fn headers() -> Result<HeaderMap> {
-    let mut map = HeaderMap::new();
-    let Ok(text) = std::env::var("OTEL_EXPORTER_OTLP_HEADERS") else {
-        return Ok(map);
-    };
-    // The values are credentials (`authorization=Bearer%20...`): errors name the entry by its
-    // position and never show its text, which may be a value with the `=` missing.
-    for (n, pair) in text.split(',').filter(|p| !p.trim().is_empty()).enumerate() {
-        let entry = n + 1;
-        let (name, value) = pair.split_once('=').with_context(|| {
-            format!(
-                "OTEL_EXPORTER_OTLP_HEADERS: entry {entry} is not name=value (e.g. \
-                 authorization=Bearer%20<token>; entries are separated by commas)"
-            )
-        })?;
-        let name = HeaderName::from_str(name.trim()).with_context(|| {
-            format!("OTEL_EXPORTER_OTLP_HEADERS: the name of entry {entry} is not a header name")
-        })?;
-        let value = HeaderValue::from_str(&percent_decode(value.trim())).with_context(|| {
-            format!("OTEL_EXPORTER_OTLP_HEADERS: the value of {name} is not a header value")
-        })?;
-        map.append(name, value);
-    }
-    Ok(map)
 }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use omnia::metrics::{self, Metric, Recorder};
@@ -32,8 +31,9 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use crate::options::{Export, Protocol};
-use crate::otlp::{GuestRecord, GuestSink};
+use crate::otlp::GuestSink;
 use crate::queue::{self, ExportQueue, GUEST_RECORDS_DROPPED, SPANS_DROPPED, Spans};
+use crate::record::GuestRecord;
 
 /// The running pipeline: what shutdown flushes.
 #[derive(Clone)]
@@ -48,7 +48,7 @@ impl Pipeline {
     /// Builds the exporters and providers (on the current tokio runtime), installs the metrics
     /// recorder and the trace hook, and returns the pipeline and the `tracing` layer.
     pub fn start(export: &Export) -> Result<(Self, BoxedLayer)> {
-        let resource = resource();
+        let resource = resource(export);
         let mut span_exporter = span_exporter(export)?;
         span_exporter.set_resource(&resource);
         let spans = ExportQueue::start(
@@ -121,17 +121,12 @@ impl Pipeline {
     }
 }
 
-/// `service.name` from `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES`, else `omnia`; the
-/// other attributes of `OTEL_RESOURCE_ATTRIBUTES`; the runtime's name and version.
-fn resource() -> Resource {
-    let named = std::env::var_os("OTEL_SERVICE_NAME").is_some_and(|v| !v.is_empty())
-        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|attrs| {
-            attrs
-                .split(',')
-                .any(|kv| kv.trim().starts_with("service.name="))
-        });
+/// `service.name` from `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` (which the builder
+/// reads), else `omnia` ([`Export::service_named`]); the other attributes of
+/// `OTEL_RESOURCE_ATTRIBUTES`; the runtime's name and version.
+fn resource(export: &Export) -> Resource {
     let mut builder = Resource::builder();
-    if !named {
+    if !export.service_named {
         builder = builder.with_service_name("omnia");
     }
     builder
@@ -152,15 +147,6 @@ fn proto_resource(resource: &Resource) -> opentelemetry_proto::tonic::resource::
     }
 }
 
-/// The exporters' timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`, milliseconds; 10 s by default), for
-/// the clients that do not read it themselves.
-pub(crate) fn export_timeout() -> Duration {
-    std::env::var("OTEL_EXPORTER_OTLP_TIMEOUT")
-        .ok()
-        .and_then(|ms| ms.trim().parse().ok())
-        .map_or(Duration::from_secs(10), Duration::from_millis)
-}
-
 fn span_exporter(export: &Export) -> Result<SpanExporter> {
     let built = match export.protocol {
         Protocol::Grpc => {
@@ -172,7 +158,7 @@ fn span_exporter(export: &Export) -> Result<SpanExporter> {
         }
         Protocol::HttpProtobuf => SpanExporter::builder()
             .with_http()
-            .with_http_client(HyperClient::with_default_connector(export_timeout(), None))
+            .with_http_client(HyperClient::with_default_connector(export.timeout, None))
             .build(),
     };
     built.context("cannot set up the OTLP span exporter")
@@ -189,7 +175,7 @@ fn metric_exporter(export: &Export) -> Result<MetricExporter> {
         }
         Protocol::HttpProtobuf => MetricExporter::builder()
             .with_http()
-            .with_http_client(HyperClient::with_default_connector(export_timeout(), None))
+            .with_http_client(HyperClient::with_default_connector(export.timeout, None))
             .build(),
     };
     built.context("cannot set up the OTLP metric exporter")

@@ -1,164 +1,17 @@
-//! Configuration: environment variables, and `omnia run` flags for the main ones.
-//!
-//! Every setting is described once, as a [`Setting`]: its variable, its flag (if it has one),
-//! its default and what it means. `omnia run --help` lists every one from these descriptions,
-//! grouped by capability ([`SettingGroup`]); the README's table lists the same ones (a test of
-//! `omnia-cli` keeps the two equal). Every value is read through [`var`], so a flag and its
-//! variable can never disagree: a flag given on the command line overrides the variable (see
-//! [`set_overrides`]).
-//!
-//! All settings are read and checked before the component is loaded, and a bad value fails
-//! start-up with an error that names the variable (or flag), the value and the expected form.
+//! The core's own settings (the `OMNIA_*` variables): the limits, addresses and caches every
+//! Omnia runtime has whatever capabilities it links, with their defaults and their `--help`
+//! descriptions.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-pub use crate::secrets::{Secrets, redact_url};
-
-/// Builds options from environment variables (and the flags that override them).
-pub trait FromEnv: Sized {
-    /// Reads the options; fails naming the variable when a value is malformed.
-    fn from_env() -> Result<Self>;
-
-    /// The settings [`FromEnv::from_env`] reads, for `--help` and the documentation.
-    fn settings() -> Vec<Setting> {
-        Vec::new()
-    }
-}
-
-impl FromEnv for () {
-    fn from_env() -> Result<Self> {
-        Ok(())
-    }
-}
-
-/// One setting: an environment variable, and for the main ones a flag of `omnia run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Setting {
-    /// The environment variable, e.g. `OMNIA_HTTP_ADDR`.
-    pub env: &'static str,
-    /// The long flag of `omnia run` that overrides it, e.g. `listen` for `--listen`; `None` for
-    /// settings that are environment-only (secrets, which would show in `ps`, and rare ones).
-    pub flag: Option<&'static str>,
-    /// The placeholder of the value in help text, e.g. `ADDR`.
-    pub value: &'static str,
-    /// The default, as shown to users.
-    pub default: &'static str,
-    /// What it does, one line.
-    pub help: &'static str,
-}
-
-impl Setting {
-    /// A setting with no flag (secrets, which would show in `ps`, and rare ones).
-    pub const fn env_only(
-        env: &'static str,
-        value: &'static str,
-        default: &'static str,
-        help: &'static str,
-    ) -> Self {
-        Self {
-            env,
-            flag: None,
-            value,
-            default,
-            help,
-        }
-    }
-}
-
-/// The settings of one capability (or of the runtime itself), under one heading of
-/// `omnia run --help`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingGroup {
-    /// The heading, e.g. `Key-value`.
-    pub title: &'static str,
-    /// Its settings, in the order they are shown.
-    pub settings: Vec<Setting>,
-}
-
-impl SettingGroup {
-    /// The group `title` of `settings`.
-    pub fn new(title: &'static str, settings: Vec<Setting>) -> Self {
-        Self { title, settings }
-    }
-
-    /// `groups` with each setting listed once, under the first group that has it (`NATS_URL`
-    /// is both key-value's and messaging's), and without empty groups.
-    pub fn each_once(mut groups: Vec<Self>) -> Vec<Self> {
-        let mut seen = std::collections::HashSet::new();
-        for group in &mut groups {
-            group.settings.retain(|s| seen.insert(s.env));
-        }
-        groups.retain(|g| !g.settings.is_empty());
-        groups
-    }
-}
-
-/// Values given as flags, which take precedence over the environment: (setting, value).
-static OVERRIDES: OnceLock<Vec<(Setting, String)>> = OnceLock::new();
-
-/// Installs the values given as flags on the command line; [`var`] prefers them to the
-/// environment. Called once, by the command line parser, before any setting is read.
-pub fn set_overrides(values: Vec<(Setting, String)>) {
-    let _ = OVERRIDES.set(values);
-}
-
-/// Reads `name` (a flag's value if one was given, else the environment) and parses it with
-/// `parse`; `Ok(None)` when unset or empty. The error names the variable (and the flag), the
-/// value and what `parse` expected.
-pub fn var<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
-    let Some((raw, flag)) = raw_var(name)? else {
-        return Ok(None);
-    };
-    parse(raw.trim())
-        .map(Some)
-        .with_context(|| format!("{} is not valid", describe(name, flag, &raw)))
-}
-
-/// Like [`var`], for a URL that may hold credentials: neither the error nor anything `parse`
-/// said shows a password or token (see [`redact_url`] and [`Secrets`]).
-pub fn url_var<T>(name: &str, parse: impl Fn(&str) -> Result<T>) -> Result<Option<T>> {
-    let Some((raw, flag)) = raw_var(name)? else {
-        return Ok(None);
-    };
-    let secrets = Secrets::of_url(&raw);
-    parse(raw.trim()).map(Some).map_err(|err| {
-        let shown = redact_url(raw.trim());
-        secrets
-            .scrub_error(&err)
-            .context(format!("{} is not valid", describe(name, flag, &shown)))
-    })
-}
-
-/// `VAR="value"`, or `--flag "value" (VAR)` for a value given as a flag.
-fn describe(name: &str, flag: Option<&str>, value: &str) -> String {
-    match flag {
-        Some(flag) => format!("--{flag} {value:?} ({name})"),
-        None => format!("{name}={value:?}"),
-    }
-}
-
-/// The raw value of `name` and the flag it was given with, if any: the flag's value, else the
-/// environment; `None` when unset or blank.
-fn raw_var(name: &str) -> Result<Option<(String, Option<&'static str>)>> {
-    let given = OVERRIDES
-        .get()
-        .and_then(|o| o.iter().find(|(setting, _)| setting.env == name));
-    if let Some((setting, value)) = given {
-        return Ok(Some((value.clone(), setting.flag)).filter(|(v, _)| !v.trim().is_empty()));
-    }
-    match std::env::var(name) {
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => Ok(Some((v, None))),
-        Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not valid UTF-8"),
-    }
-}
+use super::{
+    FromEnv, Setting, parse_addr, parse_count, parse_duration, parse_positive_duration, parse_size,
+    var,
+};
 
 /// The runtime-wide limits and addresses (the `OMNIA_*` variables of the core).
 #[derive(Debug, Clone)]
@@ -362,6 +215,7 @@ impl FromEnv for RuntimeConfig {
     }
 }
 
+/// `n` if it is from `min` to `max`, else an error quoting `s`.
 fn in_range(n: usize, min: usize, max: usize, s: &str) -> Result<usize> {
     if (min..=max).contains(&n) {
         Ok(n)
@@ -408,113 +262,9 @@ fn default_memory_budget() -> usize {
     available / 4 * 3
 }
 
-/// A duration: `250ms`, `30s`, `5m`, or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let (num, unit) = split_unit(s);
-    let n: u64 = num
-        .parse()
-        .ok()
-        .with_context(|| format!("expected a duration such as 30s, 250ms or 5m, got {s:?}"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(
-            n.checked_mul(60)
-                .with_context(|| format!("duration {s:?} is too long"))?,
-        ),
-        _ => bail!("expected a duration such as 30s, 250ms or 5m, got {s:?}"),
-    })
-}
-
-/// A duration above zero (see [`parse_duration`]).
-pub fn parse_positive_duration(s: &str) -> Result<Duration> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        bail!("expected a duration above zero, such as 30s or 250ms, got {s:?}");
-    }
-    Ok(d)
-}
-
-/// A size in bytes: `128MiB`, `64M`, `512KiB`, `1GiB`, or a plain number of bytes.
-pub fn parse_size(s: &str) -> Result<usize> {
-    let (num, unit) = split_unit(s);
-    let n: usize = num
-        .parse()
-        .ok()
-        .with_context(|| format!("expected a size such as 128MiB, 64M or 1048576, got {s:?}"))?;
-    let shift = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        _ => bail!("expected a size such as 128MiB, 64M or 1048576, got {s:?}"),
-    };
-    n.checked_shl(shift)
-        .filter(|v| v >> shift == n)
-        .with_context(|| format!("size {s:?} is too large"))
-}
-
-/// A whole number.
-pub fn parse_count(s: &str) -> Result<usize> {
-    usize::from_str(s).with_context(|| format!("expected a whole number, got {s:?}"))
-}
-
-/// A whole number above zero.
-pub fn parse_positive_count(s: &str) -> Result<usize> {
-    let n = parse_count(s)?;
-    if n == 0 {
-        bail!("expected a number above zero, got {s:?}");
-    }
-    Ok(n)
-}
-
-/// `true`/`false` (also `1`/`0`, `yes`/`no`).
-pub fn parse_bool(s: &str) -> Result<bool> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        _ => bail!("expected true or false, got {s:?}"),
-    }
-}
-
-/// A socket address such as `127.0.0.1:8080` or `[::1]:8080`.
-pub fn parse_addr(s: &str) -> Result<SocketAddr> {
-    SocketAddr::from_str(s).with_context(|| {
-        format!("expected an address such as 127.0.0.1:8080 or [::1]:8080, got {s:?}")
-    })
-}
-
-fn split_unit(s: &str) -> (&str, &str) {
-    let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    (&s[..at], s[at..].trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_mins(2));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5h").is_err());
-        assert!(
-            parse_duration("999999999999999999m").is_err(),
-            "overflow is an error"
-        );
-        assert!(parse_positive_duration("0s").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("128MiB").unwrap(), 128 << 20);
-        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert!(parse_size("12XB").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
 
     #[test]
     fn settings_are_unique_and_documented() {
