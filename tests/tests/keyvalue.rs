@@ -62,12 +62,9 @@ async fn post(server: &Omnia, path: &str, body: &[u8]) -> Response {
 }
 
 async fn put(server: &Omnia, bucket: &str, key: &str, value: &[u8]) {
-    let response = server.call(Method::PUT,
-        &format!("/kv/{bucket}/{key}"),
-        &[],
-        value,
-    )
-    .await;
+    let response = server
+        .call(Method::PUT, &format!("/kv/{bucket}/{key}"), &[], value)
+        .await;
     assert_eq!(
         response.status,
         StatusCode::NO_CONTENT,
@@ -856,7 +853,9 @@ async fn the_empty_identifier_opens_the_default_bucket() {
 async fn the_in_memory_store_can_be_bounded() {
     let server = Store::Memory.serve(&[("OMNIA_KEYVALUE_MEMORY_MAX", "2KiB")]);
     put(&server, "b", "first", &[7; 1500]).await;
-    let full = server.call(Method::PUT, "/kv/b/second", &[], &[7; 1500]).await;
+    let full = server
+        .call(Method::PUT, "/kv/b/second", &[], &[7; 1500])
+        .await;
     expect_kv_error(&full, "OMNIA_KEYVALUE_MEMORY_MAX", "over the limit");
     let deleted = server.call(Method::DELETE, "/kv/b/first", &[], b"").await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{Method, StatusCode};
 use omnia_tests::services::NatsServer;
-use omnia_tests::{Omnia, Response, guests, omnia, request};
+use omnia_tests::{Omnia, Response, guests, omnia};
 
 /// The subscriptions of the behavioural table: `in.>` retried three times then dead-lettered,
 /// requests on `svc`, and the dead letters themselves. On NATS, `in.>` is a JetStream consumer.
@@ -77,19 +77,18 @@ async fn create_stream(nats: &NatsServer, name: &str, subjects: &[&str]) {
 }
 
 async fn publish(server: &Omnia, topic: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
-    server.call(Method::POST,
-        &format!("/publish/{topic}"),
-        headers,
-        body,
-    )
-    .await
+    server
+        .call(Method::POST, &format!("/publish/{topic}"), headers, body)
+        .await
 }
 
 /// What the guest recorded for `topic`, once it has at least `n` lines (waits up to 20 s).
 async fn received(server: &Omnia, topic: &str, n: usize) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let response = server.call(Method::GET, &format!("/received/{topic}"), &[], b"").await;
+        let response = server
+            .call(Method::GET, &format!("/received/{topic}"), &[], b"")
+            .await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.text());
         let lines: Vec<String> = response.text().lines().map(str::to_owned).collect();
         if lines.len() >= n || started.elapsed() > Duration::from_secs(20) {
@@ -135,20 +134,14 @@ async fn flows(server: &Omnia, backend: &str) {
     );
 
     // Request and reply.
-    let reply = server.call(Method::POST,
-        "/request/svc?timeout_ms=5000",
-        &[],
-        b"ping",
-    )
-    .await;
+    let reply = server
+        .call(Method::POST, "/request/svc?timeout_ms=5000", &[], b"ping")
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{backend}: {}", reply.text());
     assert_eq!(reply.text(), "echo: ping\n", "{backend}");
-    let nobody = server.call(Method::POST,
-        "/request/nobody?timeout_ms=500",
-        &[],
-        b"x",
-    )
-    .await;
+    let nobody = server
+        .call(Method::POST, "/request/nobody?timeout_ms=500", &[], b"x")
+        .await;
     assert_eq!(
         nobody.status,
         StatusCode::BAD_GATEWAY,

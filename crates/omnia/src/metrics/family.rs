@@ -59,18 +59,17 @@ impl<T: Default> Family<T> {
             "{}: label values",
             self.name
         );
-        let same = |known: &[Box<str>]| known.iter().map(AsRef::as_ref).eq(values.iter().copied());
         if let Some(member) = self
             .members
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .find(|member| same(&member.values))
+            .find(|member| same(&member.values, values))
         {
             return Arc::clone(&member.value);
         }
         let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(member) = members.iter().find(|member| same(&member.values)) {
+        if let Some(member) = members.iter().find(|member| same(&member.values, values)) {
             return Arc::clone(&member.value);
         }
         let value = Arc::new(T::default());
@@ -108,7 +107,12 @@ impl Family<AtomicU64> {
 
     /// The value of the counter with the label `values` (0 if it was never counted).
     pub fn get(&self, values: &[&str]) -> u64 {
-        self.member(values).load(Ordering::Relaxed)
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|member| same(&member.values, values))
+            .map_or(0, |member| member.value.load(Ordering::Relaxed))
     }
 }
 
@@ -147,7 +151,12 @@ impl Family<AtomicU64> {
         for (labels, value) in self.members() {
             let labels = label_pairs(&labels);
             let labels = labels.trim_end_matches(',');
-            let _ = writeln!(out, "{}{{{labels}}} {}", self.name, value.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{}{{{labels}}} {}",
+                self.name,
+                value.load(Ordering::Relaxed)
+            );
         }
     }
 }
@@ -161,6 +170,11 @@ impl Family<Buckets> {
     }
 }
 
+/// Whether a member's label values are `values`.
+fn same(known: &[Box<str>], values: &[&str]) -> bool {
+    known.iter().map(AsRef::as_ref).eq(values.iter().copied())
+}
+
 /// `labels` as Prometheus label pairs, each followed by a comma: `a="x",b="y",`.
 fn label_pairs(labels: &Labels) -> String {
     let mut out = String::new();
@@ -172,4 +186,50 @@ fn label_pairs(labels: &Labels) -> String {
         let _ = write!(out, "{label}=\"{value}\",");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static CALLS: CounterFamily = CounterFamily::new(
+        "omnia_test_calls_total",
+        "Test calls.",
+        &["trigger", "outcome"],
+    );
+    static TIMES: HistogramFamily =
+        HistogramFamily::new("omnia_test_call_seconds", "Test durations.", &["trigger"]);
+
+    #[test]
+    fn each_set_of_label_values_is_its_own_member() {
+        CALLS.inc(&["http", "ok"]);
+        CALLS.inc(&["http", "ok"]);
+        CALLS.inc(&["messaging", "trap"]);
+        let mut page = String::new();
+        CALLS.render(&mut page);
+        assert!(
+            page.contains("omnia_test_calls_total{trigger=\"http\",outcome=\"ok\"} 2\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("omnia_test_calls_total{trigger=\"messaging\",outcome=\"trap\"} 1\n"),
+            "{page}"
+        );
+        assert_eq!(CALLS.get(&["http", "trap"]), 0);
+    }
+
+    #[test]
+    fn histogram_members_carry_their_labels_before_the_bound() {
+        TIMES.record(&["a\"b"], Duration::from_millis(3));
+        let mut page = String::new();
+        TIMES.render(&mut page);
+        assert!(
+            page.contains("omnia_test_call_seconds_bucket{trigger=\"a\\\"b\",le=\"0.005\"} 1\n"),
+            "{page}"
+        );
+        assert!(
+            page.contains("omnia_test_call_seconds_count{trigger=\"a\\\"b\"} 1\n"),
+            "{page}"
+        );
+    }
 }
