@@ -233,7 +233,8 @@ impl Call {
     fn record(&self, outcome: &'static str, failure: Option<&Failure>) {
         metrics::WORK_DURATION.record(&[self.trigger], self.started.elapsed());
         metrics::GUEST_CALLS.inc(&[self.trigger, outcome]);
-        if outcome != "ok" && outcome != "cancelled" {
+        // A caller that went away, or a client's bad input, is not the call's error.
+        if !matches!(outcome, "ok" | "cancelled" | "client_error") {
             self.span.record("otel.status_code", "ERROR");
         }
         let Some(failure) = failure else {

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use omnia_tests::services::program;
+use omnia_tests::services::{RedisServer, Resp, free_port, program};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -223,14 +223,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Sends one HTTP/1.0 request (so the body comes unchunked) and returns the response, retrying
@@ -440,26 +432,7 @@ fn unpacked_images_run_as_their_user_and_answer_http() {
 #[ignore = "run by tests/run after cargo xtask dist"]
 fn the_http_kv_image_keeps_its_counter_in_redis() {
     let profiles = json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"]));
-    let redis_port = free_port();
-    let redis_dir = std::env::temp_dir().join(format!("omnia-dist-redis-{}", std::process::id()));
-    std::fs::create_dir_all(&redis_dir).unwrap();
-    let _redis = Running(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(&redis_dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts"),
-    );
+    let redis = RedisServer::start();
     let (rootfs, bundle) = unpack("http-kv");
     let port = free_port();
     let _server = run_image(
@@ -467,10 +440,7 @@ fn the_http_kv_image_keeps_its_counter_in_redis() {
         &profiles["http-kv"]["image"],
         &[
             ("OMNIA_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
-            (
-                "REDIS_URL".into(),
-                format!("redis://127.0.0.1:{redis_port}"),
-            ),
+            ("REDIS_URL".into(), redis.url()),
         ],
     );
     for expected in ["1", "2"] {
@@ -480,11 +450,9 @@ fn the_http_kv_image_keeps_its_counter_in_redis() {
             "{response}"
         );
     }
-    let out = run(
-        "redis-cli",
-        &["-p", &redis_port.to_string(), "GET", "default:hits"],
+    assert_eq!(
+        redis.command(&[b"GET", b"default:hits"]),
+        Resp::Bulk(Some(b"2".to_vec()))
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2");
     let _ = std::fs::remove_dir_all(bundle);
-    let _ = std::fs::remove_dir_all(redis_dir);
 }
