@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 /// Marks the end of a sealed artefact.
 const MAGIC: &[u8; 16] = b"omnia-sealed-v1\0";
 
-/// Bytes a seal adds: the digest, then [`MAGIC`].
+/// Bytes a seal adds: the digest, then `MAGIC`.
 pub const SEAL_LEN: usize = 32 + MAGIC.len();
 
 /// `compiled` with its seal appended.

@@ -8,7 +8,7 @@
 //! A guest that traps on every request would otherwise write one error line per request: at
 //! tens of thousands of requests a second, gigabytes of log. Such lines go through a
 //! [`LogLimit`]: a burst is logged, then lines at a steady rate; the rest are counted, and the next line logged
-//! says how many were suppressed (the [`metrics`](crate::metrics) count every one).
+//! says how many were suppressed (the [`metrics`] count every one).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

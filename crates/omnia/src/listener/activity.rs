@@ -197,7 +197,7 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request [`InFlight`] until it is done.
+/// A response body that keeps its request in flight until it is done.
 pub struct TrackedBody<B> {
     body: B,
     _in_flight: InFlight,

@@ -118,7 +118,7 @@ impl Family<AtomicU64> {
 
 impl Family<Buckets> {
     /// Records one duration in the histogram with the label `values` (and hands it to the
-    /// installed [`Recorder`], if any).
+    /// installed [`Recorder`](super::Recorder), if any).
     pub fn record(&'static self, values: &[&str], duration: Duration) {
         self.member(values).observe(duration);
         if let Some(recorder) = super::recorder() {

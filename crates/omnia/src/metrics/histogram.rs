@@ -29,7 +29,7 @@ impl Histogram {
         }
     }
 
-    /// Records one duration (and hands it to the installed [`Recorder`], if any).
+    /// Records one duration (and hands it to the installed [`Recorder`](super::Recorder), if any).
     pub fn record(&'static self, duration: Duration) {
         self.values.observe(duration);
         if let Some(recorder) = super::recorder() {

@@ -3,21 +3,21 @@
 //! Connections are accepted and policed by [`omnia::listener`] (header-read and idle timeouts, a
 //! cap on open connections, drain on shutdown) and served with HTTP/1.1 or HTTP/2 (detected from
 //! the first bytes, so `h2c` prior knowledge works). Each request passes the checks of
-//! [`request`] and gets a body limited by [`request_body`]; then, for a WASI 0.2 guest, a new
-//! instance in a task of its own (see [`per_request`]); a WASI 0.3 guest's
+//! `request` and gets a body limited by `request_body`; then, for a WASI 0.2 guest, a new
+//! instance in a task of its own (see `per_request`); a WASI 0.3 guest's
 //! `wasi:http/handler.handle` is called many times per instance, concurrently (see [`reuse`]).
 //! Either way the guest runs under an [`omnia::invoke::Call`], which holds its deadline and
 //! records its outcome, and when the guest does not answer itself, the outcome maps to a status
-//! code (see [`answers`]):
+//! code (see `answers`):
 //!
 //! | what happened | status |
 //! |---|---|
 //! | `OMNIA_MAX_CONCURRENCY` requests and messages already in flight, none of them waiting for its body | 503, at once |
-//! | (the other side of that) a request that waited for its body for a second or more, when a new request without a body finds every slot taken (see [`request_body`]) | 408 |
+//! | (the other side of that) a request that waited for its body for a second or more, when a new request without a body finds every slot taken (see `request_body`) | 408 |
 //! | the client already has `OMNIA_HTTP_CLIENT_SHARE` requests in flight (see [`clients`]) | 503, at once |
 //! | the guest needed memory past `OMNIA_MEMORY_BUDGET` (all instances together) | 503 |
 //! | `Content-Length` above `OMNIA_HTTP_MAX_BODY` | 413, before the guest runs |
-//! | the body arrived too slowly (see [`request_body`]) | 408 |
+//! | the body arrived too slowly (see `request_body`) | 408 |
 //! | a body without `Content-Length` (chunked, HTTP/2) grew past the limit as the guest read it | 413 |
 //! | a malformed body (bad chunked encoding) | 400 |
 //! | an HTTP/1.1 request without `Host`, two `Host` headers, or an authority (`Host`, or an absolute-form target's) that is not `host[:port]` (RFC 9112 §3.2, RFC 3986) | 400 |
@@ -28,7 +28,7 @@
 //!
 //! When the client goes away (the connection closes, or an HTTP/2 stream is reset) before the
 //! response is complete, the guest call is cancelled at once and its slot freed. A guest that
-//! fails after sending its response head has its response cut short (see [`response_body`]).
+//! fails after sending its response head has its response cut short (see `response_body`).
 //!
 //! A failing request never affects another on the 0.2 path: stores share nothing but the
 //! engine (for 0.3 guests, see [`reuse`] for what a failing request may take with it). Failure

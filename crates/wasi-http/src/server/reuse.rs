@@ -21,8 +21,8 @@
 //! traps, loops or exhausts memory fails itself and at most the other requests in flight on the
 //! same instance (fewer than `OMNIA_HTTP_INSTANCE_CONCURRENCY`); their responses are 500 (504
 //! for those past their deadline, 503 when the process-wide memory budget ran out), a response
-//! already streaming is cut short (see [`super`]), and the next request gets a new instance.
-//! Requests on other instances are not affected.
+//! already streaming is cut short (see `response_body`), and the next request gets a new
+//! instance. Requests on other instances are not affected.
 //!
 //! All requests of an instance share one store: its memory limit, and its trace context, which
 //! is the instance's, not any one request's (outgoing requests of a 0.3 guest carry no

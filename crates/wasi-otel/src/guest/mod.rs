@@ -3,7 +3,7 @@
 //! A guest's OpenTelemetry SDK asks [`current-span-context`] for its parent, which is the span
 //! the runtime opened for the request or message, so the guest's spans are its children in the
 //! same trace. Ended spans join the runtime's span queue (same exporter, same bound, same
-//! drop count); metrics and log records go through [`crate::otlp`]. Everything is exported
+//! drop count); metrics and log records go through `otlp`. Everything is exported
 //! under the runtime's resource (`OTEL_SERVICE_NAME`, ...): the resource a guest reports is
 //! not used, as the operator, not the component, names the service. Log records without a
 //! trace context get the request's.
