@@ -182,6 +182,10 @@ async fn repeated_failures_are_logged_at_a_limited_rate() {
         metrics.contains("omnia_guest_traps_total 100\n"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("omnia_guest_calls_total{trigger=\"http\",outcome=\"trap\"} 100\n"),
+        "{metrics}"
+    );
     // The next line logged says how many were left out.
     tokio::time::sleep(std::time::Duration::from_millis(10_500)).await;
     let _ = get(&server.url("/trap")).await.unwrap();

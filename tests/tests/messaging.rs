@@ -193,6 +193,15 @@ async fn failures(server: &Omnia, backend: &str) {
         received(server, "in.b", 0).await.is_empty(),
         "{backend}: failures are not recorded"
     );
+    // Each delivery is one guest call, counted by its outcome.
+    for outcome in ["guest_error", "trap"] {
+        let calls = server
+            .metric(&format!(
+                "omnia_guest_calls_total{{trigger=\"messaging\",outcome=\"{outcome}\"}}"
+            ))
+            .await;
+        assert!(calls >= 3, "{backend}: {calls} calls ended {outcome}");
+    }
 
     // Bad topics are the guest's error variant, not a trap.
     let bad = publish(server, "in..b", b"x", &[]).await;
@@ -212,14 +221,14 @@ async fn failures(server: &Omnia, backend: &str) {
 #[tokio::test]
 async fn behaviour_table_in_memory() {
     let broker = Broker::Memory;
-    let server = broker.serve(&[]);
+    let server = broker.serve(&[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
     behaviour_table(&server, "memory").await;
 }
 
 #[tokio::test]
 async fn behaviour_table_on_nats() {
     let broker = Broker::nats().await;
-    let server = broker.serve(&[]);
+    let server = broker.serve(&[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
     behaviour_table(&server, "nats").await;
 }
 
