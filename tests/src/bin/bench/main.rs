@@ -8,10 +8,10 @@
 //! ```text
 //! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 2]
 //!       [--runs 3] [--out F]
-//!       [--baseline P] [--only http,cold-start,memory,keyvalue,messaging,telemetry]
+//!       [--baseline P] [--only http,p3,cold-start,memory,keyvalue,messaging,telemetry]
 //! ```
 //!
-//! `--baseline` adds another `omnia` build (say, one from before a change) to the serving and
+//! `--baseline` adds another `omnia` build (say, one from before a change) to the serving, 0.3 and
 //! key-value tables, so a before/after comparison runs side by side under the same conditions.
 //! `--only` runs the named sections; their tables are printed, and written only to an explicit
 //! `--out`, so a partial run never replaces `bench/RESULTS.md`.
@@ -540,7 +540,7 @@ impl Bench {
             pooling,
             p3: true,
         };
-        let contenders = [
+        let mut contenders = vec![
             (
                 "omnia, 0.3 guest (reused instances)",
                 omnia.clone(),
@@ -562,21 +562,41 @@ impl Bench {
                 Contender::Native {
                     bin: self.args.native.clone(),
                 },
-                p3_guest,
+                p3_guest.clone(),
             ),
         ];
+        if let Some(baseline) = &self.args.baseline {
+            contenders.push((
+                "omnia baseline, 0.3 guest",
+                Contender::Omnia {
+                    bin: baseline.clone(),
+                    cache: None,
+                },
+                p3_guest,
+            ));
+        }
+        let with_baseline = contenders.len() > 5;
         let loads = self.serving_table(
             "HTTP hello: WASI 0.3 (p3-http-hello.wasm) and 0.2 (http-hello.wasm)",
             &contenders,
         )?;
-        self.line(
-            "\n| c | omnia 0.3 / native | omnia 0.3 / best wasmtime 0.3 | omnia 0.3 / omnia 0.2 |",
-        );
-        self.line("|---:|---:|---:|---:|");
+        self.line(&format!(
+            "\n| c | omnia 0.3 / native | omnia 0.3 / best wasmtime 0.3 | omnia 0.3 / omnia 0.2 |{}",
+            if with_baseline { " omnia 0.3 / baseline 0.3 |" } else { "" }
+        ));
+        self.line(&format!(
+            "|---:|---:|---:|---:|{}",
+            if with_baseline { "---:|" } else { "" }
+        ));
         for &c in &CONCURRENCY {
             let rps = |i| loads[&(i, c)].rps;
+            let versus_baseline = if with_baseline {
+                format!(" {:.2}x |", rps(0) / rps(5))
+            } else {
+                String::new()
+            };
             self.line(&format!(
-                "| {c} | {:.2}x | {:.2}x | {:.2}x |",
+                "| {c} | {:.2}x | {:.2}x | {:.2}x |{versus_baseline}",
                 rps(0) / rps(4),
                 rps(0) / rps(2).max(rps(3)),
                 rps(0) / rps(1)
