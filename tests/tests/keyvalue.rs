@@ -45,11 +45,16 @@ impl Store {
 
     /// `omnia run kv-http.wasm` on this store, with `extra` environment.
     fn serve(&self, extra: &[(&str, &str)]) -> Omnia {
+        self.serve_guest("kv-http", extra)
+    }
+
+    /// `omnia run {guest}.wasm` on this store, with `extra` environment.
+    fn serve_guest(&self, guest: &str, extra: &[(&str, &str)]) -> Omnia {
         let env = self.env();
         let mut all: Vec<(&str, &str)> =
             env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         all.extend_from_slice(extra);
-        Omnia::serve(&omnia(), &guests::rust("kv-http"), &all)
+        Omnia::serve(&omnia(), &guests::rust(guest), &all)
     }
 }
 
@@ -956,4 +961,112 @@ async fn nats_credentials_in_the_url_or_variables_are_used() {
         "1",
         "token",
     );
+}
+
+/// A guest written for upstream omnia (`p3-kv-http`: a WASI 0.3 component importing
+/// `wasi:keyvalue@0.2.0-draft2`, where every function is an `async func`) runs unchanged on
+/// `store`; where the store outlives a process (`shared`), it and the standard 0.2 guest
+/// (`kv-http`) see each other's writes.
+async fn upstream_async_guest(store: &Store, backend: &str, shared: bool) {
+    let upstream = store.serve_guest("p3-kv-http", &[]);
+    let call = |method: Method, path: &'static str, body: &'static [u8]| {
+        let upstream = &upstream;
+        async move { upstream.call(method, path, &[], body).await }
+    };
+    assert_eq!(
+        call(Method::PUT, "/kv/u/k", b"from p3").await.status,
+        204,
+        "{backend}"
+    );
+    let got = call(Method::GET, "/kv/u/k", b"").await;
+    assert_eq!(
+        (got.status, got.text()),
+        (StatusCode::OK, "from p3".into()),
+        "{backend}"
+    );
+    assert_eq!(
+        call(Method::GET, "/kv/u/none", b"").await.status,
+        404,
+        "{backend}"
+    );
+    assert_eq!(
+        call(Method::GET, "/exists/u/k", b"").await.text(),
+        "true",
+        "{backend}"
+    );
+    assert_eq!(
+        call(Method::POST, "/incr/u/n?by=5", b"").await.text(),
+        "5",
+        "{backend}"
+    );
+    let negative = call(Method::POST, "/incr/u/n?by=-1", b"").await;
+    assert_eq!(negative.status, 500, "{backend}: {}", negative.text());
+    assert!(
+        negative.text().contains("negative delta"),
+        "{backend}: {}",
+        negative.text()
+    );
+    assert_eq!(
+        call(Method::POST, "/cas-incr/u/c", b"").await.text(),
+        "1",
+        "{backend}"
+    );
+    assert_eq!(
+        call(Method::POST, "/cas-incr/u/c", b"").await.text(),
+        "2",
+        "{backend}"
+    );
+    let many = call(Method::POST, "/batch/get/u", b"k\nnone\n").await;
+    assert_eq!(many.text(), "k=from p3\nnone!\n", "{backend}");
+    assert_eq!(
+        call(Method::GET, "/list-all/u", b"").await.text(),
+        "c\nk\nn\n",
+        "{backend}"
+    );
+    assert_eq!(
+        call(Method::DELETE, "/kv/u/k", b"").await.status,
+        204,
+        "{backend}"
+    );
+    assert_eq!(
+        call(Method::GET, "/exists/u/k", b"").await.text(),
+        "false",
+        "{backend}"
+    );
+    if !shared {
+        return;
+    }
+    let standard = store.serve(&[]);
+    assert_eq!(
+        get(&standard, "/kv/u/c").await.text(),
+        "2",
+        "{backend}: the p3 guest's write"
+    );
+    put(&standard, "u", "s", b"from p2").await;
+    assert_eq!(
+        call(Method::GET, "/kv/u/s", b"").await.text(),
+        "from p2",
+        "{backend}"
+    );
+    let counted = standard.call(Method::POST, "/incr/u/n", &[], b"").await;
+    assert_eq!(
+        counted.text(),
+        "6",
+        "{backend}: one counter for both shapes"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_async_guest_runs_in_memory() {
+    upstream_async_guest(&Store::Memory, "memory", false).await;
+}
+
+#[tokio::test]
+async fn an_upstream_async_guest_shares_redis_with_a_standard_guest() {
+    upstream_async_guest(&Store::redis(), "redis", true).await;
+}
+
+#[tokio::test]
+async fn an_upstream_async_guest_shares_nats_with_a_standard_guest() {
+    upstream_async_guest(&Store::nats(), "nats", true).await;
 }

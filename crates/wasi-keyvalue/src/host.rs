@@ -11,6 +11,8 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::backend::{self, Bucket, KeyValueStore, Versioned, check_bucket_name};
 
+pub mod p3;
+
 mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
@@ -45,7 +47,7 @@ pub struct CasHandle {
 /// An error of a host function: `wasi:keyvalue/store.error` for the guest, or a trap.
 pub type HostError = omnia::HostError<backend::Error>;
 
-type HostResult<T> = omnia::HostResult<T, backend::Error>;
+pub(crate) type HostResult<T> = omnia::HostResult<T, backend::Error>;
 
 impl omnia::host_error::GuestError for backend::Error {}
 
@@ -68,14 +70,18 @@ pub struct KeyValueView<'a> {
 }
 
 impl KeyValueView<'_> {
-    fn bucket(&self, handle: &Resource<BucketHandle>) -> HostResult<(Arc<dyn Bucket>, Arc<str>)> {
+    /// The bucket behind `handle` and its name (shared with the async shape, [`p3`]).
+    pub(crate) fn bucket(
+        &self,
+        handle: &Resource<BucketHandle>,
+    ) -> HostResult<(Arc<dyn Bucket>, Arc<str>)> {
         let handle = self.table.get(handle)?;
         Ok((Arc::clone(&handle.bucket), Arc::clone(&handle.name)))
     }
 }
 
 /// Logs a store failure, naming the operation and the bucket.
-fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
+pub(crate) fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
     if matches!(err, backend::Error::Other(_)) {
         omnia::metrics::BACKEND_ERRORS.inc();
     }
@@ -83,7 +89,7 @@ fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
 }
 
 /// Logs a store failure (see [`log_failure`]) and passes it on.
-fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> HostResult<T> {
+pub(crate) fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> HostResult<T> {
     result.map_err(|err| {
         log_failure(&err, op, bucket);
         HostError::Guest(err)

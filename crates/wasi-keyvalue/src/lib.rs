@@ -162,7 +162,13 @@ impl<T: HostView<WasiKeyValue<B>>, B: 'static> Host<T> for WasiKeyValue<B> {
     }
 
     fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
-        host::add_to_linker(linker, view::<T, B>)
+        host::add_to_linker(linker, view::<T, B>)?;
+        // Upstream omnia's async shape (`0.2.0-draft2`) beside the standard one: a component's
+        // own imports pick one. Async host functions need the WASI 0.3 engine.
+        if omnia::engine::kind(linker.engine()) == omnia::engine::Kind::Async {
+            host::p3::add_to_linker(linker, view::<T, B>)?;
+        }
+        Ok(())
     }
 }
 
