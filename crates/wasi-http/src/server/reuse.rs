@@ -45,8 +45,8 @@ use tokio::sync::oneshot;
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    HandlerState, Instance, InstantiationError, Proxy, ProxyHandler, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
@@ -101,6 +101,18 @@ impl Stub {
     }
 }
 
+/// An instance that could not be made, and why (classified where its store was known).
+#[derive(Debug)]
+struct NotMade(Failure);
+
+impl std::fmt::Display for NotMade {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the guest could not be instantiated: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotMade {}
+
 /// A ticket for a request, and its stub.
 fn ticket() -> (Ticket, Stub) {
     let (tx, rx) = oneshot::channel();
@@ -144,11 +156,21 @@ where
         request: Request,
         call: &Call,
     ) -> Result<(Response, Stub), NoAnswer> {
-        let (ticket, stub) = ticket();
+        let (ticket, mut stub) = ticket();
         let error = match self.handler.handle(ticket, request).await {
             Ok(response) => return Ok((response, stub)),
             Err(error) => error,
         };
+        // The instance's own report first: an instance that failed (out of memory budget, say)
+        // may have ended its requests with an error code too.
+        if let Ok(failure) = stub.failure.try_recv() {
+            return Err(NoAnswer::Failed(failure));
+        }
+        if let Some(not_made) = error.downcast_ref::<InstantiationError<Ticket>>()
+            && let Some(NotMade(failure)) = not_made.error.downcast_ref::<NotMade>()
+        {
+            return Err(NoAnswer::Failed(failure.clone()));
+        }
         if let Some(code) = error.downcast_ref::<ErrorCode>() {
             return Err(NoAnswer::ErrorCode(format!("{code:?}")));
         }
@@ -157,13 +179,15 @@ where
             return Err(NoAnswer::Failed(call.classify(None)));
         }
         // Its instance failed (or could not be made): the instance reports why, classified
-        // with what only its store knows, before it is dropped; a request it never took has
-        // its ticket dropped with it.
+        // with what only its store knows, before it is dropped. A request it never took gets
+        // its ticket back inside the error (an instance that could not be made), so the error
+        // is classified, and dropped, before waiting: the wait then ends at once.
+        let unreported = call.classify(Some(error));
         let Stub { failure, .. } = stub;
         Err(NoAnswer::Failed(
             match tokio::time::timeout(INSTANCE_REPORT_WAIT, failure).await {
                 Ok(Ok(failure)) => failure,
-                Ok(Err(_)) | Err(_) => call.classify(Some(error)),
+                Ok(Err(_)) | Err(_) => unreported,
             },
         ))
     }
@@ -194,11 +218,21 @@ where
         let out_of_budget = store.data_mut().core().limits.budget_exhausted_flag();
         let timeout = self.state.config().request_timeout;
         let instantiating = Instant::now();
-        let service =
-            match tokio::time::timeout(timeout, self.pre.instantiate_async(&mut store)).await {
-                Ok(service) => service?,
-                Err(_) => wasmtime::bail!("instantiation ran past OMNIA_REQUEST_TIMEOUT"),
-            };
+        let made = tokio::time::timeout(timeout, self.pre.instantiate_async(&mut store)).await;
+        let service = match made {
+            Ok(Ok(service)) => service,
+            // Classified here, where the store's budget flag is known, for the requests that
+            // were waiting for this instance (see `Pool::call`).
+            Ok(Err(err)) => {
+                let failed = out_of_budget.load(Ordering::Acquire);
+                let failure = invoke::classify(Some(err), false, failed, timeout);
+                return Err(wasmtime::Error::new(NotMade(failure)));
+            }
+            Err(_) => {
+                let failure = invoke::classify(None, true, false, timeout);
+                return Err(wasmtime::Error::new(NotMade(failure)));
+            }
+        };
         metrics::INSTANTIATION_DURATION.record(instantiating.elapsed());
         Ok(Instance {
             store,
