@@ -81,11 +81,51 @@ impl KeyValueView<'_> {
 }
 
 /// Logs a store failure, naming the operation and the bucket.
-pub(crate) fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
+fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
     if matches!(err, backend::Error::Other(_)) {
         omnia::metrics::BACKEND_ERRORS.inc();
     }
     tracing::warn!(bucket, op, error = %err, "keyvalue: operation failed");
+}
+
+/// What a compare-and-swap came to (the `swap` of both shapes).
+pub(crate) enum Swapped {
+    /// The key held what the handle saw, and now holds the new value.
+    Done,
+    /// Another writer got there first: a handle holding the value the key has now, to retry.
+    Lost(CasHandle),
+    /// The store failed (logged).
+    Failed(backend::Error),
+}
+
+/// Writes `value` if the key still holds what `cas` saw.
+pub(crate) async fn swap(cas: CasHandle, value: Vec<u8>) -> Swapped {
+    let CasHandle {
+        bucket,
+        bucket_name,
+        key,
+        seen,
+    } = cas;
+    match bucket.swap(&key, &seen, value).await {
+        Ok(true) => return Swapped::Done,
+        Ok(false) => {}
+        Err(err) => {
+            log_failure(&err, "swap", &bucket_name);
+            return Swapped::Failed(err);
+        }
+    }
+    match bucket.current(&key).await {
+        Ok(seen) => Swapped::Lost(CasHandle {
+            bucket,
+            bucket_name,
+            key,
+            seen,
+        }),
+        Err(err) => {
+            log_failure(&err, "cas", &bucket_name);
+            Swapped::Failed(err)
+        }
+    }
 }
 
 /// Logs a store failure (see [`log_failure`]) and passes it on.
@@ -178,34 +218,13 @@ impl atomics::Host for KeyValueView<'_> {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let CasHandle {
-            bucket,
-            bucket_name,
-            key,
-            seen,
-        } = self.table.delete(cas)?;
+        let cas = self.table.delete(cas)?;
         // `swap` reports store errors inside its own `cas-error`, not as `store.error`.
-        let store_error = |err: backend::Error, op: &str| {
-            log_failure(&err, op, &bucket_name);
-            Ok(Err(atomics::CasError::StoreError(to_wit(err))))
-        };
-        match bucket.swap(&key, &seen, value).await {
-            Ok(true) => return Ok(Ok(())),
-            Ok(false) => {}
-            Err(err) => return store_error(err, "swap"),
-        }
-        // Lost the race: hand back a handle holding the value the key has now.
-        let seen = match bucket.current(&key).await {
-            Ok(seen) => seen,
-            Err(err) => return store_error(err, "cas"),
-        };
-        let fresh = self.table.push(CasHandle {
-            bucket,
-            bucket_name,
-            key,
-            seen,
-        })?;
-        Ok(Err(atomics::CasError::CasFailed(fresh)))
+        Ok(match swap(cas, value).await {
+            Swapped::Done => Ok(()),
+            Swapped::Lost(fresh) => Err(atomics::CasError::CasFailed(self.table.push(fresh)?)),
+            Swapped::Failed(err) => Err(atomics::CasError::StoreError(to_wit(err))),
+        })
     }
 }
 

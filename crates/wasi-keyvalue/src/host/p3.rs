@@ -14,7 +14,7 @@
 
 use wasmtime::component::{Accessor, HasData, Resource};
 
-use super::{BucketHandle, CasHandle, HostError, HostResult, KeyValueView, log_failure, logged};
+use super::{BucketHandle, CasHandle, HostError, HostResult, KeyValueView, Swapped, logged, swap};
 use crate::backend::{self, check_bucket_name};
 
 mod bindings {
@@ -174,35 +174,16 @@ impl<T> atomics::HostWithStore<T> for KeyValueAsync {
         cas: Resource<CasHandle>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let CasHandle {
-            bucket,
-            bucket_name,
-            key,
-            seen,
-        } = accessor.with(|mut access| access.get().table.delete(cas))?;
+        let cas = accessor.with(|mut access| access.get().table.delete(cas))?;
         // `swap` reports store errors inside its own `cas-error`, not as `store.error`.
-        let store_error = |err: backend::Error, op: &str| {
-            log_failure(&err, op, &bucket_name);
-            Ok(Err(atomics::CasError::StoreError(to_wit(err))))
-        };
-        match bucket.swap(&key, &seen, value).await {
-            Ok(true) => return Ok(Ok(())),
-            Ok(false) => {}
-            Err(err) => return store_error(err, "swap"),
-        }
-        // Lost the race: hand back a handle holding the value the key has now.
-        let seen = match bucket.current(&key).await {
-            Ok(seen) => seen,
-            Err(err) => return store_error(err, "cas"),
-        };
-        let fresh = CasHandle {
-            bucket,
-            bucket_name,
-            key,
-            seen,
-        };
-        let fresh = accessor.with(|mut access| access.get().table.push(fresh))?;
-        Ok(Err(atomics::CasError::CasFailed(fresh)))
+        Ok(match swap(cas, value).await {
+            Swapped::Done => Ok(()),
+            Swapped::Lost(fresh) => {
+                let fresh = accessor.with(|mut access| access.get().table.push(fresh))?;
+                Err(atomics::CasError::CasFailed(fresh))
+            }
+            Swapped::Failed(err) => Err(atomics::CasError::StoreError(to_wit(err))),
+        })
     }
 }
 
