@@ -969,37 +969,25 @@ async fn nats_credentials_in_the_url_or_variables_are_used() {
 /// (`kv-http`) see each other's writes.
 async fn upstream_async_guest(store: &Store, backend: &str, shared: bool) {
     let upstream = store.serve_guest("p3-kv-http", &[]);
-    let call = |method: Method, path: &'static str, body: &'static [u8]| {
-        let upstream = &upstream;
-        async move { upstream.call(method, path, &[], body).await }
-    };
-    assert_eq!(
-        call(Method::PUT, "/kv/u/k", b"from p3").await.status,
-        204,
-        "{backend}"
-    );
-    let got = call(Method::GET, "/kv/u/k", b"").await;
+    put(&upstream, "u", "k", b"from p3").await;
+    let got = get(&upstream, "/kv/u/k").await;
     assert_eq!(
         (got.status, got.text()),
         (StatusCode::OK, "from p3".into()),
         "{backend}"
     );
+    assert_eq!(get(&upstream, "/kv/u/none").await.status, 404, "{backend}");
     assert_eq!(
-        call(Method::GET, "/kv/u/none", b"").await.status,
-        404,
-        "{backend}"
-    );
-    assert_eq!(
-        call(Method::GET, "/exists/u/k", b"").await.text(),
+        get(&upstream, "/exists/u/k").await.text(),
         "true",
         "{backend}"
     );
     assert_eq!(
-        call(Method::POST, "/incr/u/n?by=5", b"").await.text(),
+        post(&upstream, "/incr/u/n?by=5", b"").await.text(),
         "5",
         "{backend}"
     );
-    let negative = call(Method::POST, "/incr/u/n?by=-1", b"").await;
+    let negative = post(&upstream, "/incr/u/n?by=-1", b"").await;
     assert_eq!(negative.status, 500, "{backend}: {}", negative.text());
     assert!(
         negative.text().contains("negative delta"),
@@ -1007,29 +995,32 @@ async fn upstream_async_guest(store: &Store, backend: &str, shared: bool) {
         negative.text()
     );
     assert_eq!(
-        call(Method::POST, "/cas-incr/u/c", b"").await.text(),
+        post(&upstream, "/cas-incr/u/c", b"").await.text(),
         "1",
         "{backend}"
     );
     assert_eq!(
-        call(Method::POST, "/cas-incr/u/c", b"").await.text(),
+        post(&upstream, "/cas-incr/u/c", b"").await.text(),
         "2",
         "{backend}"
     );
-    let many = call(Method::POST, "/batch/get/u", b"k\nnone\n").await;
+    let many = post(&upstream, "/batch/get/u", b"k\nnone\n").await;
     assert_eq!(many.text(), "k=from p3\nnone!\n", "{backend}");
     assert_eq!(
-        call(Method::GET, "/list-all/u", b"").await.text(),
+        get(&upstream, "/list-all/u").await.text(),
         "c\nk\nn\n",
         "{backend}"
     );
     assert_eq!(
-        call(Method::DELETE, "/kv/u/k", b"").await.status,
+        upstream
+            .call(Method::DELETE, "/kv/u/k", &[], b"")
+            .await
+            .status,
         204,
         "{backend}"
     );
     assert_eq!(
-        call(Method::GET, "/exists/u/k", b"").await.text(),
+        get(&upstream, "/exists/u/k").await.text(),
         "false",
         "{backend}"
     );
@@ -1044,11 +1035,11 @@ async fn upstream_async_guest(store: &Store, backend: &str, shared: bool) {
     );
     put(&standard, "u", "s", b"from p2").await;
     assert_eq!(
-        call(Method::GET, "/kv/u/s", b"").await.text(),
+        get(&upstream, "/kv/u/s").await.text(),
         "from p2",
         "{backend}"
     );
-    let counted = standard.call(Method::POST, "/incr/u/n", &[], b"").await;
+    let counted = post(&standard, "/incr/u/n", b"").await;
     assert_eq!(
         counted.text(),
         "6",

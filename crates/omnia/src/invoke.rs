@@ -175,11 +175,6 @@ impl Call {
         self
     }
 
-    /// The deadline.
-    pub fn deadline(&self) -> Duration {
-        self.deadline
-    }
-
     /// Says more about a failure in its log line: "guest failed `note`: cause".
     pub fn note(&mut self, note: &'static str) {
         self.note = note;

@@ -178,10 +178,10 @@ where
             // The request's own deadline passed; its instance goes on with the others.
             return Err(NoAnswer::Failed(call.classify(None)));
         }
-        // Its instance failed (or could not be made): the instance reports why, classified
-        // with what only its store knows, before it is dropped. A request it never took gets
-        // its ticket back inside the error (an instance that could not be made), so the error
-        // is classified, and dropped, before waiting: the wait then ends at once.
+        // Its instance failed: the instance reports why, classified with what only its store
+        // knows, before it is dropped. wasmtime may hand a request's ticket back inside the
+        // error, so the error is classified, and dropped, before waiting: a ticket dropped
+        // with it ends the wait at once.
         let unreported = call.classify(Some(error));
         let Stub { failure, .. } = stub;
         Err(NoAnswer::Failed(
