@@ -247,38 +247,35 @@ impl<S: State> Consumer<S> {
             .instrument(span)
             .await;
         drop(store);
-        let reason = match &outcome {
-            Outcome::Ok(()) => None,
-            Outcome::GuestError(err) => Some(format!(
-                "the guest returned an error: {}",
-                from_wit(err.clone())
-            )),
-            Outcome::Failed(Failure::Trap(trap)) => {
-                let cause = trap
-                    .downcast_ref::<wasmtime::Trap>()
-                    .map_or_else(|| trap.root_cause().to_string(), ToString::to_string);
-                Some(format!("the guest trapped: {cause}"))
-            }
-            Outcome::Failed(Failure::Timeout(limit)) => Some(format!(
-                "the guest ran past OMNIA_REQUEST_TIMEOUT ({limit:?})"
-            )),
-            Outcome::Failed(failure) => Some(format!("the guest failed: {failure}")),
-        };
-        let out_of_budget = matches!(outcome, Outcome::Failed(Failure::OutOfBudget));
         call.finish(&outcome);
-        match reason {
-            None => {
+        let reason = match outcome {
+            Outcome::Ok(()) => {
                 MESSAGES_HANDLED.inc();
                 if let Err(err) = delivery.ack().await {
                     tracing::warn!(topic = %subscription.topic, "messaging: cannot acknowledge a handled message ({err}); it may be delivered again");
                 }
+                return;
             }
             // Not the guest's fault: try again later, without counting it as a failure.
-            Some(_) if out_of_budget => {
+            Outcome::Failed(Failure::OutOfBudget) => {
                 let _ = delivery.nak(subscription.backoff_after(1)).await;
+                return;
             }
-            Some(reason) => self.failed(subscription, delivery, &message, reason).await,
-        }
+            Outcome::GuestError(err) => {
+                format!("the guest returned an error: {}", from_wit(err))
+            }
+            Outcome::Failed(Failure::Trap(trap)) => {
+                let cause = trap
+                    .downcast_ref::<wasmtime::Trap>()
+                    .map_or_else(|| trap.root_cause().to_string(), ToString::to_string);
+                format!("the guest trapped: {cause}")
+            }
+            Outcome::Failed(Failure::Timeout(limit)) => {
+                format!("the guest ran past OMNIA_REQUEST_TIMEOUT ({limit:?})")
+            }
+            Outcome::Failed(failure) => format!("the guest failed: {failure}"),
+        };
+        self.failed(subscription, delivery, &message, reason).await;
     }
 
     /// Delivers a failed message again, or dead-letters it after the last attempt.
