@@ -227,7 +227,7 @@ fn parts(input: &Input) -> Parts {
         });
         p.links.push(quote! {
             #(#attrs)*
-            <#ty as #omnia::Host<StoreCtx>>::add_to_linker(linker)?;
+            <#ty as #omnia::Host<StoreCtx>>::add_to_linker(linker, component)?;
         });
         p.clones
             .push(quote! { #(#attrs)* #field: self.#field.clone(), });
@@ -410,8 +410,10 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
                 Ok(Self { #(#connects)* })
             }
 
+            #[allow(unused_variables)]
             fn add_to_linker(
                 linker: &mut #private::wasmtime::component::Linker<StoreCtx>,
+                component: &#private::wasmtime::component::Component,
             ) -> #private::anyhow::Result<()> {
                 #(#links)*
                 Ok(())

@@ -97,6 +97,26 @@ pub fn imports_interface(engine: &Engine, component: &Component, prefix: &str) -
         .any(|(name, _)| name.starts_with(prefix))
 }
 
+/// Whether an interface `component` imports, whose name starts with `prefix`, has an
+/// `async func` (a resource's methods and static functions included). Upstream omnia's shapes
+/// of some interfaces have the standard names but `async func`s; this tells which shape a
+/// component was built for (see [`Host::add_to_linker`](crate::Host::add_to_linker)).
+pub fn imports_async_func(engine: &Engine, component: &Component, prefix: &str) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .filter(|(name, _)| name.starts_with(prefix))
+        .any(|(_, import)| match import.ty {
+            ComponentItem::ComponentInstance(instance) => {
+                instance.exports(engine).any(|(_, export)| {
+                    matches!(export.ty, ComponentItem::ComponentFunc(func) if func.async_())
+                })
+            }
+            ComponentItem::ComponentFunc(func) => func.async_(),
+            _ => false,
+        })
+}
+
 /// Loads the guest at `path`, a file of at most `max_size` bytes (`OMNIA_MAX_COMPONENT_SIZE`),
 /// into a new engine of the [`Kind`] it needs: [`Kind::Sync`] unless it is a WASI 0.3 component
 /// (a component that the synchronous engine refuses), [`Kind::Async`] then.

@@ -61,7 +61,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
         }
     };
     let build = crate::cli::build_summary(C::profile(), &C::describe());
-    let pre = instantiate_pre(&linker::<C>(&engine)?, &component, &build)
+    let pre = instantiate_pre(&linker::<C>(&engine, &component)?, &component, &build)
         .with_context(|| format!("cannot link {}", args.component.display()))?;
 
     let triggers = C::exported_triggers(&engine, &component);
@@ -194,9 +194,9 @@ async fn serve<C: Capabilities>(
 /// How long the admin endpoint's own connections may take to close once the drain is over.
 const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The linker: all of WASI 0.2, and 0.3 in an engine for 0.3 guests (nothing granted unless
-/// configured), plus every capability.
-fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
+/// The linker for `component`: all of WASI 0.2, and 0.3 in an engine for 0.3 guests (nothing
+/// granted unless configured), plus every capability in the shapes `component` imports.
+fn linker<C: Capabilities>(engine: &Engine, component: &Component) -> Result<Linker<C::StoreCtx>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)
         .map_err(anyhow::Error::from)
@@ -206,7 +206,7 @@ fn linker<C: Capabilities>(engine: &Engine) -> Result<Linker<C::StoreCtx>> {
             .map_err(anyhow::Error::from)
             .context("linking WASI 0.3")?;
     }
-    C::add_to_linker(&mut linker)?;
+    C::add_to_linker(&mut linker, component)?;
     Ok(linker)
 }
 

@@ -28,8 +28,13 @@ pub use crate::config::FromEnv;
 /// Implementations add the host functions for their interface, reading their per-store data
 /// through [`HostView`](crate::HostView).
 pub trait Host<T>: Send + Sync + 'static {
-    /// Adds this interface's imports to `linker`.
-    fn add_to_linker(linker: &mut Linker<T>) -> Result<()>;
+    /// Adds this interface's imports to `linker`, which links `component`.
+    ///
+    /// Most entries ignore `component`. An entry that serves one interface name in two shapes
+    /// (a function `func` in one and `async func` in the other, which one linker cannot hold
+    /// together) links the shape `component` imports;
+    /// [`component::imports_async_func`](crate::component::imports_async_func) tells which.
+    fn add_to_linker(linker: &mut Linker<T>, component: &Component) -> Result<()>;
 
     /// Whether `component` uses this capability: imports one of its interfaces, or exports
     /// the one its trigger calls. Only the capabilities a component uses are connected at
@@ -162,8 +167,9 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
         component: &Component,
     ) -> impl Future<Output = Result<Self>> + Send;
 
-    /// Links every entry's interfaces.
-    fn add_to_linker(linker: &mut Linker<Self::StoreCtx>) -> Result<()>;
+    /// Links every entry's interfaces, in the shapes `component` imports (see
+    /// [`Host::add_to_linker`]).
+    fn add_to_linker(linker: &mut Linker<Self::StoreCtx>, component: &Component) -> Result<()>;
 
     /// Makes the data of one store.
     fn store_ctx(&self, core: StoreCore) -> Self::StoreCtx;

@@ -243,7 +243,7 @@ impl<T: HostView<ConfigDefault>> Host<T> for ConfigDefault {
         omnia::component::imports_interface(engine, component, "wasi:config/")
     }
 
-    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+    fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
         wasmtime_wasi_config::add_to_linker(linker, |store: &mut T| {
             WasiConfig::new(&store.host().0.values)
         })

@@ -294,7 +294,7 @@ impl<T: HostView<WasiHttpCtx>> Host<T> for WasiHttpCtx {
             || omnia::component::imports_interface(engine, component, "wasi:http/")
     }
 
-    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+    fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
         let options = bindings::LinkOptions::default();
         bindings::http::outgoing_handler::add_to_linker::<_, WasiHttp>(linker, http_view::<T>)?;
         bindings::http::types::add_to_linker::<_, WasiHttp>(

@@ -161,7 +161,7 @@ impl<T: HostView<WasiKeyValue<B>>, B: 'static> Host<T> for WasiKeyValue<B> {
         omnia::component::imports_interface(engine, component, "wasi:keyvalue/")
     }
 
-    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+    fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
         host::add_to_linker(linker, view::<T, B>)?;
         // Upstream omnia's async shape (`0.2.0-draft2`) beside the standard one: a component's
         // own imports pick one. Async host functions need the WASI 0.3 engine.

@@ -148,7 +148,7 @@ impl<T: HostView<WasiMessaging<B>>, B: 'static> Host<T> for WasiMessaging<B> {
             || server::exports_handler(engine, component)
     }
 
-    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+    fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
         host::add_to_linker(linker, store_view::<T, B>)
     }
 }

@@ -96,7 +96,7 @@ impl<T: HostView<DefaultOtel>> Host<T> for DefaultOtel {
         true
     }
 
-    fn add_to_linker(linker: &mut Linker<T>) -> Result<()> {
+    fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
         guest::add_to_linker(linker, |store: &mut T| {
             let (entry, core) = store.host();
             guest::OtelView {
