@@ -106,7 +106,8 @@ pub fn imports_async_func(engine: &Engine, component: &Component, prefix: &str) 
         .component_type()
         .imports(engine)
         .filter(|(name, _)| name.starts_with(prefix))
-        .any(|(_, import)| match import.ty {
+        .any(|(_, import)| {
+            match import.ty {
             ComponentItem::ComponentInstance(instance) => {
                 instance.exports(engine).any(|(_, export)| {
                     matches!(export.ty, ComponentItem::ComponentFunc(func) if func.async_())
@@ -114,6 +115,7 @@ pub fn imports_async_func(engine: &Engine, component: &Component, prefix: &str) 
             }
             ComponentItem::ComponentFunc(func) => func.async_(),
             _ => false,
+        }
         })
 }
 

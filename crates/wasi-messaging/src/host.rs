@@ -18,7 +18,15 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "omnia:wasi-messaging/messaging-host",
-        imports: { default: async | trappable },
+        // The functions that wait for the broker are async on the host (the guest blocks);
+        // the resources' accessors, which do not, are plain.
+        imports: {
+            "wasi:messaging/types.[static]client.connect": async | trappable,
+            "wasi:messaging/producer": async | trappable,
+            "wasi:messaging/request-reply.request": async | trappable,
+            "wasi:messaging/request-reply.reply": async | trappable,
+            default: trappable,
+        },
         exports: { default: async },
         with: {
             "wasi:messaging/types.client": super::ClientHandle,
@@ -100,6 +108,87 @@ impl MessagingView<'_> {
         }
         message
     }
+
+    /// `client.connect`: a client is only a name (the runtime has one connection).
+    fn connect(&mut self, name: String) -> HostResult<Resource<ClientHandle>> {
+        Ok(self.table.push(ClientHandle { name })?)
+    }
+
+    /// What `producer.send` needs once it leaves the store: the broker, and the message
+    /// (taken out of the table: sending consumes it) with the work's trace context.
+    fn outgoing(&mut self, message: Resource<Message>) -> HostResult<(Arc<dyn Broker>, Message)> {
+        let message = self.table.delete(message)?;
+        Ok((Arc::clone(self.broker), self.traced(message)))
+    }
+
+    /// What `request-reply.request` needs once it leaves the store: the broker, a copy of the
+    /// message (the guest keeps it) with the work's trace context, and the options (consumed).
+    fn request_parts(
+        &mut self,
+        message: &Resource<Message>,
+        options: Option<Resource<RequestOptions>>,
+    ) -> HostResult<(Arc<dyn Broker>, Message, RequestOptions)> {
+        let message = self.traced(self.table.get(message)?.clone());
+        let options = match options {
+            Some(options) => self.table.delete(options)?,
+            None => RequestOptions::default(),
+        };
+        Ok((Arc::clone(self.broker), message, options))
+    }
+
+    /// What `request-reply.reply` needs once it leaves the store: the broker, where the
+    /// request asked for replies, and the reply (consumed) with the work's trace context.
+    fn reply_parts(
+        &mut self,
+        reply_to: &Resource<Message>,
+        message: Resource<Message>,
+    ) -> HostResult<(Arc<dyn Broker>, Option<String>, Message)> {
+        let to = self.table.get(reply_to)?.reply_to.clone();
+        let message = self.table.delete(message)?;
+        Ok((Arc::clone(self.broker), to, self.traced(message)))
+    }
+
+    /// Hands `messages` (the replies to a request) to the guest.
+    fn push_all(&mut self, messages: Vec<Message>) -> HostResult<Vec<Resource<Message>>> {
+        messages
+            .into_iter()
+            .map(|message| Ok(self.table.push(message)?))
+            .collect()
+    }
+}
+
+/// `producer.send`, once out of the store.
+async fn send(broker: &Arc<dyn Broker>, topic: &str, message: Message) -> HostResult<()> {
+    publish_topic(topic)?;
+    logged(broker.publish(topic, message).await, "send", topic)
+}
+
+/// `request-reply.request`, once out of the store: the replies.
+async fn request(
+    broker: &Arc<dyn Broker>,
+    topic: &str,
+    message: Message,
+    options: RequestOptions,
+) -> HostResult<Vec<Message>> {
+    publish_topic(topic)?;
+    let expected = usize::try_from(options.expected.unwrap_or(1)).unwrap_or(usize::MAX);
+    logged(
+        broker
+            .request(topic, message, options.timeout, expected)
+            .await,
+        "request",
+        topic,
+    )
+}
+
+/// `request-reply.reply`, once out of the store: `to` is the request's reply-to, if it was one.
+async fn reply(broker: &Arc<dyn Broker>, to: Option<&str>, message: Message) -> HostResult<()> {
+    let Some(to) = to else {
+        return Err(HostError::Guest(backend::Error::other(
+            "this message was not sent as a request: it has no reply-to",
+        )));
+    };
+    logged(broker.publish(to, message).await, "reply", to)
 }
 
 /// A topic a guest publishes to must be a subject without wildcards.
@@ -121,6 +210,152 @@ fn logged<T>(result: backend::Result<T>, op: &str, topic: &str) -> HostResult<T>
     })
 }
 
+/// The functions of the `message` resource, plain `func`s in both shapes of the interface
+/// (and with the same signatures): one body, implementing each shape's generated trait.
+macro_rules! message_methods {
+    ($trait:path) => {
+        impl $trait for $crate::host::MessagingView<'_> {
+            fn new(
+                &mut self,
+                data: Vec<u8>,
+            ) -> wasmtime::Result<::wasmtime::component::Resource<$crate::backend::Message>> {
+                Ok(self.table.push($crate::backend::Message::new(data))?)
+            }
+
+            fn topic(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+            ) -> wasmtime::Result<Option<String>> {
+                Ok(self.table.get(&m)?.topic.clone())
+            }
+
+            fn content_type(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+            ) -> wasmtime::Result<Option<String>> {
+                Ok(self.table.get(&m)?.content_type.clone())
+            }
+
+            fn set_content_type(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+                content_type: String,
+            ) -> wasmtime::Result<()> {
+                self.table.get_mut(&m)?.content_type = Some(content_type);
+                Ok(())
+            }
+
+            fn data(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+            ) -> wasmtime::Result<Vec<u8>> {
+                Ok(self.table.get(&m)?.data.clone())
+            }
+
+            fn set_data(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+                data: Vec<u8>,
+            ) -> wasmtime::Result<()> {
+                self.table.get_mut(&m)?.data = data;
+                Ok(())
+            }
+
+            fn metadata(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+            ) -> wasmtime::Result<Option<Vec<(String, String)>>> {
+                let metadata = &self.table.get(&m)?.metadata;
+                Ok((!metadata.is_empty()).then(|| metadata.clone()))
+            }
+
+            fn add_metadata(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+                key: String,
+                value: String,
+            ) -> wasmtime::Result<()> {
+                self.table.get_mut(&m)?.set_metadata(&key, &value);
+                Ok(())
+            }
+
+            fn set_metadata(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+                meta: Vec<(String, String)>,
+            ) -> wasmtime::Result<()> {
+                let message = self.table.get_mut(&m)?;
+                message.metadata.clear();
+                for (key, value) in meta {
+                    message.set_metadata(&key, &value);
+                }
+                Ok(())
+            }
+
+            fn remove_metadata(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+                key: String,
+            ) -> wasmtime::Result<()> {
+                self.table.get_mut(&m)?.metadata.retain(|(k, _)| *k != key);
+                Ok(())
+            }
+
+            fn drop(
+                &mut self,
+                m: ::wasmtime::component::Resource<$crate::backend::Message>,
+            ) -> wasmtime::Result<()> {
+                self.table.delete(m)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+/// The functions of the `request-options` resource, plain `func`s in both shapes: one body,
+/// implementing each shape's generated trait.
+macro_rules! request_options_methods {
+    ($trait:path) => {
+        impl $trait for $crate::host::MessagingView<'_> {
+            fn new(
+                &mut self,
+            ) -> wasmtime::Result<::wasmtime::component::Resource<$crate::host::RequestOptions>>
+            {
+                Ok(self.table.push($crate::host::RequestOptions::default())?)
+            }
+
+            fn set_timeout_ms(
+                &mut self,
+                options: ::wasmtime::component::Resource<$crate::host::RequestOptions>,
+                timeout_ms: u32,
+            ) -> wasmtime::Result<()> {
+                self.table.get_mut(&options)?.timeout =
+                    Some(::std::time::Duration::from_millis(timeout_ms.into()));
+                Ok(())
+            }
+
+            fn set_expected_replies(
+                &mut self,
+                options: ::wasmtime::component::Resource<$crate::host::RequestOptions>,
+                expected: u32,
+            ) -> wasmtime::Result<()> {
+                self.table.get_mut(&options)?.expected = Some(expected);
+                Ok(())
+            }
+
+            fn drop(
+                &mut self,
+                options: ::wasmtime::component::Resource<$crate::host::RequestOptions>,
+            ) -> wasmtime::Result<()> {
+                self.table.delete(options)?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub mod p3;
+
 impl types::Host for MessagingView<'_> {
     fn convert_error(&mut self, err: HostError) -> wasmtime::Result<types::Error> {
         err.convert(to_wit)
@@ -129,91 +364,21 @@ impl types::Host for MessagingView<'_> {
 
 impl types::HostClient for MessagingView<'_> {
     async fn connect(&mut self, name: String) -> HostResult<Resource<ClientHandle>> {
-        Ok(self.table.push(ClientHandle { name })?)
+        self.connect(name)
     }
 
-    async fn disconnect(&mut self, _client: Resource<ClientHandle>) -> HostResult<()> {
+    fn disconnect(&mut self, _client: Resource<ClientHandle>) -> HostResult<()> {
         Ok(())
     }
 
-    async fn drop(&mut self, client: Resource<ClientHandle>) -> wasmtime::Result<()> {
+    fn drop(&mut self, client: Resource<ClientHandle>) -> wasmtime::Result<()> {
         self.table.delete(client)?;
         Ok(())
     }
 }
 
-impl types::HostMessage for MessagingView<'_> {
-    async fn new(&mut self, data: Vec<u8>) -> wasmtime::Result<Resource<Message>> {
-        Ok(self.table.push(Message::new(data))?)
-    }
-
-    async fn topic(&mut self, m: Resource<Message>) -> wasmtime::Result<Option<String>> {
-        Ok(self.table.get(&m)?.topic.clone())
-    }
-
-    async fn content_type(&mut self, m: Resource<Message>) -> wasmtime::Result<Option<String>> {
-        Ok(self.table.get(&m)?.content_type.clone())
-    }
-
-    async fn set_content_type(
-        &mut self,
-        m: Resource<Message>,
-        content_type: String,
-    ) -> wasmtime::Result<()> {
-        self.table.get_mut(&m)?.content_type = Some(content_type);
-        Ok(())
-    }
-
-    async fn data(&mut self, m: Resource<Message>) -> wasmtime::Result<Vec<u8>> {
-        Ok(self.table.get(&m)?.data.clone())
-    }
-
-    async fn set_data(&mut self, m: Resource<Message>, data: Vec<u8>) -> wasmtime::Result<()> {
-        self.table.get_mut(&m)?.data = data;
-        Ok(())
-    }
-
-    async fn metadata(
-        &mut self,
-        m: Resource<Message>,
-    ) -> wasmtime::Result<Option<Vec<(String, String)>>> {
-        let metadata = &self.table.get(&m)?.metadata;
-        Ok((!metadata.is_empty()).then(|| metadata.clone()))
-    }
-
-    async fn add_metadata(
-        &mut self,
-        m: Resource<Message>,
-        key: String,
-        value: String,
-    ) -> wasmtime::Result<()> {
-        self.table.get_mut(&m)?.set_metadata(&key, &value);
-        Ok(())
-    }
-
-    async fn set_metadata(
-        &mut self,
-        m: Resource<Message>,
-        meta: Vec<(String, String)>,
-    ) -> wasmtime::Result<()> {
-        let message = self.table.get_mut(&m)?;
-        message.metadata.clear();
-        for (key, value) in meta {
-            message.set_metadata(&key, &value);
-        }
-        Ok(())
-    }
-
-    async fn remove_metadata(&mut self, m: Resource<Message>, key: String) -> wasmtime::Result<()> {
-        self.table.get_mut(&m)?.metadata.retain(|(k, _)| *k != key);
-        Ok(())
-    }
-
-    async fn drop(&mut self, m: Resource<Message>) -> wasmtime::Result<()> {
-        self.table.delete(m)?;
-        Ok(())
-    }
-}
+message_methods!(types::HostMessage);
+request_options_methods!(request_reply::HostRequestOptions);
 
 impl producer::Host for MessagingView<'_> {
     async fn send(
@@ -222,39 +387,8 @@ impl producer::Host for MessagingView<'_> {
         topic: String,
         message: Resource<Message>,
     ) -> HostResult<()> {
-        let message = self.table.delete(message)?;
-        let message = self.traced(message);
-        publish_topic(&topic)?;
-        logged(self.broker.publish(&topic, message).await, "send", &topic)
-    }
-}
-
-impl request_reply::HostRequestOptions for MessagingView<'_> {
-    async fn new(&mut self) -> wasmtime::Result<Resource<RequestOptions>> {
-        Ok(self.table.push(RequestOptions::default())?)
-    }
-
-    async fn set_timeout_ms(
-        &mut self,
-        options: Resource<RequestOptions>,
-        timeout_ms: u32,
-    ) -> wasmtime::Result<()> {
-        self.table.get_mut(&options)?.timeout = Some(Duration::from_millis(timeout_ms.into()));
-        Ok(())
-    }
-
-    async fn set_expected_replies(
-        &mut self,
-        options: Resource<RequestOptions>,
-        expected: u32,
-    ) -> wasmtime::Result<()> {
-        self.table.get_mut(&options)?.expected = Some(expected);
-        Ok(())
-    }
-
-    async fn drop(&mut self, options: Resource<RequestOptions>) -> wasmtime::Result<()> {
-        self.table.delete(options)?;
-        Ok(())
+        let (broker, message) = self.outgoing(message)?;
+        send(&broker, &topic, message).await
     }
 }
 
@@ -266,24 +400,9 @@ impl request_reply::Host for MessagingView<'_> {
         message: Resource<Message>,
         options: Option<Resource<RequestOptions>>,
     ) -> HostResult<Vec<Resource<Message>>> {
-        let message = self.traced(self.table.get(&message)?.clone());
-        let options = match options {
-            Some(options) => self.table.delete(options)?,
-            None => RequestOptions::default(),
-        };
-        publish_topic(&topic)?;
-        let expected = usize::try_from(options.expected.unwrap_or(1)).unwrap_or(usize::MAX);
-        let replies = logged(
-            self.broker
-                .request(&topic, message, options.timeout, expected)
-                .await,
-            "request",
-            &topic,
-        )?;
-        replies
-            .into_iter()
-            .map(|reply| Ok(self.table.push(reply)?))
-            .collect()
+        let (broker, message, options) = self.request_parts(&message, options)?;
+        let replies = request(&broker, &topic, message, options).await?;
+        self.push_all(replies)
     }
 
     async fn reply(
@@ -291,15 +410,8 @@ impl request_reply::Host for MessagingView<'_> {
         reply_to: Resource<Message>,
         message: Resource<Message>,
     ) -> HostResult<()> {
-        let to = self.table.get(&reply_to)?.reply_to.clone();
-        let message = self.table.delete(message)?;
-        let message = self.traced(message);
-        let Some(to) = to else {
-            return Err(HostError::Guest(backend::Error::other(
-                "this message was not sent as a request: it has no reply-to",
-            )));
-        };
-        logged(self.broker.publish(&to, message).await, "reply", &to)
+        let (broker, to, message) = self.reply_parts(&reply_to, message)?;
+        reply(&broker, to.as_deref(), message).await
     }
 }
 

@@ -3,7 +3,9 @@
 //! Guests consume and produce messages through `wasi:messaging@0.2.0-draft` (the WIT is
 //! `wit/deps/messaging`): the runtime subscribes to the configured topics and calls the guest's
 //! `incoming-handler` once per message (see [`server`] for what happens on failure), and the
-//! guest publishes (`producer.send`), sends requests and replies (`request-reply`).
+//! guest publishes (`producer.send`), sends requests and replies (`request-reply`). WASI 0.3
+//! components written for upstream omnia get its async shape of the same interfaces
+//! ([`host::p3`], WIT in `wit-p3`), over the same broker.
 //!
 //! The crate has four layers:
 //!
@@ -148,8 +150,15 @@ impl<T: HostView<WasiMessaging<B>>, B: 'static> Host<T> for WasiMessaging<B> {
             || server::exports_handler(engine, component)
     }
 
-    fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
-        host::add_to_linker(linker, store_view::<T, B>)
+    fn add_to_linker(linker: &mut Linker<T>, component: &Component) -> Result<()> {
+        // Upstream omnia's async shape has the standard names, so a linker holds one or the
+        // other: the component's own imports pick (only a WASI 0.3 component can import
+        // `async func`s, and it runs in the engine that supports them).
+        if omnia::component::imports_async_func(linker.engine(), component, "wasi:messaging/") {
+            host::p3::add_to_linker(linker, store_view::<T, B>)
+        } else {
+            host::add_to_linker(linker, store_view::<T, B>)
+        }
     }
 }
 
