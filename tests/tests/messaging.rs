@@ -1,5 +1,7 @@
 //! wasi:messaging end to end: one guest (`msg-echo`), one behavioural table on the in-process
-//! broker and on NATS (JetStream for the retried topics, core subjects for requests); then what
+//! broker and on NATS (JetStream for the retried topics, core subjects for requests), passed
+//! too by `p3-msg-echo`, the same guest written for upstream omnia's async shapes, which also
+//! exchanges messages with `msg-echo` on one NATS server; then what
 //! only a real nats-server shows: interop with native clients, 10,000 JetStream messages
 //! without loss across a `kill -9`, replicas sharing a durable consumer, an outage and
 //! recovery, and bad configuration.
@@ -43,6 +45,12 @@ impl Broker {
     }
 
     fn serve(&self, extra: &[(&str, &str)]) -> Omnia {
+        self.serve_guest("msg-echo", extra)
+    }
+
+    /// `guest` (`msg-echo`, or `p3-msg-echo`: the same behaviour through upstream omnia's
+    /// async shapes) with the behavioural table's subscriptions.
+    fn serve_guest(&self, guest: &str, extra: &[(&str, &str)]) -> Omnia {
         let jetstream = matches!(self, Self::Nats(_));
         let file = guests::write_temp(
             &format!(
@@ -61,7 +69,7 @@ impl Broker {
             env.push(("NATS_URL", &url));
         }
         env.extend_from_slice(extra);
-        Omnia::serve(&omnia(), &guests::rust("msg-echo"), &env)
+        Omnia::serve(&omnia(), &guests::rust(guest), &env)
     }
 }
 
@@ -98,14 +106,15 @@ async fn received(server: &Omnia, topic: &str, n: usize) -> Vec<String> {
     }
 }
 
-/// The behaviour every backend shares.
-async fn behaviour_table(server: &Omnia, backend: &str) {
-    flows(server, backend).await;
+/// The behaviour every backend shares, for `guest` (which names itself in the metadata of
+/// what it transforms).
+async fn behaviour_table(server: &Omnia, backend: &str, guest: &str) {
+    flows(server, backend, guest).await;
     failures(server, backend).await;
 }
 
 /// Publishing, transforming, requests and replies.
-async fn flows(server: &Omnia, backend: &str) {
+async fn flows(server: &Omnia, backend: &str, guest: &str) {
     // Published, received with its content type and metadata, transformed onto `<topic>.out`.
     let sent = publish(
         server,
@@ -129,7 +138,9 @@ async fn flows(server: &Omnia, backend: &str) {
     let lines = received(server, "in.a.out", 1).await;
     assert_eq!(
         lines,
-        ["echo: hello|attempt=1|content-type=text/plain|k=v|transformed-by=msg-echo"],
+        [format!(
+            "echo: hello|attempt=1|content-type=text/plain|k=v|transformed-by={guest}"
+        )],
         "{backend}"
     );
 
@@ -222,14 +233,80 @@ async fn failures(server: &Omnia, backend: &str) {
 async fn behaviour_table_in_memory() {
     let broker = Broker::Memory;
     let server = broker.serve(&[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
-    behaviour_table(&server, "memory").await;
+    behaviour_table(&server, "memory", "msg-echo").await;
 }
 
 #[tokio::test]
 async fn behaviour_table_on_nats() {
     let broker = Broker::nats().await;
     let server = broker.serve(&[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
-    behaviour_table(&server, "nats").await;
+    behaviour_table(&server, "nats", "msg-echo").await;
+}
+
+#[tokio::test]
+async fn an_upstream_async_guest_behaves_the_same_in_memory() {
+    let server = Broker::Memory.serve_guest("p3-msg-echo", &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
+    behaviour_table(&server, "memory", "p3-msg-echo").await;
+}
+
+#[tokio::test]
+async fn an_upstream_async_guest_behaves_the_same_on_nats() {
+    let broker = Broker::nats().await;
+    let server = broker.serve_guest("p3-msg-echo", &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
+    behaviour_table(&server, "nats", "p3-msg-echo").await;
+}
+
+/// A standard 0.2 guest and an upstream-style 0.3 guest on one NATS server: each publishes to
+/// the other's topics and sends it requests.
+#[tokio::test]
+async fn standard_and_upstream_guests_exchange_messages_on_nats() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let serve = |guest: &str, prefix: &str| {
+        let file = guests::write_temp(
+            &format!("subscriptions-{prefix}.toml"),
+            format!("[[subscription]]\ntopic = \"{prefix}.>\"\n").as_bytes(),
+        );
+        let file = file.to_str().unwrap().to_owned();
+        Omnia::serve(
+            &omnia(),
+            &guests::rust(guest),
+            &[("OMNIA_MESSAGING_CONFIG", &file), ("NATS_URL", &url)],
+        )
+    };
+    let standard = serve("msg-echo", "std");
+    let upstream = serve("p3-msg-echo", "up");
+    for (from, to, topic, name) in [
+        (&upstream, &standard, "std.a", "msg-echo"),
+        (&standard, &upstream, "up.a", "p3-msg-echo"),
+    ] {
+        let sent = publish(from, topic, b"hi", &[("x-meta-k", "v")]).await;
+        assert_eq!(sent.status, StatusCode::NO_CONTENT, "{}", sent.text());
+        assert_eq!(
+            received(to, topic, 1).await,
+            ["hi|attempt=1|k=v"],
+            "{name} receives what the other guest published"
+        );
+        assert_eq!(
+            received(to, &format!("{topic}.out"), 1).await,
+            [format!("echo: hi|attempt=1|k=v|transformed-by={name}")],
+            "{name} transforms it"
+        );
+        let reply = from
+            .call(
+                Method::POST,
+                &format!("/request/{topic}.svc?timeout_ms=5000"),
+                &[],
+                b"ping",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text());
+        assert_eq!(
+            reply.text(),
+            "echo: ping\n",
+            "{name} answers the other's request"
+        );
+    }
 }
 
 /// Collects what arrives on a subject: (data, headers) of each message.

@@ -1,6 +1,7 @@
 //! Key-value through a guest against a native Redis client.
 //!
-//! The guest is `kv-http`: `PUT /kv/bench/k` (set, 64-byte value), `GET /kv/bench/k` (get) and
+//! The guest is `kv-http` (and `p3-kv-http`, the same routes through upstream omnia's async
+//! key-value, compared with it): `PUT /kv/bench/k` (set, 64-byte value), `GET /kv/bench/k` (get) and
 //! `POST /incr/bench/hits` (increment), loaded by wrk over HTTP. omnia serves it twice: with
 //! the in-memory store and with Redis. Two native contenders: `native-kv`, a hyper service
 //! answering the same routes on Redis (what the guest's logic costs as an ordinary native
@@ -21,6 +22,23 @@ use crate::{Load, Server, free_addr, omnia_run, start, wrk_request};
 
 /// A 64-byte value.
 const VALUE: &[u8; 64] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// The contenders of the key-value table, by their index in its results: omnia with kv-http
+/// in memory and on Redis, the native HTTP service, omnia with p3-kv-http (upstream omnia's
+/// async key-value) in memory and on Redis, the native client, and the baseline omnia if any.
+pub const MEMORY: usize = 0;
+/// See [`MEMORY`].
+pub const REDIS: usize = 1;
+/// See [`MEMORY`].
+pub const SERVICE: usize = 2;
+/// See [`MEMORY`].
+pub const UPSTREAM_MEMORY: usize = 3;
+/// See [`MEMORY`].
+pub const UPSTREAM_REDIS: usize = 4;
+/// See [`MEMORY`].
+pub const NATIVE: usize = 5;
+/// See [`MEMORY`].
+pub const BASELINE: usize = 6;
 
 /// The concurrency levels of the key-value table.
 pub const CONCURRENCY: [u32; 2] = [8, 64];

@@ -743,19 +743,32 @@ impl Bench {
         use keyvalue::{CONCURRENCY, Op};
         let redis = RedisServer::start();
         let guest = guests::rust("kv-http");
+        let upstream = guests::rust("p3-kv-http");
         let memory = keyvalue::serve(&self.args.omnia, &guest, &[])?;
         let redis_url = redis.url();
         let on_redis_env = [("REDIS_URL", redis_url.as_str())];
         let on_redis = keyvalue::serve(&self.args.omnia, &guest, &on_redis_env)?;
         let service = keyvalue::serve_native(&self.args.native_kv, &redis)?;
+        let upstream_memory = keyvalue::serve(&self.args.omnia, &upstream, &[])?;
+        let upstream_redis = keyvalue::serve(&self.args.omnia, &upstream, &on_redis_env)?;
         let baseline = match &self.args.baseline {
             Some(bin) => Some(keyvalue::serve(bin, &guest, &on_redis_env)?),
             None => None,
         };
+        // In the order of the contender indices in `keyvalue` (the native client has no server).
+        let servers = [
+            &memory,
+            &on_redis,
+            &service,
+            &upstream_memory,
+            &upstream_redis,
+        ];
         let mut names = vec![
             "omnia, in memory",
             "omnia, Redis",
             "native HTTP service (hyper + redis), Redis",
+            "omnia, upstream-style 0.3 guest, in memory",
+            "omnia, upstream-style 0.3 guest, Redis",
             "native redis client, no HTTP",
         ];
         if baseline.is_some() {
@@ -766,12 +779,13 @@ impl Bench {
             for (o, &op) in Op::ALL.iter().enumerate() {
                 for &c in &CONCURRENCY {
                     let (wrk, scripts, seconds) = (&self.args.wrk, &self.work, self.args.seconds);
-                    let mut loads = vec![
-                        keyvalue::through_guest(wrk, scripts, &memory, op, c, seconds)?,
-                        keyvalue::through_guest(wrk, scripts, &on_redis, op, c, seconds)?,
-                        keyvalue::through_guest(wrk, scripts, &service, op, c, seconds)?,
-                        keyvalue::native(&redis, op, c, seconds)?,
-                    ];
+                    let mut loads = Vec::new();
+                    for server in servers {
+                        loads.push(keyvalue::through_guest(
+                            wrk, scripts, server, op, c, seconds,
+                        )?);
+                    }
+                    loads.push(keyvalue::native(&redis, op, c, seconds)?);
                     if let Some(baseline) = &baseline {
                         loads.push(keyvalue::through_guest(
                             wrk, scripts, baseline, op, c, seconds,
@@ -784,8 +798,12 @@ impl Bench {
             }
         }
         let redis_url_shown = redis_url.replace(&redis.port().to_string(), "PORT");
-        drop((memory, on_redis, service, baseline, redis));
-        self.line("\n### Key-value: kv-http guest (get/set/incr over HTTP) vs native\n");
+        drop((memory, on_redis, service, upstream_memory, upstream_redis));
+        drop((baseline, redis));
+        self.line(
+            "\n### Key-value: kv-http guest (get/set/incr over HTTP) vs native, and the same \
+             work through p3-kv-http (upstream omnia's async key-value, WASI 0.3)\n",
+        );
         self.line("| op | c | contender | ops/s | p50 ms | p99 ms |");
         self.line("|---|---:|---|---:|---:|---:|");
         for (o, op) in Op::ALL.iter().enumerate() {
@@ -802,48 +820,64 @@ impl Bench {
                 }
             }
         }
-        let with_baseline = names.len() > 4;
+        self.keyvalue_ratios(&results, names.len() > keyvalue::BASELINE);
+        self.keyvalue_command_lines(&guest, &upstream, &redis_url_shown);
+        Ok(())
+    }
+
+    /// The key-value ratios, from the medians of `results` (by op, contender, concurrency).
+    fn keyvalue_ratios(
+        &mut self,
+        results: &BTreeMap<(usize, usize, u32), Vec<Load>>,
+        with_baseline: bool,
+    ) {
+        use keyvalue::{
+            BASELINE, CONCURRENCY, MEMORY, NATIVE, Op, REDIS, SERVICE, UPSTREAM_MEMORY,
+            UPSTREAM_REDIS,
+        };
         self.line(&format!(
-            "\n| op | c | omnia Redis / native HTTP service | omnia Redis / native client | omnia memory / native client |{}",
+            "\n| op | c | omnia Redis / native HTTP service | omnia Redis / native client | omnia memory / native client | upstream 0.3 / 0.2 guest, memory | upstream 0.3 / 0.2 guest, Redis |{}",
             if with_baseline { " omnia Redis / baseline |" } else { "" }
         ));
         self.line(&format!(
-            "|---|---:|---:|---:|---:|{}",
+            "|---|---:|---:|---:|---:|---:|---:|{}",
             if with_baseline { "---:|" } else { "" }
         ));
         for (o, op) in Op::ALL.iter().enumerate() {
             for &c in &CONCURRENCY {
                 let rps = |i| Load::median(&results[&(o, i, c)]).rps;
                 let versus_baseline = if with_baseline {
-                    format!(" {:.2}x |", rps(1) / rps(4))
+                    format!(" {:.2}x |", rps(REDIS) / rps(BASELINE))
                 } else {
                     String::new()
                 };
                 self.line(&format!(
-                    "| {} | {c} | {:.2}x | {:.2}x | {:.2}x |{versus_baseline}",
+                    "| {} | {c} | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {:.2}x |{versus_baseline}",
                     op.name(),
-                    rps(1) / rps(2),
-                    rps(1) / rps(3),
-                    rps(0) / rps(3)
+                    rps(REDIS) / rps(SERVICE),
+                    rps(REDIS) / rps(NATIVE),
+                    rps(MEMORY) / rps(NATIVE),
+                    rps(UPSTREAM_MEMORY) / rps(MEMORY),
+                    rps(UPSTREAM_REDIS) / rps(REDIS),
                 ));
             }
         }
-        self.keyvalue_command_lines(&guest, &redis_url_shown);
-        Ok(())
     }
 
     /// The command line of every contender of the key-value table.
-    fn keyvalue_command_lines(&mut self, guest: &Path, redis_url_shown: &str) {
-        let omnia_line = |env: &[(&str, &str)]| {
+    fn keyvalue_command_lines(&mut self, guest: &Path, upstream: &Path, redis_url_shown: &str) {
+        let omnia_line = |guest: &Path, env: &[(&str, &str)]| {
             let mut cmd = omnia_run(&self.args.omnia, guest, "ADDR", None);
             cmd.envs(env.iter().copied());
             command_line(&cmd)
         };
+        let redis = [("REDIS_URL", redis_url_shown)];
         let lines = [
-            format!("- omnia, in memory: `{}`", omnia_line(&[])),
+            format!("- omnia, in memory: `{}`", omnia_line(guest, &[])),
+            format!("- omnia, Redis: `{}`", omnia_line(guest, &redis)),
             format!(
-                "- omnia, Redis: `{}`",
-                omnia_line(&[("REDIS_URL", redis_url_shown)])
+                "- omnia, upstream-style 0.3 guest: `{}` (and with `REDIS_URL`)",
+                omnia_line(upstream, &[])
             ),
             format!(
                 "- native HTTP service: `native-kv ADDR {redis_url_shown}` (tests/src/bin/native_kv.rs)"
