@@ -225,6 +225,18 @@ fn find(ty: &Type, pred: &dyn Fn(&Type) -> bool) -> Option<Type> {
 /// Wasmtime's first difference, in which *expected* is the runtime's type and *found* the
 /// component's, said the other way round: `this runtime has A, the component B`.
 pub(crate) fn runtime_side(leaf: &str) -> String {
+    // wasmtime's words for a `func` / `async func` mismatch name its own APIs; say which shape.
+    if leaf.starts_with("type mismatch with async") {
+        return if leaf.contains("declared `async func`") {
+            "this runtime serves it as a plain `func`, not as the `async func` the component \
+             was built for"
+                .to_owned()
+        } else {
+            "this runtime serves it as an `async func`, not as the plain `func` the component \
+             was built for"
+                .to_owned()
+        };
+    }
     leaf.strip_prefix("expected ")
         .and_then(|rest| {
             rest.split_once(", found ")
@@ -249,6 +261,14 @@ mod tests {
         assert_eq!(
             runtime_side("expected `u32` found `string`"),
             "this runtime has `u32`, the component `string`"
+        );
+        assert_eq!(
+            runtime_side(
+                "type mismatch with async: this import is declared `async func` in WIT, but \
+                 was satisfied with a sync-style host function (...)"
+            ),
+            "this runtime serves it as a plain `func`, not as the `async func` the component \
+             was built for"
         );
         assert_eq!(
             runtime_side("resource type mismatch"),
