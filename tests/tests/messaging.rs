@@ -256,6 +256,31 @@ async fn an_upstream_async_guest_behaves_the_same_on_nats() {
     behaviour_table(&server, "nats", "p3-msg-echo").await;
 }
 
+/// A handler past `OMNIA_REQUEST_TIMEOUT` is stopped, and its message delivered again, then
+/// dead-lettered with the reason; the same for a synchronous and an async handler.
+#[tokio::test]
+async fn a_handler_past_the_request_timeout_is_stopped_and_retried() {
+    for guest in ["msg-echo", "p3-msg-echo"] {
+        let server = Broker::Memory.serve_guest(guest, &[("OMNIA_REQUEST_TIMEOUT", "1s")]);
+        let sent = publish(&server, "in.slow", b"sleep:60000", &[]).await;
+        assert_eq!(
+            sent.status,
+            StatusCode::NO_CONTENT,
+            "{guest}: {}",
+            sent.text()
+        );
+        let dead = received(&server, "dead.in", 1).await;
+        assert_eq!(dead.len(), 1, "{guest}: {dead:?}");
+        assert!(
+            dead[0]
+                .contains("omnia-dead-letter-reason=the guest ran past OMNIA_REQUEST_TIMEOUT (1s)")
+                && dead[0].contains("omnia-dead-letter-attempts=3"),
+            "{guest}: {}",
+            dead[0]
+        );
+    }
+}
+
 /// A standard 0.2 guest and an upstream-style 0.3 guest on one NATS server: each publishes to
 /// the other's topics and sends it requests.
 #[tokio::test]
