@@ -15,6 +15,8 @@
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
+use wasmtime::component::GuestTaskId;
+
 /// The target of the request and message spans (enable it to trace: `RUST_LOG=omnia::request=debug`).
 pub const SPAN_TARGET: &str = "omnia::request";
 
@@ -122,6 +124,9 @@ pub struct Work {
     pub span: tracing::Span,
     /// The trace context of the span, or the incoming one when nothing records spans.
     pub trace: Option<TraceContext>,
+    /// The requests of a store that serves many at once (a WASI 0.3 instance), whose work
+    /// has no span or trace of its own.
+    pub requests: Requests,
 }
 
 impl Default for Work {
@@ -130,7 +135,53 @@ impl Default for Work {
         Self {
             span: tracing::Span::none(),
             trace: None,
+            requests: Requests::default(),
         }
+    }
+}
+
+impl Work {
+    /// The trace context of the work a host call serves, given the call's async call stack
+    /// (`StoreContextMut::async_call_stack`): the request its guest task serves, in a store that
+    /// serves many; else the store's own.
+    pub fn trace_of(&self, stack: impl IntoIterator<Item = GuestTaskId>) -> Option<TraceContext> {
+        self.requests.find(stack).or(self.trace)
+    }
+}
+
+/// The trace contexts of the requests a store serves at once, by the guest task serving each.
+///
+/// A WASI 0.3 instance serves many requests in one store, so the store's [`Work`] cannot name
+/// one request. The trigger records here the trace context of each request it hands the
+/// instance, under the task of the export call that serves it; a host function finds the one
+/// it works for by its async call stack, whose outermost task is that export call (a task the
+/// guest spawns runs within it). Entries are removed by the trigger when their request is done
+/// ([`Requests::retain`]), and a task id wasmtime reuses for a new request is recorded anew.
+#[derive(Debug, Clone, Default)]
+pub struct Requests(Vec<(GuestTaskId, TraceContext)>);
+
+impl Requests {
+    /// Records the trace context of the request `task` serves.
+    pub fn insert(&mut self, task: GuestTaskId, trace: TraceContext) {
+        self.0.retain(|(t, _)| *t != task);
+        self.0.push((task, trace));
+    }
+
+    /// Keeps the requests whose task `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(GuestTaskId) -> bool) {
+        self.0.retain(|(task, _)| keep(*task));
+    }
+
+    /// The trace context of the request whose export call is the outermost task of `stack`
+    /// (youngest first, as wasmtime gives it), if one is recorded.
+    pub fn find(&self, stack: impl IntoIterator<Item = GuestTaskId>) -> Option<TraceContext> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let root = stack.into_iter().last()?;
+        self.0
+            .iter()
+            .find_map(|(task, trace)| (*task == root).then_some(*trace))
     }
 }
 
@@ -141,7 +192,11 @@ pub fn start_span(span: tracing::Span, parent: Option<TraceContext>) -> Work {
         tracer.set_parent(&span, parent);
     }
     let trace = tracer.and_then(|t| t.context(&span)).or(parent);
-    Work { span, trace }
+    Work {
+        span,
+        trace,
+        requests: Requests::default(),
+    }
 }
 
 #[cfg(test)]

@@ -252,6 +252,7 @@ where
         }
         let what = format!("{} {}", req.method(), req.uri().path());
         let work = request::span(&req, conn);
+        let req = request::traced(req, &work);
         let span = work.span.clone();
         let fault = Arc::new(OnceLock::new());
         let req = req.map(|body| {
@@ -298,7 +299,11 @@ where
                 };
                 let timeout = self.state.config().request_timeout;
                 let call = Call::new("http", what.clone(), span.clone(), timeout);
-                match pool.call(req, &call).instrument(span.clone()).await {
+                match pool
+                    .call(req, &call, work.trace)
+                    .instrument(span.clone())
+                    .await
+                {
                     Ok((response, stub)) => {
                         Ok(response
                             .map(|body| GuestBody::from_instance(body, call, stub, admission)))

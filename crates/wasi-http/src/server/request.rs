@@ -39,6 +39,27 @@ pub(super) fn span<B>(req: &Request<B>, conn: ConnInfo) -> Work {
     omnia::trace::start_span(span, parent)
 }
 
+/// The request as its guest gets it: when the runtime records a span for it, its `traceparent`
+/// names that span (the client's span is the span's parent), as a tracing proxy forwards a
+/// request. A guest that reads the header, which is how a WASI 0.3 guest learns its request's
+/// trace (its instance serves many requests), then makes its spans children of the request's
+/// span, and a guest that forwards the header propagates the trace through it. When nothing
+/// records spans the header is left as the client sent it.
+pub(super) fn traced<B>(mut req: Request<B>, work: &Work) -> Request<B> {
+    let incoming = req
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceContext::parse);
+    if let Some(trace) = work.trace
+        && Some(trace) != incoming
+        && let Ok(value) = http::HeaderValue::from_str(&trace.traceparent())
+    {
+        req.headers_mut().insert(TRACEPARENT, value);
+    }
+    req
+}
+
 /// Checks `Host` and the authority of an absolute-form target (RFC 9112 §3.2, RFC 3986 §3.2,
 /// see [`authority`]), and gives a request without an authority the listener's address as its
 /// `Host`, as an HTTP/1.0 client may omit it.

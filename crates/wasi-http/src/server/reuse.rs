@@ -26,7 +26,10 @@
 //!
 //! All requests of an instance share one store: its memory limit, and its trace context, which
 //! is the instance's, not any one request's (outgoing requests of a 0.3 guest carry no
-//! `traceparent` of their own).
+//! `traceparent` of their own). What a host function needs of its own request's trace it finds
+//! by the guest task it is called from: each request's trace context is recorded in the store
+//! under the task serving it ([`omnia::trace::Requests`]), and the request the guest gets names
+//! the runtime's span as its `traceparent` (see `request::traced`).
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -39,7 +42,7 @@ use std::time::{Duration, Instant};
 use omnia::invoke::{self, Call, Failure};
 use omnia::metrics;
 use omnia::telemetry::{LogLimit, suppressed_note};
-use omnia::trace::Work;
+use omnia::trace::{TraceContext, Work};
 use omnia::{HostView, State, StoreView};
 use tokio::sync::oneshot;
 use wasmtime::component::GuestTaskId;
@@ -83,6 +86,10 @@ struct Ticket {
     expired: Arc<AtomicBool>,
     /// When the request arrived at the pool.
     issued: Instant,
+    /// The request's trace context (its span's), for the host functions its task calls.
+    trace: Option<TraceContext>,
+    /// The guest task serving the request, once an instance took it.
+    task: Option<GuestTaskId>,
 }
 
 /// The request's half of its [`Ticket`]: the failure of the instance that served it, if that
@@ -113,14 +120,16 @@ impl std::fmt::Display for NotMade {
 
 impl std::error::Error for NotMade {}
 
-/// A ticket for a request, and its stub.
-fn ticket() -> (Ticket, Stub) {
+/// A ticket for a request traced as `trace`, and its stub.
+fn ticket(trace: Option<TraceContext>) -> (Ticket, Stub) {
     let (tx, rx) = oneshot::channel();
     let expired = Arc::<AtomicBool>::default();
     let ticket = Ticket {
         failure: tx,
         expired: Arc::clone(&expired),
         issued: Instant::now(),
+        trace,
+        task: None,
     };
     (
         ticket,
@@ -149,14 +158,16 @@ where
         }
     }
 
-    /// Serves `request` (for `call`) on an instance with room, or a new one: the response and
-    /// the stub that tells, when the response has streamed, whether its instance failed.
+    /// Serves `request` (for `call`, traced as `trace`) on an instance with room, or a new
+    /// one: the response and the stub that tells, when the response has streamed, whether its
+    /// instance failed.
     pub(super) async fn call(
         &self,
         request: Request,
         call: &Call,
+        trace: Option<TraceContext>,
     ) -> Result<(Response, Stub), NoAnswer> {
-        let (ticket, mut stub) = ticket();
+        let (ticket, mut stub) = ticket(trace);
         let error = match self.handler.handle(ticket, request).await {
             Ok(response) => return Ok((response, stub)),
             Err(error) => error,
@@ -268,7 +279,7 @@ struct Worker<T> {
     store: PhantomData<fn() -> T>,
 }
 
-impl<T: Send + 'static> WorkerState for Worker<T> {
+impl<T: StoreView> WorkerState for Worker<T> {
     type StoreData = T;
     type RequestData = Ticket;
 
@@ -284,9 +295,9 @@ impl<T: Send + 'static> WorkerState for Worker<T> {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, T>,
-        ticket: Ticket,
-        _task: GuestTaskId,
+        mut store: StoreContextMut<'_, T>,
+        mut ticket: Ticket,
+        task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         let expired = Arc::clone(&ticket.expired);
         let mut tickets = self
@@ -295,6 +306,13 @@ impl<T: Send + 'static> WorkerState for Worker<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Forget requests whose responses are long finished.
         tickets.retain(|t| !t.failure.is_closed());
+        // The host functions a request's task calls find its trace context by the task.
+        let requests = &mut store.data_mut().core().work.requests;
+        requests.retain(|t| tickets.iter().any(|ticket| ticket.task == Some(t)));
+        ticket.task = Some(task);
+        if let Some(trace) = ticket.trace {
+            requests.insert(task, trace);
+        }
         tickets.push(ticket);
         let timeout = self.request_timeout;
         Box::pin(async move {
