@@ -35,6 +35,7 @@ use std::sync::OnceLock;
 use anyhow::Result;
 use omnia::telemetry::BoxedLayer;
 use omnia::{Backend, Host, HostView};
+use opentelemetry_sdk::Resource;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
@@ -51,6 +52,8 @@ static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
 #[derive(Clone)]
 pub struct DefaultOtel {
     pipeline: Option<Pipeline>,
+    /// The runtime's resource (cheap to clone: the SDK shares it).
+    resource: Resource,
 }
 
 impl Backend for DefaultOtel {
@@ -68,6 +71,7 @@ impl Backend for DefaultOtel {
         }
         Ok(Self {
             pipeline: PIPELINE.get().cloned(),
+            resource: pipeline::resource(options.service_named),
         })
     }
 
@@ -78,7 +82,7 @@ impl Backend for DefaultOtel {
         if PIPELINE.get().is_some() {
             return Ok(None);
         }
-        let (pipeline, layer) = Pipeline::start(export)?;
+        let (pipeline, layer) = Pipeline::start(export, pipeline::resource(options.service_named))?;
         let _ = PIPELINE.set(pipeline);
         Ok(Some(layer))
     }
@@ -97,12 +101,16 @@ impl<T: HostView<DefaultOtel>> Host<T> for DefaultOtel {
     }
 
     fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
-        guest::add_to_linker(linker, |store: &mut T| {
-            let (entry, core) = store.host();
-            guest::OtelView {
-                pipeline: entry.pipeline.as_ref(),
-                trace: core.work.trace,
-            }
-        })
+        guest::add_to_linker(linker, view::<T>)
+    }
+}
+
+/// The [`guest::OtelView`] of a store that holds a [`DefaultOtel`].
+fn view<T: HostView<DefaultOtel>>(store: &mut T) -> guest::OtelView<'_> {
+    let (entry, core) = store.host();
+    guest::OtelView {
+        pipeline: entry.pipeline.as_ref(),
+        work: &core.work,
+        resource: &entry.resource,
     }
 }

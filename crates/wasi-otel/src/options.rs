@@ -48,6 +48,10 @@ impl Protocol {
 pub struct OtelOptions {
     /// Where spans and metrics go; `None`: no export (logs only, nothing recorded).
     pub export: Option<Export>,
+    /// Whether `OTEL_SERVICE_NAME` or a `service.name` in `OTEL_RESOURCE_ATTRIBUTES` names the
+    /// service (the resource reads the name itself); if not, it is `omnia`. The resource is
+    /// the runtime's with or without export: guests read it (`omnia:otel/resource`).
+    pub service_named: bool,
 }
 
 /// An OTLP destination.
@@ -78,9 +82,6 @@ pub struct Export {
     /// The headers sent with each export (`OTEL_EXPORTER_OTLP_HEADERS`); their values are
     /// marked sensitive, so `Debug` does not show them.
     pub headers: HeaderMap,
-    /// Whether `OTEL_SERVICE_NAME` or a `service.name` in `OTEL_RESOURCE_ATTRIBUTES` names the
-    /// service (the resource reads the name itself); if not, it is `omnia`.
-    pub service_named: bool,
 }
 
 /// The exporters' timeout when `OTEL_EXPORTER_OTLP_TIMEOUT` is not set (the specification's).
@@ -88,8 +89,19 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl FromEnv for OtelOptions {
     fn from_env() -> Result<Self> {
+        let service_named = var("OTEL_SERVICE_NAME", |_| Ok(()))?.is_some()
+            || var("OTEL_RESOURCE_ATTRIBUTES", |attrs| {
+                Ok(attrs
+                    .split(',')
+                    .any(|kv| kv.trim().starts_with("service.name=")))
+            })?
+            .unwrap_or(false);
+        let no_export = Self {
+            export: None,
+            service_named,
+        };
         if var("OTEL_SDK_DISABLED", parse_bool)?.unwrap_or(false) {
-            return Ok(Self { export: None });
+            return Ok(no_export);
         }
         let grpc_url = url_var("OTEL_GRPC_URL", parse_endpoint)?;
         let endpoint = url_var("OTEL_EXPORTER_OTLP_ENDPOINT", parse_endpoint)?;
@@ -102,7 +114,7 @@ impl FromEnv for OtelOptions {
             || metrics_endpoint.is_some()
             || logs_endpoint.is_some();
         if grpc_url.is_none() && !standard {
-            return Ok(Self { export: None });
+            return Ok(no_export);
         }
         let protocol = if grpc_url.is_some() {
             Protocol::Grpc
@@ -123,13 +135,6 @@ impl FromEnv for OtelOptions {
             Some(text) => parse_headers(&text)?,
             None => HeaderMap::new(),
         };
-        let service_named = var("OTEL_SERVICE_NAME", |_| Ok(()))?.is_some()
-            || var("OTEL_RESOURCE_ATTRIBUTES", |attrs| {
-                Ok(attrs
-                    .split(',')
-                    .any(|kv| kv.trim().starts_with("service.name=")))
-            })?
-            .unwrap_or(false);
         Ok(Self {
             export: Some(Export {
                 protocol,
@@ -142,8 +147,8 @@ impl FromEnv for OtelOptions {
                 metrics_endpoint,
                 logs_endpoint,
                 headers,
-                service_named,
             }),
+            service_named,
         })
     }
 

@@ -4,8 +4,8 @@
 //! metrics and log records join ([`crate::guest`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use anyhow::{Context as _, Result};
 use omnia::metrics::{self, Metric, Recorder};
@@ -42,13 +42,15 @@ pub struct Pipeline {
     guest: ExportQueue<GuestRecord>,
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
+    /// Raised when shutdown begins: what guests hand over later is refused.
+    shut_down: Arc<AtomicBool>,
 }
 
 impl Pipeline {
     /// Builds the exporters and providers (on the current tokio runtime), installs the metrics
-    /// recorder and the trace hook, and returns the pipeline and the `tracing` layer.
-    pub fn start(export: &Export) -> Result<(Self, BoxedLayer)> {
-        let resource = resource(export);
+    /// recorder and the trace hook, and returns the pipeline and the `tracing` layer; everything
+    /// is exported under `resource`.
+    pub fn start(export: &Export, resource: Resource) -> Result<(Self, BoxedLayer)> {
         let mut span_exporter = span_exporter(export)?;
         span_exporter.set_resource(&resource);
         let spans = ExportQueue::start(
@@ -91,9 +93,16 @@ impl Pipeline {
                 guest,
                 tracer_provider,
                 meter_provider,
+                shut_down: Arc::default(),
             },
             layer,
         ))
+    }
+
+    /// Whether shutdown has begun (a guest's export is then refused: upstream's
+    /// `already-shutdown`).
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
     }
 
     /// Queues a guest's ended span (sampled ones only, as the runtime's).
@@ -108,6 +117,7 @@ impl Pipeline {
 
     /// Exports what is queued: every span, guest record, and the metrics' last values.
     pub async fn shutdown(&self) {
+        self.shut_down.store(true, Ordering::Release);
         tokio::join!(self.spans.flush(), self.guest.flush());
         let (tracer, meter) = (self.tracer_provider.clone(), self.meter_provider.clone());
         let flushed = tokio::task::spawn_blocking(move || {
@@ -121,12 +131,13 @@ impl Pipeline {
     }
 }
 
-/// `service.name` from `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` (which the builder
-/// reads), else `omnia` ([`Export::service_named`]); the other attributes of
-/// `OTEL_RESOURCE_ATTRIBUTES`; the runtime's name and version.
-fn resource(export: &Export) -> Resource {
+/// The runtime's resource: `service.name` from `OTEL_SERVICE_NAME` or
+/// `OTEL_RESOURCE_ATTRIBUTES` (which the builder reads), else `omnia`
+/// ([`OtelOptions::service_named`](crate::OtelOptions::service_named)); the other attributes of
+/// `OTEL_RESOURCE_ATTRIBUTES`; the SDK's; the runtime's name and version.
+pub fn resource(service_named: bool) -> Resource {
     let mut builder = Resource::builder();
-    if !export.service_named {
+    if !service_named {
         builder = builder.with_service_name("omnia");
     }
     builder

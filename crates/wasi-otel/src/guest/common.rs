@@ -1,6 +1,7 @@
-//! What the conversions of guest spans, metrics and logs share: the SDK's limit on attributes,
-//! trace and span ids checked from their hex, OTLP attribute values from the JSON the WIT
-//! prescribes, scopes, and WASI datetimes as the SDK's and OTLP's times.
+//! What the conversions of guest spans, metrics and logs share, in both shapes (`wasi:otel`,
+//! `omnia:otel`): the SDK's limit on attributes, trace and span ids checked from their hex, and
+//! WASI datetimes as the SDK's and OTLP's times (`omnia:otel`'s bindings use `wasi:otel`'s
+//! datetime type); and `wasi:otel`'s OTLP attribute values from the JSON its WIT prescribes.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,15 +36,7 @@ fn is_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-pub(super) fn proto_scope(scope: types::InstrumentationScope) -> proto::InstrumentationScope {
-    proto::InstrumentationScope {
-        name: scope.name,
-        version: scope.version.unwrap_or_default(),
-        attributes: proto_attributes(scope.attributes),
-        ..Default::default()
-    }
-}
-
+/// `wasi:otel` attributes as OTLP's, their values typed from their JSON.
 pub(super) fn proto_attributes(list: Vec<types::KeyValue>) -> Vec<proto::KeyValue> {
     list.into_iter()
         .map(|kv| proto::KeyValue {

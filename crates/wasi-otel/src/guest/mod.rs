@@ -23,7 +23,8 @@
 //!
 //! [`current-span-context`]: https://github.com/WebAssembly/wasi-otel
 
-use omnia::trace::TraceContext;
+use omnia::trace::Work;
+use opentelemetry_sdk::Resource;
 use wasmtime::component::HasData;
 
 use crate::pipeline::Pipeline;
@@ -42,19 +43,23 @@ mod bindings {
 }
 
 use bindings::wasi::otel::{logs, metrics, tracing, types};
-use common::proto_scope;
 use log::log_record;
-use metric::resource_metrics;
-use span::span_data;
+use metric::wasi::{resource_metrics, scope as proto_scope};
+use span::wasi::span_data;
 
-/// What the `wasi:otel` host functions of one store see.
+/// What the `wasi:otel` and `omnia:otel` host functions of one store see.
 pub struct OtelView<'a> {
     /// The export pipeline, if export is on.
     pub pipeline: Option<&'a Pipeline>,
-    /// The trace context of the store's request or message.
-    pub trace: Option<TraceContext>,
+    /// The store's request or message: its trace context, or those of the requests it
+    /// serves at once.
+    pub work: &'a Work,
+    /// The runtime's resource, which `omnia:otel` guests read.
+    pub resource: &'a Resource,
 }
 
+/// Marks [`OtelView`] as the data the host functions reach (through their accessor, for the
+/// async ones).
 struct HasOtel;
 
 impl HasData for HasOtel {
@@ -91,7 +96,7 @@ impl tracing::Host for OtelView<'_> {
 
     /// The request's (or message's) span, so that the guest's spans are its children.
     fn current_span_context(&mut self) -> tracing::SpanContext {
-        let (trace_id, span_id, sampled) = self.trace.map_or_else(
+        let (trace_id, span_id, sampled) = self.work.trace.map_or_else(
             || ("0".repeat(32), "0".repeat(16), false),
             |t| (t.trace_id_hex(), t.span_id_hex(), t.sampled),
         );
@@ -122,7 +127,7 @@ impl logs::Host for OtelView<'_> {
     fn on_emit(&mut self, data: logs::LogRecord) {
         if let Some(pipeline) = self.pipeline {
             let scope = data.instrumentation_scope.clone().map(proto_scope);
-            pipeline.export_guest(GuestRecord::Log(scope, log_record(data, self.trace)));
+            pipeline.export_guest(GuestRecord::Log(scope, log_record(data, self.work.trace)));
         }
     }
 }
