@@ -9,7 +9,11 @@
 //! * the runtime's metrics ([`omnia::metrics`]): requests and their duration, work in flight,
 //!   instantiation time, traps, deadline kills, backend errors, connections;
 //! * what guests emit through `wasi:otel@0.2.0-rc.2` ([`guest`]): their spans, children of the
-//!   request's span, their metrics and their log records.
+//!   request's span, their metrics and their log records; and what WASI 0.3 guests written for
+//!   upstream omnia emit through its own package, `omnia:otel@0.1.0`, served beside it
+//!   ([`guest::upstream`]): their spans (a span without a parent grafted onto the request's, as
+//!   upstream's host does) and metrics, by the same conversions, and the runtime's resource,
+//!   which they read.
 //!
 //! Export never holds up a request: spans go through a bounded queue (`OTEL_BSP_MAX_QUEUE_SIZE`)
 //! to a background task that sends them in batches; when the collector is slow or down the
@@ -48,7 +52,7 @@ use pipeline::Pipeline;
 static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
 
 /// The `"otel"` entry of a runtime: OTLP export of the runtime's spans and metrics, and
-/// `wasi:otel` for guests.
+/// `wasi:otel` (and, for WASI 0.3 components, `omnia:otel`) for guests.
 #[derive(Clone)]
 pub struct DefaultOtel {
     pipeline: Option<Pipeline>,
@@ -101,7 +105,13 @@ impl<T: HostView<DefaultOtel>> Host<T> for DefaultOtel {
     }
 
     fn add_to_linker(linker: &mut Linker<T>, _component: &Component) -> Result<()> {
-        guest::add_to_linker(linker, view::<T>)
+        guest::add_to_linker(linker, view::<T>)?;
+        // Upstream omnia's own package beside the standard one: its functions are `async func`,
+        // which need the WASI 0.3 engine.
+        if omnia::engine::kind(linker.engine()) == omnia::engine::Kind::Async {
+            guest::upstream::add_to_linker(linker, view::<T>)?;
+        }
+        Ok(())
     }
 }
 

@@ -19,7 +19,8 @@
 //!
 //! This module serves the interfaces; the conversions of what guests emit live beside it:
 //! `span` (into the SDK's span data), `metric` and `log` (into OTLP messages) and `common`
-//! (what those share: ids, values, times).
+//! (what those share: ids, values, times). [`upstream`] serves upstream omnia's own package,
+//! `omnia:otel@0.1.0`, to WASI 0.3 components, by the same conversions and policy.
 //!
 //! [`current-span-context`]: https://github.com/WebAssembly/wasi-otel
 
@@ -34,6 +35,7 @@ mod common;
 mod log;
 mod metric;
 mod span;
+pub mod upstream;
 
 mod bindings {
     wasmtime::component::bindgen!({
