@@ -92,6 +92,9 @@ pub struct Span {
     pub kind: i32,
     /// Span attributes, values rendered as strings (see [`Point::attributes`]).
     pub attributes: BTreeMap<String, String>,
+    /// The type of each span attribute's value (see [`value_type`]), which the rendering
+    /// hides: `"string"`, `"bool"`, `"int"`, `"double"`, `"bytes"`, `"array<T>"` or `"kvlist"`.
+    pub attribute_types: BTreeMap<String, String>,
     /// The `service.name` resource attribute.
     pub service_name: Option<String>,
     /// All resource attributes, values rendered as strings.
@@ -558,6 +561,11 @@ fn convert_span(span: proto_trace::Span, resource: &BTreeMap<String, String>, sc
         name: span.name,
         kind: span.kind,
         attributes: attributes(&span.attributes),
+        attribute_types: span
+            .attributes
+            .iter()
+            .map(|pair| (pair.key.clone(), value_type(pair.value.as_ref())))
+            .collect(),
         service_name: service_name(resource),
         resource: resource.clone(),
         scope: scope.to_owned(),
@@ -668,6 +676,24 @@ fn attributes(pairs: &[KeyValue]) -> BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// The type of an attribute value: `"string"`, `"bool"`, `"int"`, `"double"`, `"bytes"`,
+/// `"kvlist"`, `"array<T>"` with `T` the type of its first item (`"array<>"` if empty), or
+/// `""` if absent.
+pub fn value_type(value: Option<&AnyValue>) -> String {
+    match value.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(any_value::Value::StringValue(_)) => "string".to_owned(),
+        Some(any_value::Value::BoolValue(_)) => "bool".to_owned(),
+        Some(any_value::Value::IntValue(_)) => "int".to_owned(),
+        Some(any_value::Value::DoubleValue(_)) => "double".to_owned(),
+        Some(any_value::Value::BytesValue(_)) => "bytes".to_owned(),
+        Some(any_value::Value::KvlistValue(_)) => "kvlist".to_owned(),
+        Some(any_value::Value::ArrayValue(array)) => {
+            format!("array<{}>", value_type(array.values.first()))
+        }
+    }
 }
 
 /// An attribute value or log body as a string (see [`Point::attributes`]).
@@ -920,6 +946,12 @@ mod tests {
                 ("http.response.status_code".to_owned(), "200".to_owned()),
                 ("ratio".to_owned(), "0.5".to_owned()),
                 ("sampled".to_owned(), "true".to_owned()),
+            ]),
+            attribute_types: BTreeMap::from([
+                ("http.request.method".to_owned(), "string".to_owned()),
+                ("http.response.status_code".to_owned(), "int".to_owned()),
+                ("ratio".to_owned(), "double".to_owned()),
+                ("sampled".to_owned(), "bool".to_owned()),
             ]),
             service_name: Some("checkout".to_owned()),
             resource,

@@ -1,8 +1,9 @@
 //! OpenTelemetry end to end: `omnia` exports to a real OTLP receiver on loopback
 //! ([`OtlpReceiver`], gRPC and HTTP/protobuf) the server span of each request, a child of the
 //! `traceparent` the client sent, the runtime's metrics, and what the guest emits through
-//! `wasi:otel` (its span a child of the request's, its metrics and log records); a slow or
-//! absent collector costs requests nothing (spans are dropped and counted, memory stays flat).
+//! `wasi:otel` (its span a child of the request's, its metrics and log records) or, for a WASI
+//! 0.3 guest written for upstream omnia, through `omnia:otel` ([`upstream`]); a slow or absent
+//! collector costs requests nothing (spans are dropped and counted, memory stays flat).
 
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use bytes::Bytes;
 use http::Method;
 use omnia_tests::otlp::{OtlpReceiver, Protocol, Span};
 use omnia_tests::{Omnia, Response, get, guests, omnia, request, run_to_end};
+
+#[path = "telemetry/upstream.rs"]
+mod upstream;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
