@@ -1,6 +1,7 @@
 //! An application written for upstream omnia runs unchanged: `p3-app-http`, one WASI 0.3
 //! component using upstream's async key-value and messaging, `wasi:config` and telemetry
-//! together, as upstream's examples do, on the embedded defaults and on Redis and NATS. (Each
+//! together, as upstream's examples do, on the embedded defaults and on Redis and NATS with an
+//! OTLP collector. (Each
 //! interface has its own tests beside the standard guests': `keyvalue.rs`, `messaging.rs`,
 //! `telemetry.rs`.)
 
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use http::Method;
+use omnia_tests::otlp::{OtlpReceiver, Protocol};
 use omnia_tests::services::{NatsServer, RedisServer};
 use omnia_tests::{Omnia, guests, omnia};
 
@@ -77,16 +79,22 @@ async fn an_upstream_application_runs_on_the_embedded_defaults() {
 }
 
 #[tokio::test]
-async fn an_upstream_application_runs_on_redis_and_nats() {
+async fn an_upstream_application_runs_on_redis_and_nats_with_telemetry() {
     let redis = RedisServer::start();
     let nats = NatsServer::start();
+    let collector = OtlpReceiver::start(Protocol::Grpc);
     let mut announced = nats
         .client()
         .await
         .subscribe("shop.created")
         .await
         .expect("subscribe to shop.created");
-    let server = serve(&[("REDIS_URL", &redis.url()), ("NATS_URL", &nats.url())]);
+    let server = serve(&[
+        ("REDIS_URL", &redis.url()),
+        ("NATS_URL", &nats.url()),
+        ("OTEL_GRPC_URL", &collector.endpoint()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
     orders(&server, "redis and nats").await;
     assert_eq!(
         redis.command(&[b"GET", b"orders:1"]).into_bulk().as_deref(),
@@ -98,4 +106,27 @@ async fn an_upstream_application_runs_on_redis_and_nats() {
         .expect("the announcement reaches a native NATS subscriber")
         .expect("a message");
     assert_eq!(&message.payload[..], b"1");
+
+    // The order's span, exported through omnia:otel without a parent, is the request's child.
+    let wait = Duration::from_secs(20);
+    let request = collector
+        .wait_for_span(
+            |s| s.attributes.get("url.path").map(String::as_str) == Some("/orders/1"),
+            wait,
+        )
+        .unwrap_or_else(|| panic!("no request span; got {:?}", collector.spans()));
+    let order = collector
+        .wait_for_span(
+            |s| {
+                s.name == "create order"
+                    && s.attributes.get("order.id").map(String::as_str) == Some("1")
+            },
+            wait,
+        )
+        .unwrap_or_else(|| panic!("no order span; got {:?}", collector.spans()));
+    assert_eq!(
+        (order.trace_id.as_str(), order.parent_span_id.as_str()),
+        (request.trace_id.as_str(), request.span_id.as_str()),
+        "the guest's span is the request span's child"
+    );
 }

@@ -2,7 +2,8 @@
 //! serves HTTP (wasi:http@0.3.0), keeps its data in upstream's async key-value
 //! (`wasi:keyvalue@0.2.0-draft2`), reads its settings from `wasi:config@0.2.0-rc.1`, publishes
 //! and handles messages with upstream's async messaging (`wasi:messaging@0.2.0-draft`, with
-//! `async func`s), so the host's tests can check that such an application runs unchanged on
+//! `async func`s) and reports its work through upstream's telemetry (`omnia:otel@0.1.0`), so the
+//! host's tests can check that such an application runs unchanged on
 //! Omnia, on the embedded defaults and on Redis and NATS.
 //!
 //! * `POST /orders/{id}`, body: the order: keeps it in bucket `orders` under `{id}`, counts it
@@ -13,9 +14,23 @@
 //!   component's own message handler has seen it; 404 before.
 //! * A message on `*.created` (the handler): records `shipped:{id}` = the message's topic.
 //!
+//! Each order is a span `create order` with the attribute `order.id`, started outside any other
+//! span (as upstream's SDK starts one when the guest does not read `traceparent`), exported with
+//! `tracing.export` when the order is announced: the host puts it under the request's span.
+//!
 //! A key-value, config or messaging error is 500 `keyvalue error: ...`, `config error: ...` or
 //! 502 `messaging error: ...`; an unknown route 404 `no route`.
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use guest_http_p3::{read_body, respond, ErrorCode, Method, Request, Response};
+
+mod otel {
+    wit_bindgen::generate!({
+        path: "../../wit/p3-otel",
+        world: "omnia:guests-p3-otel/otel-upstream",
+        generate_all,
+    });
+}
 
 mod app {
     wit_bindgen::generate!({
@@ -29,6 +44,7 @@ use app::wasi::config::store as config;
 use app::wasi::keyvalue::{atomics, store};
 use app::wasi::messaging::producer;
 use app::wasi::messaging::types::{Client, Error, Message};
+use otel::wasi::clocks::wall_clock::{self, Datetime};
 
 struct Component;
 
@@ -77,6 +93,7 @@ type Answer = (u16, String);
 
 /// `POST /orders/{id}`: keep, count, announce.
 async fn create(id: &str, order: Vec<u8>) -> Result<String, Answer> {
+    let started = wall_clock::now();
     let kv_error = |e: store::Error| (500, format!("keyvalue error: {e:?}"));
     let topic = config::get("topic")
         .map_err(|e| (500, format!("config error: {e:?}")))?
@@ -93,7 +110,62 @@ async fn create(id: &str, order: Vec<u8>) -> Result<String, Answer> {
     producer::send(&client, announced.clone(), message)
         .await
         .map_err(|e| (502, format!("messaging error: {e:?}")))?;
+    report(id, started).await;
     Ok(format!("order {id} stored (n={count}), announced on {announced}"))
+}
+
+/// Exports the span of order `id`, which began at `start`. Telemetry never fails an order: an
+/// export error is ignored, as upstream's SDK does.
+async fn report(id: &str, start: Datetime) {
+    use otel::omnia::otel::tracing::{self, SpanContext, SpanData, SpanKind, Status, TraceFlags};
+    use otel::omnia::otel::types::{InstrumentationScope, KeyValue, Value};
+    let span = SpanData {
+        span_context: SpanContext {
+            trace_id: new_id(32),
+            span_id: new_id(16),
+            trace_flags: TraceFlags::SAMPLED,
+            is_remote: false,
+            trace_state: Vec::new(),
+        },
+        // No parent: upstream's SDK's invalid span id.
+        parent_span_id: "0000000000000000".into(),
+        span_kind: SpanKind::Internal,
+        name: "create order".into(),
+        start_time: start,
+        end_time: wall_clock::now(),
+        attributes: vec![KeyValue { key: "order.id".into(), value: Value::String(id.into()) }],
+        events: Vec::new(),
+        links: Vec::new(),
+        status: Status::Ok,
+        instrumentation_scope: InstrumentationScope {
+            name: "p3-app-http".into(),
+            version: None,
+            schema_url: None,
+            attributes: Vec::new(),
+        },
+        dropped_attributes: 0,
+        dropped_events: 0,
+        dropped_links: 0,
+    };
+    let _ = tracing::export(vec![span]).await;
+}
+
+/// A new id of `digits` hex digits, never all zero: the time mixed with a counter (ids that
+/// differ, not secret ones).
+fn new_id(digits: usize) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let now = wall_clock::now();
+    let mut out = String::new();
+    while out.len() < digits {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mixed = (now.seconds ^ u64::from(now.nanoseconds).rotate_left(32))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+            | 1;
+        out.push_str(&format!("{mixed:016x}"));
+    }
+    out.truncate(digits);
+    out
 }
 
 /// `key` of `bucket`: 200 with its value, or 404.
