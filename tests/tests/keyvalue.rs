@@ -987,12 +987,16 @@ async fn upstream_async_guest(store: &Store, backend: &str, shared: bool) {
         "5",
         "{backend}"
     );
-    let negative = post(&upstream, "/incr/u/n?by=-1", b"").await;
-    assert_eq!(negative.status, 500, "{backend}: {}", negative.text());
-    assert!(
-        negative.text().contains("negative delta"),
-        "{backend}: {}",
-        negative.text()
+    // Upstream's `increment` takes an `s64`: counters go down too.
+    assert_eq!(
+        post(&upstream, "/incr/u/n?by=-6", b"").await.text(),
+        "-1",
+        "{backend}"
+    );
+    assert_eq!(
+        post(&upstream, "/incr/u/n?by=6", b"").await.text(),
+        "5",
+        "{backend}"
     );
     assert_eq!(
         post(&upstream, "/cas-incr/u/c", b"").await.text(),
@@ -1044,6 +1048,18 @@ async fn upstream_async_guest(store: &Store, backend: &str, shared: bool) {
         counted.text(),
         "6",
         "{backend}: one counter for both shapes"
+    );
+    // A counter the upstream guest took below zero is an error for the standard shape, whose
+    // `increment` returns a `u64`, that says where the counter is now.
+    post(&upstream, "/incr/u/n?by=-10", b"").await;
+    let below = post(&standard, "/incr/u/n", b"").await;
+    assert_eq!(below.status, 500, "{backend}: {}", below.text());
+    assert!(
+        below
+            .text()
+            .contains("incremented key \"n\" to -3: negative"),
+        "{backend}: {}",
+        below.text()
     );
 }
 

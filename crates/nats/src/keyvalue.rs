@@ -236,7 +236,7 @@ impl Bucket for NatsBucket {
         })
     }
 
-    async fn increment(&self, key: &str, delta: u64) -> backend::Result<u64> {
+    async fn increment(&self, key: &str, delta: i64) -> backend::Result<i64> {
         for attempt in 0..INCREMENT_ATTEMPTS {
             let seen = self.current(key).await?;
             let current = match &seen.value {

@@ -275,27 +275,16 @@ impl Bucket for RedisBucket {
         })
     }
 
-    async fn increment(&self, key: &str, delta: u64) -> backend::Result<u64> {
-        let delta = i64::try_from(delta).map_err(|_| {
-            backend::Error::other(format!(
-                "cannot increment key {key:?} by {delta}: Redis counters are signed 64-bit"
-            ))
-        })?;
+    async fn increment(&self, key: &str, delta: i64) -> backend::Result<i64> {
         let mut conn = self.conn.clone();
-        let value: i64 = conn
-            .incr(self.key(key), delta)
+        conn.incr(self.key(key), delta)
             .await
             .map_err(|e| match e.kind() {
                 redis::ErrorKind::Server(_) => {
                     backend::Error::other(format!("cannot increment key {key:?}: {e}"))
                 }
                 _ => self.error(&e),
-            })?;
-        u64::try_from(value).map_err(|_| {
-            backend::Error::other(format!(
-                "cannot increment key {key:?}: it is negative ({value})"
-            ))
-        })
+            })
     }
 
     async fn current(&self, key: &str) -> backend::Result<Versioned> {

@@ -98,9 +98,10 @@ pub trait Bucket: Send + Sync + 'static {
     /// returns every key that exists throughout, possibly some more than once.
     async fn list_keys(&self, cursor: Option<u64>) -> Result<KeyPage>;
 
-    /// Atomically adds `delta` to the decimal counter at `key` (a missing key counts as 0) and
-    /// returns the new value.
-    async fn increment(&self, key: &str, delta: u64) -> Result<u64>;
+    /// Atomically adds `delta` (which may be negative) to the decimal counter at `key` (a
+    /// missing key counts as 0) and returns the new value. Counters are signed 64-bit on every
+    /// backend, as Redis's are.
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64>;
 
     /// Reads `key` for a compare-and-swap.
     async fn current(&self, key: &str) -> Result<Versioned>;
@@ -159,25 +160,29 @@ pub fn check_bucket_name(name: &str) -> Result<()> {
     }
 }
 
-/// Parses a counter value for [`Bucket::increment`]: decimal ASCII digits.
-pub fn parse_counter(key: &str, value: &[u8]) -> Result<u64> {
-    let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+/// The counter stored at `key`: decimal text, an optional `-` then digits, in the signed 64-bit
+/// range; anything else is an error naming `key`.
+pub fn parse_counter(key: &str, value: &[u8]) -> Result<i64> {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    let decimal = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
     std::str::from_utf8(value)
         .ok()
-        .filter(|_| digits)
-        .and_then(|text| text.parse::<u64>().ok())
+        .filter(|_| decimal)
+        .and_then(|text| text.parse::<i64>().ok())
         .ok_or_else(|| {
             Error::Other(format!(
-                "cannot increment key {key:?}: its value is not a decimal number"
+                "cannot increment key {key:?}: its value is not a decimal number in the signed \
+                 64-bit range"
             ))
         })
 }
 
-/// Adds `delta` to `current`, or an error naming `key` on overflow.
-pub fn add_counter(key: &str, current: u64, delta: u64) -> Result<u64> {
+/// Adds `delta` to `current`, or an error naming `key` when the sum leaves the signed 64-bit
+/// range.
+pub fn add_counter(key: &str, current: i64, delta: i64) -> Result<i64> {
     current.checked_add(delta).ok_or_else(|| {
         Error::Other(format!(
-            "cannot increment key {key:?}: {current} + {delta} overflows a u64"
+            "cannot increment key {key:?}: {current} + {delta} is outside the signed 64-bit range"
         ))
     })
 }
@@ -210,12 +215,16 @@ mod tests {
     #[test]
     fn counters() {
         assert_eq!(parse_counter("k", b"42"), Ok(42));
-        assert!(parse_counter("k", b"-1").is_err());
+        assert_eq!(parse_counter("k", b"-1"), Ok(-1));
+        assert!(parse_counter("k", b"-").is_err());
+        assert!(parse_counter("k", b"9223372036854775808").is_err());
         assert!(parse_counter("k", b"+1").is_err());
         assert!(parse_counter("k", b"").is_err());
         assert!(parse_counter("k", b"4 2").is_err());
         assert!(parse_counter("k", b"\xff").is_err());
         assert_eq!(add_counter("k", 1, 2), Ok(3));
-        assert!(add_counter("k", u64::MAX, 1).is_err());
+        assert!(add_counter("k", i64::MAX, 1).is_err());
+        assert!(add_counter("k", i64::MIN, -1).is_err());
+        assert_eq!(add_counter("k", 1, -3), Ok(-2));
     }
 }

@@ -210,7 +210,21 @@ impl atomics::Host for KeyValueView<'_> {
         delta: u64,
     ) -> HostResult<u64> {
         let (bucket, name) = self.bucket(&b)?;
-        logged(bucket.increment(&key, delta).await, "increment", &name)
+        // This shape counts in `u64`; the backends in `s64` (see `Bucket::increment`).
+        let delta = i64::try_from(delta).map_err(|_| {
+            HostError::Guest(backend::Error::other(format!(
+                "cannot increment key {key:?} by {delta}: counters are signed 64-bit"
+            )))
+        })?;
+        let value = logged(bucket.increment(&key, delta).await, "increment", &name)?;
+        // Only a guest of the `s64` shape can take a counter below zero; the increment is
+        // done, and the error says so.
+        u64::try_from(value).map_err(|_| {
+            HostError::Guest(backend::Error::other(format!(
+                "incremented key {key:?} to {value}: negative, which this interface's u64 \
+                 cannot hold"
+            )))
+        })
     }
 
     async fn swap(

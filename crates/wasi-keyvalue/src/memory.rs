@@ -228,7 +228,7 @@ impl Bucket for MemoryBucket {
         })
     }
 
-    async fn increment(&self, key: &str, delta: u64) -> Result<u64> {
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64> {
         let mut entries = self.entries();
         let current = match entries.by_key.get(key) {
             Some(entry) => parse_counter(key, &entry.value)?,

@@ -6,8 +6,7 @@
 //! the same [`Bucket`](crate::backend::Bucket) operations, with the same logging, as the
 //! synchronous shape in [`super`]. The two shapes differ only in their types: the list-keys
 //! cursor is a string here (the backend's page number, written in decimal), and `increment`
-//! takes and returns an `s64` (a negative delta is the guest's `other` error, as the backends
-//! count up only).
+//! takes and returns an `s64`, as the backends count.
 //!
 //! Async host functions need an engine with concurrency support, so this shape is linked only
 //! into the WASI 0.3 engine (see [`omnia::engine::Kind`]).
@@ -156,17 +155,7 @@ impl<T> atomics::HostWithStore<T> for KeyValueAsync {
         delta: i64,
     ) -> HostResult<i64> {
         let (bucket, name) = accessor.with(|mut access| access.get().bucket(&b))?;
-        let delta = u64::try_from(delta).map_err(|_| {
-            HostError::Guest(backend::Error::other(format!(
-                "increment of {key:?} by {delta}: a negative delta is not supported"
-            )))
-        })?;
-        let value = logged(bucket.increment(&key, delta).await, "increment", &name)?;
-        i64::try_from(value).map_err(|_| {
-            HostError::Guest(backend::Error::other(format!(
-                "increment of {key:?}: the value {value} does not fit in an s64"
-            )))
-        })
+        logged(bucket.increment(&key, delta).await, "increment", &name)
     }
 
     async fn swap(
