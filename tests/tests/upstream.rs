@@ -3,8 +3,10 @@
 //! together, as upstream's examples do, on the embedded defaults and on Redis and NATS with an
 //! OTLP collector. (Each
 //! interface has its own tests beside the standard guests': `keyvalue.rs`, `messaging.rs`,
-//! `telemetry.rs`.)
+//! `telemetry.rs`.) And an HTTP guest written as upstream's are, on the crates.io `wasip3`
+//! bindings and their `http-compat` conversions (`p3-wasip3-http`), runs unchanged too.
 
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -129,4 +131,73 @@ async fn an_upstream_application_runs_on_redis_and_nats_with_telemetry() {
         (request.trace_id.as_str(), request.span_id.as_str()),
         "the guest's span is the request span's child"
     );
+}
+
+/// `p3-wasip3-http`, built as upstream's guests are (`wasip3` 0.7.0, `export!`, http-compat to
+/// and from the `http` crate's types): its three routes and its 404.
+#[tokio::test]
+async fn a_wasip3_http_compat_guest_runs_unchanged() {
+    let server = Omnia::serve(&omnia(), &guests::rust("p3-wasip3-http"), &[]);
+
+    let hello = server.call(Method::GET, "/hello", &[], b"").await;
+    assert_eq!(
+        (hello.status.as_u16(), hello.text().as_str()),
+        (200, "hello from wasip3")
+    );
+    assert_eq!(hello.headers["content-type"], "text/plain");
+
+    // A body of several read chunks (wasip3 reads 16 KiB at a time), not all text.
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let echo = server
+        .call(
+            Method::POST,
+            "/echo",
+            &[("x-a", "1"), ("x-b", "two"), ("y-c", "3")],
+            &body,
+        )
+        .await;
+    assert_eq!(echo.status, 200, "{}", echo.text());
+    assert!(echo.body == body, "the body comes back byte for byte");
+    assert_eq!(echo.headers["x-echo-method"], "POST");
+    assert_eq!(echo.headers["echo-x-a"], "1");
+    assert_eq!(echo.headers["echo-x-b"], "two");
+    assert!(
+        !echo.headers.contains_key("echo-y-c"),
+        "only x-* headers are echoed: {:?}",
+        echo.headers
+    );
+
+    let stream = server.call(Method::GET, "/stream?n=1000", &[], b"").await;
+    assert_eq!(stream.status, 200, "{}", stream.text());
+    let expected = (0..1000).fold(String::new(), |mut text, i| {
+        writeln!(text, "line {i}").unwrap();
+        text
+    });
+    assert!(
+        stream.text() == expected,
+        "1000 lines, complete and in order; got {} bytes ending {:?}",
+        stream.body.len(),
+        stream.text().lines().last()
+    );
+    assert!(
+        !stream.headers.contains_key("content-length"),
+        "the body was streamed (its length unknown when the head was sent): {:?}",
+        stream.headers
+    );
+
+    let no_count = server.call(Method::GET, "/stream", &[], b"").await;
+    assert_eq!(no_count.status, 400, "{}", no_count.text());
+
+    for (method, path) in [
+        (Method::GET, "/nowhere"),
+        (Method::GET, "/echo"),
+        (Method::POST, "/hello"),
+    ] {
+        let missing = server.call(method.clone(), path, &[], b"").await;
+        assert_eq!(
+            (missing.status.as_u16(), missing.text().as_str()),
+            (404, "no route"),
+            "{method} {path}"
+        );
+    }
 }
