@@ -48,6 +48,7 @@ pub mod lifecycle;
 pub mod limits;
 mod link_error;
 pub mod listener;
+pub mod manifest;
 pub mod metrics;
 mod run;
 mod runtime;

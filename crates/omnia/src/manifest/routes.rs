@@ -1,0 +1,1 @@
+//! The HTTP route table (being written).
