@@ -26,6 +26,7 @@ pub use parse::{
 };
 pub use runtime::{
     MAX_CONCURRENCY, MAX_GUEST_OUTPUT_RATE, MAX_MEMORY_LIMIT, MIN_MEMORY_LIMIT, RuntimeConfig,
+    parse_memory_limit,
 };
 
 pub use crate::secrets::{Secrets, redact_url};

@@ -74,6 +74,23 @@ pub const MAX_CONCURRENCY: usize = 1_000_000;
 /// The largest accepted `OMNIA_GUEST_OUTPUT_RATE`.
 pub const MAX_GUEST_OUTPUT_RATE: usize = 1_000_000;
 
+/// A memory limit per instance (`OMNIA_MAX_MEMORY`, a guest's `limits.memory`): a size from
+/// [`MIN_MEMORY_LIMIT`] to [`MAX_MEMORY_LIMIT`].
+///
+/// # Errors
+///
+/// `s` is not a size, or out of that range.
+pub fn parse_memory_limit(s: &str) -> Result<usize> {
+    let size = parse_size(s)?;
+    if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&size) {
+        bail!(
+            "expected a size from 64KiB to 4GiB (the most a 32-bit WebAssembly memory can hold), \
+             got {s:?}"
+        );
+    }
+    Ok(size)
+}
+
 impl FromEnv for RuntimeConfig {
     fn from_env() -> Result<Self> {
         let d = Self::default();
@@ -81,14 +98,7 @@ impl FromEnv for RuntimeConfig {
             in_range(parse_count(s)?, 1, MAX_CONCURRENCY, s)
         })?
         .unwrap_or(d.max_concurrency);
-        let max_memory = var("OMNIA_MAX_MEMORY", |s| {
-            let size = parse_size(s)?;
-            if !(MIN_MEMORY_LIMIT..=MAX_MEMORY_LIMIT).contains(&size) {
-                bail!("expected a size from 64KiB to 4GiB (the most a 32-bit WebAssembly memory can hold), got {s:?}");
-            }
-            Ok(size)
-        })?
-        .unwrap_or(d.max_memory);
+        let max_memory = var("OMNIA_MAX_MEMORY", parse_memory_limit)?.unwrap_or(d.max_memory);
         let memory_budget = var("OMNIA_MEMORY_BUDGET", |s| {
             let size = parse_size(s)?;
             if size < MIN_MEMORY_LIMIT {

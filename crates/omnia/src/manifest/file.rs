@@ -1,0 +1,817 @@
+//! Reading `omnia.toml`: upstream omnia's deployment file, extended with grants and limits.
+//!
+//! The format is upstream omnia's (`[[guest]]` entries, `[[mount]]`, `[transport]`), so a
+//! deployment file written for upstream runs unchanged; what Omnia adds lives in keys upstream
+//! does not have (`grants`, `limits`, `routes.host`). Everything is checked here, before
+//! anything loads or listens: an unknown key, a missing file, a repeated id or topic, a bad
+//! digest or a setting that does not parse is an error naming the manifest, the line, the guest
+//! and the key, and saying how to fix it.
+//!
+//! ```toml
+//! [[guest]]
+//! id = "api"                      # or `name` (upstream 0.37)
+//! source.path = "api.wasm"        # a .wasm or .bin, relative to this file
+//! digest = "sha256:…"             # optional: refuse a file with another digest
+//! routes.http = ["/api"]          # path prefixes (see `manifest::routes`)
+//! routes.host = "api.example.com" # optional: only requests for this host
+//! routes.messaging = ["orders.>"] # topics the guest's message handler gets
+//!
+//! [guest.grants]                  # nothing is granted unless listed
+//! env = ["REGION=eu", "HOME"]     # as --env
+//! dirs = ["./data::/data"]        # as --dir (read-write); dirs_ro as --dir-ro
+//! network = false                 # as --inherit-network
+//! keyvalue = { buckets = ["orders"] }   # a capability's own grants, by its name
+//!
+//! [guest.limits]                  # each defaults to the runtime's setting
+//! memory = "64MiB"                # OMNIA_MAX_MEMORY, per instance
+//! request_timeout = "10s"         # OMNIA_REQUEST_TIMEOUT
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use toml::Spanned;
+
+use crate::config::{parse_memory_limit, parse_positive_duration};
+
+/// The longest guest id: a DNS label, so that an id can name the guest in a host name.
+pub const MAX_ID_LEN: usize = 63;
+
+/// An application: its guests, read from a manifest and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// The manifest file, as given.
+    pub path: PathBuf,
+    /// The guests, in the order of the file.
+    pub guests: Vec<Guest>,
+    /// Directories given to every guest (upstream's `[[mount]]`).
+    pub mounts: Vec<Mount>,
+}
+
+/// One guest of an application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guest {
+    /// Its id: letters, digits, `-` and `_`, at most [`MAX_ID_LEN`].
+    pub id: String,
+    /// The line of its `[[guest]]` entry.
+    pub line: usize,
+    /// The component file (`source.path`, resolved against the manifest's directory).
+    pub source: PathBuf,
+    /// The sha256 the file must have, as 64 lowercase hex digits.
+    pub digest: Option<String>,
+    /// What it is routed.
+    pub routes: Routes,
+    /// Whether it is the application's command (`wasi:cli/run`), run once.
+    pub command: bool,
+    /// What it is granted.
+    pub grants: GuestGrants,
+    /// Its limits, where they differ from the runtime's.
+    pub limits: GuestLimits,
+}
+
+/// What a guest is routed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// HTTP path prefixes.
+    pub http: Vec<String>,
+    /// The host its HTTP routes are for, if only one.
+    pub host: Option<String>,
+    /// Message topics (NATS subject patterns).
+    pub messaging: Vec<String>,
+}
+
+/// What a guest is granted (nothing unless listed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GuestGrants {
+    /// Environment variables, as `--env` takes them (`KEY=VALUE`, or `KEY` for omnia's own).
+    pub env: Vec<String>,
+    /// Directories, as `--dir` takes them (`HOST[::GUEST]`), read-write.
+    pub dirs: Vec<String>,
+    /// Directories, as `--dir-ro` takes them, read-only.
+    pub dirs_ro: Vec<String>,
+    /// The host's network (`--inherit-network`).
+    pub network: bool,
+    /// Each capability's own grants, by the capability's name (`keyvalue`, `http`, ...),
+    /// for the capability to read.
+    pub capabilities: BTreeMap<String, toml::Table>,
+}
+
+/// A guest's own limits; `None` takes the runtime's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GuestLimits {
+    /// Memory per instance, in bytes.
+    pub memory: Option<usize>,
+    /// How long a request or message may take.
+    pub request_timeout: Option<Duration>,
+}
+
+/// A directory given to every guest (upstream's `[[mount]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The name the guest sees (its preopen).
+    pub name: String,
+    /// The host directory, resolved against the manifest's directory.
+    pub path: PathBuf,
+    /// Read-write if set; read-only otherwise.
+    pub writable: bool,
+}
+
+// The file as written. `deny_unknown_fields` everywhere: a misspelt key is an error, never a
+// setting silently ignored.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEntry {
+    #[serde(default)]
+    guest: Vec<Spanned<GuestEntry>>,
+    #[serde(default)]
+    mount: Vec<Spanned<MountEntry>>,
+    #[serde(default)]
+    dispatch: Vec<Spanned<String>>,
+    transport: Option<Spanned<TransportEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestEntry {
+    id: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
+    source: Option<Spanned<SourceEntry>>,
+    digest: Option<Spanned<String>>,
+    #[serde(default)]
+    routes: RoutesEntry,
+    #[serde(default)]
+    command: bool,
+    #[serde(default)]
+    grants: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    limits: LimitsEntry,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceEntry {
+    path: Option<String>,
+    package: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RoutesEntry {
+    #[serde(default)]
+    http: Vec<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    #[serde(default)]
+    messaging: Vec<Spanned<String>>,
+    #[serde(default)]
+    websocket: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsEntry {
+    memory: Option<Spanned<String>>,
+    request_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MountEntry {
+    name: String,
+    path: String,
+    #[serde(default)]
+    writable: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransportEntry {
+    default: Option<String>,
+}
+
+/// Where a manifest's errors point: the file, and lines in it.
+struct ManifestText<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl ManifestText<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    /// An error at `offset`: `FILE:LINE: message`.
+    fn at(&self, offset: usize, message: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!("{}:{}: {message}", self.path.display(), self.line(offset))
+    }
+}
+
+impl Manifest {
+    /// Reads and checks the manifest at `path` (see the module documentation). `capabilities`
+    /// are the names of the capabilities this build has, which a guest's grants may name.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, is not valid, or names what does not exist; the error names
+    /// the file and line.
+    pub fn load(path: &Path, capabilities: &[&str]) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the manifest {}", path.display()))?;
+        Self::parse(path, &text, capabilities)
+    }
+
+    /// Checks the manifest `text`, read from `path` (relative paths in it are resolved against
+    /// `path`'s directory; files are looked for).
+    ///
+    /// # Errors
+    ///
+    /// As [`Manifest::load`].
+    pub fn parse(path: &Path, text: &str, capabilities: &[&str]) -> Result<Self> {
+        let cx = ManifestText { path, text };
+        let file: FileEntry = toml::from_str(text).map_err(|err| {
+            let offset = err.span().map_or(0, |span| span.start);
+            cx.at(offset, err.message().trim_end())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(first) = file.dispatch.first() {
+            return Err(cx.at(
+                first.span().start,
+                "`dispatch` (calls between guests through the host) is not supported yet: \
+                 remove it",
+            ));
+        }
+        if let Some(transport) = &file.transport
+            && transport
+                .get_ref()
+                .default
+                .as_deref()
+                .is_some_and(|t| t != "in-process")
+        {
+            return Err(cx.at(
+                transport.span().start,
+                "[transport] default: only \"in-process\" is supported",
+            ));
+        }
+        if file.guest.is_empty() {
+            bail!(
+                "{}: no [[guest]]: an application needs at least one, e.g.\n\n[[guest]]\nid = \
+                 \"app\"\nsource.path = \"app.wasm\"\nroutes.http = [\"/\"]",
+                path.display()
+            );
+        }
+        let mut guests: Vec<Guest> = Vec::new();
+        for entry in file.guest {
+            let guest = guest(&cx, base, entry, capabilities)?;
+            if let Some(other) = guests.iter().find(|g| g.id == guest.id) {
+                return Err(anyhow!(
+                    "{}:{}: guest {:?} again (first at line {}): ids must be unique",
+                    path.display(),
+                    guest.line,
+                    guest.id,
+                    other.line
+                ));
+            }
+            guests.push(guest);
+        }
+        check_shared(path, &guests)?;
+        let mounts = file
+            .mount
+            .into_iter()
+            .map(|entry| mount(&cx, base, entry))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            path: path.to_owned(),
+            guests,
+            mounts,
+        })
+    }
+}
+
+/// One `[[guest]]` entry, checked.
+fn guest(
+    cx: &ManifestText<'_>,
+    base: &Path,
+    entry: Spanned<GuestEntry>,
+    capabilities: &[&str],
+) -> Result<Guest> {
+    let at = entry.span().start;
+    let line = cx.line(at);
+    let entry = entry.into_inner();
+    let id = match (entry.id, entry.name) {
+        (Some(id), None) | (None, Some(id)) => id,
+        (Some(_), Some(name)) => {
+            return Err(cx.at(
+                name.span().start,
+                "a guest has `id` (upstream 0.35) or `name` (0.37), not both",
+            ));
+        }
+        (None, None) => return Err(cx.at(at, "this [[guest]] has no `id`: add id = \"...\"")),
+    };
+    let id_at = id.span().start;
+    let id = id.into_inner();
+    check_id(&id).map_err(|problem| cx.at(id_at, format!("guest id {id:?}: {problem}")))?;
+    let named = |offset: usize, key: &str, problem: &dyn std::fmt::Display| {
+        cx.at(offset, format!("guest {id:?}: {key}: {problem}"))
+    };
+
+    let Some(source) = entry.source else {
+        return Err(cx.at(
+            at,
+            format!("guest {id:?} has no source: add source.path = \"{id}.wasm\""),
+        ));
+    };
+    let (source, digest) = guest_source(&named, base, source, entry.digest)?;
+
+    let routes = entry.routes;
+    if let Some(websocket) = routes.websocket.first() {
+        return Err(named(
+            websocket.span().start,
+            "routes.websocket",
+            &"WebSocket routes are not supported yet: remove them",
+        ));
+    }
+    let mut topics: Vec<String> = Vec::new();
+    for topic in &routes.messaging {
+        if topics.contains(topic.get_ref()) {
+            return Err(named(
+                topic.span().start,
+                "routes.messaging",
+                &format!("{:?} is listed twice", topic.get_ref()),
+            ));
+        }
+        topics.push(topic.get_ref().clone());
+    }
+    let limits = guest_limits(&named, entry.limits)?;
+    let grants = match entry.grants {
+        Some(grants) => {
+            let grants_at = grants.span().start;
+            guest_grants(grants.into_inner(), capabilities)
+                .map_err(|problem| named(grants_at, "grants", &problem))?
+        }
+        None => GuestGrants::default(),
+    };
+    Ok(Guest {
+        id,
+        line,
+        source,
+        digest,
+        routes: Routes {
+            http: routes.http.into_iter().map(Spanned::into_inner).collect(),
+            host: routes.host.map(Spanned::into_inner),
+            messaging: topics,
+        },
+        command: entry.command,
+        grants,
+        limits,
+    })
+}
+
+/// Makes an error about a guest's key: `(offset, key, problem)`.
+type Named<'a> = dyn Fn(usize, &str, &dyn std::fmt::Display) -> anyhow::Error + 'a;
+
+/// A guest's component file, which must exist, and the digest it must have, if pinned.
+fn guest_source(
+    named: &Named<'_>,
+    base: &Path,
+    source: Spanned<SourceEntry>,
+    digest: Option<Spanned<String>>,
+) -> Result<(PathBuf, Option<String>)> {
+    let source_at = source.span().start;
+    let source = match source.into_inner() {
+        SourceEntry {
+            path: Some(file),
+            package: None,
+        } => base.join(file),
+        SourceEntry {
+            package: Some(package),
+            ..
+        } => {
+            return Err(named(
+                source_at,
+                "source.package",
+                &format!(
+                    "{package:?}: components from a registry are not supported; download it \
+                     and give its file as source.path"
+                ),
+            ));
+        }
+        SourceEntry { path: None, .. } => {
+            return Err(named(
+                source_at,
+                "source",
+                &"add source.path = \"FILE.wasm\"",
+            ));
+        }
+    };
+    if !source.is_file() {
+        return Err(named(
+            source_at,
+            "source.path",
+            &format!("{} is not a file", source.display()),
+        ));
+    }
+    let Some(digest) = digest else {
+        return Ok((source, None));
+    };
+    let digest_at = digest.span().start;
+    let expected =
+        parse_digest(digest.get_ref()).map_err(|problem| named(digest_at, "digest", &problem))?;
+    verify_digest(&source, &expected).map_err(|problem| named(digest_at, "digest", &problem))?;
+    Ok((source, Some(expected)))
+}
+
+/// A guest's `[guest.limits]`, each checked as its runtime setting is.
+fn guest_limits(named: &Named<'_>, limits: LimitsEntry) -> Result<GuestLimits> {
+    Ok(GuestLimits {
+        memory: limits
+            .memory
+            .map(|s| {
+                parse_memory_limit(s.get_ref())
+                    .map_err(|e| named(s.span().start, "limits.memory", &e))
+            })
+            .transpose()?,
+        request_timeout: limits
+            .request_timeout
+            .map(|s| {
+                parse_positive_duration(s.get_ref())
+                    .map_err(|e| named(s.span().start, "limits.request_timeout", &e))
+            })
+            .transpose()?,
+    })
+}
+
+/// A guest id: a DNS label's characters (letters, digits, `-`), plus `_` as upstream allows.
+fn check_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(format!("must have 1 to {MAX_ID_LEN} characters"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err("may hold only letters, digits, `-` and `_`".into());
+    }
+    Ok(())
+}
+
+/// `sha256:` and 64 hex digits, as lowercase hex.
+fn parse_digest(digest: &str) -> std::result::Result<String, String> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .ok_or_else(|| format!("{digest:?} is not a digest: expected sha256: and 64 hex digits"))?;
+    Ok(hex.to_ascii_lowercase())
+}
+
+/// Checks that the file at `path` has the sha256 `expected` (lowercase hex).
+///
+/// # Errors
+///
+/// The file cannot be read, or its digest differs: the message gives both digests.
+pub fn verify_digest(path: &Path, expected: &str) -> std::result::Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut actual = String::with_capacity(64);
+    for byte in Sha256::digest(&bytes) {
+        let _ = write!(actual, "{byte:02x}");
+    }
+    if actual != expected {
+        return Err(format!(
+            "{} has sha256:{actual}, not sha256:{expected}: the file is not the one pinned \
+             (rebuild it, or update the digest if the change is intended)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// A guest's `[guest.grants]`: the runtime's own keys, and a table per capability.
+fn guest_grants(
+    table: toml::Table,
+    capabilities: &[&str],
+) -> std::result::Result<GuestGrants, String> {
+    let strings = |key: &str, value: toml::Value| -> std::result::Result<Vec<String>, String> {
+        match value {
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(format!("{key}: {other} is not a string")),
+                })
+                .collect(),
+            other => Err(format!("{key}: expected a list of strings, not {other}")),
+        }
+    };
+    let mut grants = GuestGrants::default();
+    for (key, value) in table {
+        match key.as_str() {
+            "env" => grants.env = strings(&key, value)?,
+            "dirs" => grants.dirs = strings(&key, value)?,
+            "dirs_ro" => grants.dirs_ro = strings(&key, value)?,
+            "network" => {
+                grants.network = value
+                    .as_bool()
+                    .ok_or_else(|| format!("network: expected true or false, not {value}"))?;
+            }
+            name if capabilities.contains(&name) => match value {
+                toml::Value::Table(table) => {
+                    grants.capabilities.insert(key, table);
+                }
+                other => return Err(format!("{key}: expected a table, not {other}")),
+            },
+            _ => {
+                return Err(format!(
+                    "unknown key {key:?}: expected env, dirs, dirs_ro, network, or the name of a \
+                     capability of this build ({})",
+                    capabilities.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(grants)
+}
+
+/// Checks across guests: at most one command; no topic taken by two guests.
+fn check_shared(path: &Path, guests: &[Guest]) -> Result<()> {
+    let commands: Vec<&Guest> = guests.iter().filter(|g| g.command).collect();
+    if let [first, second, ..] = commands[..] {
+        bail!(
+            "{}:{}: guest {:?} is marked command = true, as is {:?} (line {}): at most one guest \
+             is the application's command",
+            path.display(),
+            second.line,
+            second.id,
+            first.id,
+            first.line
+        );
+    }
+    for (i, guest) in guests.iter().enumerate() {
+        for topic in &guest.routes.messaging {
+            if let Some(other) = guests[..i]
+                .iter()
+                .find(|g| g.routes.messaging.contains(topic))
+            {
+                bail!(
+                    "{}:{}: guest {:?}: routes.messaging: {topic:?} is also routed to guest {:?} \
+                     (line {}): a topic goes to one guest",
+                    path.display(),
+                    guest.line,
+                    guest.id,
+                    other.id,
+                    other.line
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `[[mount]]`, checked: its directory exists.
+fn mount(cx: &ManifestText<'_>, base: &Path, entry: Spanned<MountEntry>) -> Result<Mount> {
+    let at = entry.span().start;
+    let entry = entry.into_inner();
+    let path = base.join(&entry.path);
+    if !path.is_dir() {
+        return Err(cx.at(
+            at,
+            format!(
+                "[[mount]] {:?}: {} is not a directory",
+                entry.name,
+                path.display()
+            ),
+        ));
+    }
+    Ok(Mount {
+        name: entry.name,
+        path,
+        writable: entry.writable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPABILITIES: &[&str] = &["http", "keyvalue", "messaging"];
+
+    /// A directory holding `a.wasm` (bytes `a`) and `data/`, for the manifests to name.
+    fn dir() -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("omnia-manifest-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("a.wasm"), b"a").unwrap();
+        std::fs::write(dir.join("b.wasm"), b"b").unwrap();
+        dir
+    }
+
+    fn parse(text: &str) -> Result<Manifest> {
+        Manifest::parse(&dir().join("omnia.toml"), text, CAPABILITIES)
+    }
+
+    /// The error of `text`, without the directory (`omnia.toml:LINE: ...`).
+    fn error(text: &str) -> String {
+        let err = format!("{:#}", parse(text).expect_err(text));
+        let start = err.find("omnia.toml").unwrap_or(0);
+        err[start..].to_string()
+    }
+
+    /// sha256 of the bytes `a`.
+    const DIGEST_OF_A: &str = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb";
+
+    #[test]
+    fn reads_upstreams_files_and_ours() {
+        // Upstream's examples/http-routing, as written (but for the paths).
+        let upstream = parse(
+            "[[guest]]\nid = \"a\"\nsource.path = \"a.wasm\"\nroutes.http = [\"/a\"]\n\n\
+             [[guest]]\nid = \"b\"\nsource.path = \"b.wasm\"\nroutes.http = [\"/b\"]\n\n\
+             [transport]\ndefault = \"in-process\"\n",
+        )
+        .unwrap();
+        let ids: Vec<&str> = upstream.guests.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(upstream.guests[1].routes.http, ["/b"]);
+        assert_eq!(upstream.guests[1].line, 6);
+        assert!(upstream.guests[0].source.ends_with("a.wasm"));
+
+        let ours = parse(&format!(
+            "[[guest]]\nname = \"api\"\nsource.path = \"a.wasm\"\ndigest = \"sha256:{}\"\n\
+             routes.http = [\"/api\"]\nroutes.host = \"api.example.com\"\n\
+             routes.messaging = [\"orders.>\"]\ncommand = false\n\
+             [guest.grants]\nenv = [\"A=1\"]\ndirs = [\"data::/data\"]\nnetwork = true\n\
+             keyvalue = {{ buckets = [\"orders\"] }}\n\
+             [guest.limits]\nmemory = \"64MiB\"\nrequest_timeout = \"10s\"\n\n\
+             [[mount]]\nname = \".\"\npath = \"data\"\n",
+            DIGEST_OF_A.to_uppercase()
+        ))
+        .unwrap();
+        let api = &ours.guests[0];
+        assert_eq!(api.id, "api");
+        assert_eq!(api.digest.as_deref(), Some(DIGEST_OF_A));
+        assert_eq!(api.routes.host.as_deref(), Some("api.example.com"));
+        assert_eq!(api.routes.messaging, ["orders.>"]);
+        assert_eq!(api.grants.env, ["A=1"]);
+        assert!(api.grants.network);
+        assert_eq!(
+            api.grants.capabilities["keyvalue"]["buckets"],
+            toml::Value::Array(vec!["orders".into()])
+        );
+        assert_eq!(api.limits.memory, Some(64 << 20));
+        assert_eq!(api.limits.request_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(ours.mounts.len(), 1);
+        assert!(!ours.mounts[0].writable);
+    }
+
+    /// Checks that each text's error contains its expected words.
+    fn errors(cases: &[(String, &str)]) {
+        for (text, expected) in cases {
+            let got = error(text);
+            assert!(
+                got.contains(expected),
+                "{text}\n  got: {got}\n  expected: {expected}"
+            );
+        }
+    }
+
+    const A: &str = "[[guest]]\nid = \"a\"\nsource.path = \"a.wasm\"\n";
+
+    #[test]
+    fn every_mistake_names_the_line_the_guest_and_the_key() {
+        let a = A;
+        errors(&[
+            (
+                format!("{a}routez.http = [\"/\"]\n"),
+                "omnia.toml:4: unknown field `routez`",
+            ),
+            (
+                format!("{a}routes.htp = [\"/\"]\n"),
+                "omnia.toml:4: unknown field `htp`",
+            ),
+            (String::new(), "no [[guest]]"),
+            (
+                "[[guest]]\nsource.path = \"a.wasm\"\n".into(),
+                "omnia.toml:1: this [[guest]] has no `id`",
+            ),
+            (
+                format!("{a}name = \"b\"\n"),
+                "omnia.toml:4: a guest has `id` (upstream 0.35) or `name` (0.37), not both",
+            ),
+            (
+                "[[guest]]\nid = \"a b\"\nsource.path = \"a.wasm\"\n".into(),
+                "omnia.toml:2: guest id \"a b\": may hold only letters, digits",
+            ),
+            (
+                "[[guest]]\nid = \"a\"\n".into(),
+                "omnia.toml:1: guest \"a\" has no source: add source.path = \"a.wasm\"",
+            ),
+            (
+                "[[guest]]\nid = \"a\"\nsource.path = \"none.wasm\"\n".into(),
+                "omnia.toml:3: guest \"a\": source.path: ",
+            ),
+            (
+                "[[guest]]\nid = \"a\"\nsource.package = \"acme:app@1.0\"\n".into(),
+                "omnia.toml:3: guest \"a\": source.package: \"acme:app@1.0\": components from \
+                 a registry are not supported",
+            ),
+            (
+                format!("{a}digest = \"md5:00\"\n"),
+                "omnia.toml:4: guest \"a\": digest: \"md5:00\" is not a digest",
+            ),
+            (
+                format!("{a}digest = \"sha256:{}\"\n", "0".repeat(64)),
+                "is not the one pinned",
+            ),
+            (
+                format!("{a}routes.websocket = [\"/ws\"]\n"),
+                "omnia.toml:4: guest \"a\": routes.websocket: WebSocket routes are not supported",
+            ),
+            (
+                format!("{a}routes.messaging = [\"x\", \"x\"]\n"),
+                "omnia.toml:4: guest \"a\": routes.messaging: \"x\" is listed twice",
+            ),
+            (
+                format!("{a}[guest.limits]\nmemory = \"8GiB\"\n"),
+                "omnia.toml:5: guest \"a\": limits.memory: expected a size from 64KiB to 4GiB",
+            ),
+            (
+                format!("{a}[guest.limits]\nrequest_timeout = \"0s\"\n"),
+                "omnia.toml:5: guest \"a\": limits.request_timeout: ",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn mistakes_in_grants_and_across_guests_are_named_too() {
+        let a = A;
+        errors(&[
+            (
+                format!("{a}[guest.grants]\nevn = [\"A\"]\n"),
+                "omnia.toml:4: guest \"a\": grants: unknown key \"evn\": expected env, dirs, \
+                 dirs_ro, network, or the name of a capability of this build (http, keyvalue, \
+                 messaging)",
+            ),
+            (
+                format!("{a}[guest.grants]\nsql = {{ url = \"x\" }}\n"),
+                "grants: unknown key \"sql\"",
+            ),
+            (
+                format!("{a}[guest.grants]\nenv = \"A\"\n"),
+                "grants: env: expected a list of strings",
+            ),
+            (
+                format!("{a}\n[[guest]]\nid = \"a\"\nsource.path = \"b.wasm\"\n"),
+                "omnia.toml:5: guest \"a\" again (first at line 1): ids must be unique",
+            ),
+            (
+                format!(
+                    "{a}routes.messaging = [\"t\"]\n[[guest]]\nid = \"b\"\nsource.path = \
+                     \"b.wasm\"\nroutes.messaging = [\"t\"]\n"
+                ),
+                "omnia.toml:5: guest \"b\": routes.messaging: \"t\" is also routed to guest \
+                 \"a\" (line 1)",
+            ),
+            (
+                format!(
+                    "{a}command = true\n[[guest]]\nid = \"b\"\nsource.path = \"b.wasm\"\n\
+                     command = true\n"
+                ),
+                "omnia.toml:5: guest \"b\" is marked command = true, as is \"a\" (line 1)",
+            ),
+            (
+                format!("{a}[[mount]]\nname = \"m\"\npath = \"nowhere\"\n"),
+                "omnia.toml:4: [[mount]] \"m\": ",
+            ),
+            (
+                format!("dispatch = [\"omnia:link/echo\"]\n{a}"),
+                "omnia.toml:1: `dispatch` (calls between guests through the host) is not \
+                 supported yet",
+            ),
+            (
+                format!("{a}[transport]\ndefault = \"nats\"\n"),
+                "omnia.toml:4: [transport] default: only \"in-process\" is supported",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn a_digest_is_checked_against_the_file() {
+        let a = A;
+        let pinned = parse(&format!("{a}digest = \"sha256:{DIGEST_OF_A}\"\n")).unwrap();
+        assert_eq!(pinned.guests[0].digest.as_deref(), Some(DIGEST_OF_A));
+        let other = error(&format!("{a}digest = \"sha256:{}\"\n", "ab".repeat(32)));
+        assert!(
+            other.contains(&format!(
+                "has sha256:{DIGEST_OF_A}, not sha256:{}",
+                "ab".repeat(32)
+            )),
+            "{other}"
+        );
+    }
+}
