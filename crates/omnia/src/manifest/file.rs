@@ -35,6 +35,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use toml::Spanned;
 
+use super::routes::{HttpRoute, RouteError};
 use super::{Guest, GuestGrants, GuestLimits, MAX_ID_LEN, Manifest, Mount, Routes};
 use crate::config::{parse_memory_limit, parse_positive_duration};
 
@@ -204,11 +205,24 @@ impl Manifest {
             .into_iter()
             .map(|entry| mount(&cx, base, entry))
             .collect::<Result<_>>()?;
-        Ok(Self {
+        let manifest = Self {
             path: path.to_owned(),
             guests,
             mounts,
-        })
+        };
+        // Two guests with one route: the table says which route and which guests.
+        manifest.http_routes().map_err(|e| {
+            let line = match &e {
+                RouteError::Duplicate { second, .. } => manifest
+                    .guests
+                    .iter()
+                    .find(|g| g.id == *second)
+                    .map_or(0, |g| g.line),
+                _ => 0,
+            };
+            anyhow!("{}:{line}: routes.http: {e}", path.display())
+        })?;
+        Ok(manifest)
     }
 }
 
@@ -255,6 +269,28 @@ fn guest(
             &"WebSocket routes are not supported yet: remove them",
         ));
     }
+    let host = routes
+        .host
+        .as_ref()
+        .map(|host| (host.span().start, host.get_ref().as_str()));
+    let mut http = Vec::new();
+    for prefix in &routes.http {
+        let route = HttpRoute::new(host.map(|(_, host)| host), prefix.get_ref()).map_err(|e| {
+            let (key, at) = match (&e, host) {
+                (
+                    RouteError::EmptyHost
+                    | RouteError::HostWithPort { .. }
+                    | RouteError::HostWithPath { .. }
+                    | RouteError::WildcardHost { .. }
+                    | RouteError::InvalidHost { .. },
+                    Some((at, _)),
+                ) => ("routes.host", at),
+                _ => ("routes.http", prefix.span().start),
+            };
+            named(at, key, &e)
+        })?;
+        http.push(route);
+    }
     let mut topics: Vec<String> = Vec::new();
     for topic in &routes.messaging {
         if topics.contains(topic.get_ref()) {
@@ -281,8 +317,7 @@ fn guest(
         source,
         digest,
         routes: Routes {
-            http: routes.http.into_iter().map(Spanned::into_inner).collect(),
-            host: routes.host.map(Spanned::into_inner),
+            http,
             messaging: topics,
         },
         command: entry.command,

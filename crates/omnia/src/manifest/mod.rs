@@ -20,6 +20,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use routes::{HttpRoute, HttpRoutes};
+
 /// The longest guest id: a DNS label, so that an id can name the guest in a host name.
 pub const MAX_ID_LEN: usize = 63;
 
@@ -58,12 +60,28 @@ pub struct Guest {
 /// What a guest is routed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routes {
-    /// HTTP path prefixes.
-    pub http: Vec<String>,
-    /// The host its HTTP routes are for, if only one.
-    pub host: Option<String>,
+    /// HTTP routes: path prefixes, each for `routes.host` if the manifest names one.
+    pub http: Vec<HttpRoute>,
     /// Message topics (NATS subject patterns).
     pub messaging: Vec<String>,
+}
+
+impl Manifest {
+    /// The HTTP route table of every guest's routes, by guest id. [`Manifest::parse`] has
+    /// already built it once, so it cannot fail for a manifest it returned.
+    ///
+    /// # Errors
+    ///
+    /// Two guests have the same route (only for a manifest assembled by hand).
+    pub fn http_routes(&self) -> Result<HttpRoutes<String>, routes::RouteError> {
+        HttpRoutes::new(self.guests.iter().flat_map(|guest| {
+            guest
+                .routes
+                .http
+                .iter()
+                .map(|route| (route.clone(), guest.id.clone()))
+        }))
+    }
 }
 
 /// What a guest is granted (nothing unless listed).

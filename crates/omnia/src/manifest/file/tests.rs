@@ -43,7 +43,7 @@ fn reads_upstreams_files_and_ours() {
     .unwrap();
     let ids: Vec<&str> = upstream.guests.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
-    assert_eq!(upstream.guests[1].routes.http, ["/b"]);
+    assert_eq!(upstream.guests[1].routes.http[0].prefix(), "/b");
     assert_eq!(upstream.guests[1].line, 6);
     assert!(upstream.guests[0].source.ends_with("a.wasm"));
 
@@ -61,7 +61,8 @@ fn reads_upstreams_files_and_ours() {
     let api = &ours.guests[0];
     assert_eq!(api.id, "api");
     assert_eq!(api.digest.as_deref(), Some(DIGEST_OF_A));
-    assert_eq!(api.routes.host.as_deref(), Some("api.example.com"));
+    assert_eq!(api.routes.http[0].host(), Some("api.example.com"));
+    assert_eq!(api.routes.http[0].prefix(), "/api");
     assert_eq!(api.routes.messaging, ["orders.>"]);
     assert_eq!(api.grants.env, ["A=1"]);
     assert!(api.grants.network);
@@ -157,6 +158,21 @@ fn every_mistake_names_the_line_the_guest_and_the_key() {
 fn mistakes_in_grants_and_across_guests_are_named_too() {
     let a = A;
     errors(&[
+        (
+            format!("{a}routes.http = [\"api\"]\n"),
+            "omnia.toml:4: guest \"a\": routes.http: ",
+        ),
+        (
+            format!("{a}routes.http = [\"/api\"]\nroutes.host = \"example.com:80\"\n"),
+            "omnia.toml:5: guest \"a\": routes.host: ",
+        ),
+        (
+            format!(
+                "{a}routes.http = [\"/api\"]\n[[guest]]\nid = \"b\"\nsource.path = \
+                 \"b.wasm\"\nroutes.http = [\"/api/...\"]\n"
+            ),
+            "omnia.toml:5: routes.http: components `a` and `b` both have the route `/api`",
+        ),
         (
             format!("{a}[guest.grants]\nevn = [\"A\"]\n"),
             "omnia.toml:4: guest \"a\": grants: unknown key \"evn\": expected env, dirs, \
