@@ -26,7 +26,8 @@ pub enum Command {
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The component: a .wasm (needs the `jit` feature) or a .bin from `omnia compile`.
+    /// The component: a .wasm (needs the `jit` feature) or a .bin from `omnia compile`; or a
+    /// manifest of one guest (an `omnia.toml`, or a directory holding one).
     pub component: PathBuf,
 
     /// Arguments passed to a command component (after the component, or after `--`).

@@ -13,6 +13,7 @@ use crate::cli::{Command, RunArgs};
 use crate::config::{FromEnv, RuntimeConfig};
 use crate::grants::Grants;
 use crate::lifecycle::{Shutdown, TerminationSignals};
+use crate::manifest::{self, GuestLimits, Manifest};
 use crate::traits::Capabilities;
 use crate::{Runtime, command, component, engine, link_error, telemetry};
 
@@ -48,7 +49,12 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     crate::listener::raise_open_file_limit();
     // Every setting is read and checked before the (possibly slow) compilation, so a typo is
     // reported in milliseconds.
-    let config = RuntimeConfig::from_env()?;
+    let (args, limits) = match manifest::manifest_path(&args.component)? {
+        Some(path) => Manifest::load(&path, &C::names())?.single_guest(&args)?,
+        None => (args, GuestLimits::default()),
+    };
+    let mut config = RuntimeConfig::from_env()?;
+    limits.apply(&mut config);
     let options = C::options()?;
     let grants = Grants::from_args(&args)?;
     telemetry::init(C::tracing_layers(&options)?);

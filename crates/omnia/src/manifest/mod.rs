@@ -10,11 +10,14 @@
 //! * [`routes`]: the HTTP route table (path prefixes on segment boundaries, longest wins, an
 //!   optional host).
 //!
-//! This module is being built in steps (issue "Applications of many components"); `omnia run`
-//! does not read manifests yet.
+//! This module is being built in steps (issue "Applications of many components"): `omnia run`
+//! runs a manifest of one guest ([`Manifest::single_guest`]); applications of many are next.
 
 pub mod file;
 pub mod routes;
+mod single;
+
+pub use single::{MANIFEST_NAME, manifest_path};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

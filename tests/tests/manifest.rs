@@ -1,0 +1,135 @@
+//! `omnia run omnia.toml`: a manifest of one guest (upstream omnia's format) is run as if its
+//! file, grants, mounts and limits had been given on the command line; its digest pins the
+//! file; what needs applications of many guests is refused with a message, never ignored.
+
+use std::path::{Path, PathBuf};
+
+use http::StatusCode;
+use omnia_tests::{Omnia, get, guests, omnia, run_to_end};
+use sha2::{Digest, Sha256};
+
+/// A fresh directory for one test's manifest and files.
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("omnia-manifest-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/note.txt"), "a note\n").unwrap();
+    dir
+}
+
+/// Writes `text` as `dir/omnia.toml`.
+fn manifest(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("omnia.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sha256(path: &Path) -> String {
+    Sha256::digest(std::fs::read(path).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The first lines of what `omnia run PATH` printed when it refused to start.
+fn refused(path: &Path) -> String {
+    let out = run_to_end(&omnia(), &["run", path.to_str().unwrap()], &[]);
+    assert!(!out.status.success(), "omnia started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn status_and_text(server: &Omnia, path: &str) -> (StatusCode, String) {
+    let response = get(&server.url(path)).await.expect("omnia answers");
+    (response.status, response.text())
+}
+
+#[tokio::test]
+async fn a_manifest_of_one_guest_runs_with_its_grants_mounts_and_limits() {
+    let dir = workdir("one");
+    let echo = guests::rust("http-echo");
+    let text = format!(
+        "# upstream omnia's format, with Omnia's grants and limits\n\
+         [[guest]]\nname = \"echo\"\nsource.path = \"{}\"\ndigest = \"sha256:{}\"\n\
+         [guest.grants]\nenv = [\"GRANTED_VAR=from the manifest\"]\n\
+         [guest.limits]\nrequest_timeout = \"1s\"\n\n\
+         [[mount]]\nname = \"/data\"\npath = \"data\"\n",
+        echo.display(),
+        sha256(&echo)
+    );
+    let path = manifest(&dir, &text);
+    // By the file, and by the directory holding it.
+    for target in [path.clone(), dir.clone()] {
+        let server = Omnia::serve(&omnia(), &target, &[]);
+        assert_eq!(
+            status_and_text(&server, "/env/GRANTED_VAR").await,
+            (StatusCode::OK, "from the manifest\n".into()),
+            "{}",
+            target.display()
+        );
+        let (status, text) = status_and_text(&server, "/file/data/note.txt").await;
+        assert_eq!((status, text.trim()), (StatusCode::OK, "a note"));
+        let (status, _) = status_and_text(&server, "/write/data/new.txt").await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "a mount is read-only unless writable"
+        );
+        let (status, _) = status_and_text(&server, "/sleep/3000").await;
+        assert_eq!(
+            status,
+            StatusCode::GATEWAY_TIMEOUT,
+            "limits.request_timeout applies"
+        );
+    }
+}
+
+#[test]
+fn a_manifest_is_refused_before_anything_listens_when_it_cannot_be_honoured() {
+    let dir = workdir("refused");
+    let echo = guests::rust("http-echo");
+    let guest = format!(
+        "[[guest]]\nid = \"echo\"\nsource.path = \"{}\"\n",
+        echo.display()
+    );
+    for (text, expected) in [
+        (
+            format!("{guest}digest = \"sha256:{}\"\n", "0".repeat(64)),
+            format!(
+                "omnia.toml:4: guest \"echo\": digest: {} has sha256:{}, not sha256:{}",
+                echo.display(),
+                sha256(&echo),
+                "0".repeat(64)
+            ),
+        ),
+        (
+            format!(
+                "{guest}[[guest]]\nid = \"two\"\nsource.path = \"{}\"\n",
+                echo.display()
+            ),
+            "2 guests: this version of omnia runs a manifest of one guest".into(),
+        ),
+        (
+            format!("{guest}routes.http = [\"/api\"]\n"),
+            "omnia.toml:1: guest \"echo\": routes.http other than \"/\" needs applications of \
+             many guests"
+                .into(),
+        ),
+        (
+            format!("{guest}[guest.grants]\nkeyvalue = {{ buckets = [\"a\"] }}\n"),
+            "guest \"echo\": grants.keyvalue needs applications of many guests".into(),
+        ),
+        (
+            format!("{guest}[guest.grants]\nevn = [\"A\"]\n"),
+            "grants: unknown key \"evn\"".into(),
+        ),
+    ] {
+        let err = refused(&manifest(&dir, &text));
+        assert!(
+            err.contains(&expected),
+            "{text}\n  got: {err}\n  expected: {expected}"
+        );
+    }
+    let empty = std::env::temp_dir().join(format!("omnia-manifest-none-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(refused(&empty).contains("is a directory without an omnia.toml"));
+}
