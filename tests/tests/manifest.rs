@@ -25,10 +25,12 @@ fn manifest(dir: &Path, text: &str) -> PathBuf {
 }
 
 fn sha256(path: &Path) -> String {
-    Sha256::digest(std::fs::read(path).unwrap())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    use std::fmt::Write as _;
+    let mut hex = String::new();
+    for byte in Sha256::digest(std::fs::read(path).unwrap()) {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
 }
 
 /// The first lines of what `omnia run PATH` printed when it refused to start.
