@@ -85,6 +85,51 @@ async fn a_manifest_of_one_guest_runs_with_its_grants_mounts_and_limits() {
     }
 }
 
+/// `GET path` with `headers`: the status and the body.
+async fn call(server: &Omnia, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let response = server.call(http::Method::GET, path, headers, b"").await;
+    (response.status.as_u16(), response.text())
+}
+
+#[tokio::test]
+async fn the_guests_http_routes_take_their_requests_and_name_the_route() {
+    let dir = workdir("routes");
+    let text = format!(
+        "[[guest]]\nid = \"echo\"\nsource.path = \"{}\"\nroutes.http = [\"/api\", \
+         \"/status/...\"]\n",
+        guests::rust("http-echo").display()
+    );
+    let server = Omnia::serve(&omnia(), &manifest(&dir, &text), &[]);
+    // Under a route: the guest sees the original path and the route it came by; what the
+    // client sent in those headers is replaced.
+    let (status, text) = call(
+        &server,
+        "/%61pi/users/7?x=1",
+        &[("omnia-matched-route", "/forged")],
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("path: /%61pi/users/7?x=1\n"), "{text}");
+    assert!(
+        text.contains("header: omnia-matched-route: /api\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("header: omnia-path-info: /users/7\n"),
+        "{text}"
+    );
+    assert!(!text.contains("/forged"), "{text}");
+    assert_eq!(call(&server, "/status/204", &[]).await.0, 204);
+    // Not under one: 404 from omnia, the guest never runs.
+    for path in ["/", "/apix", "/other/api", "/api/../admin"] {
+        assert_eq!(
+            call(&server, path, &[]).await,
+            (404, "no route\n".into()),
+            "{path}"
+        );
+    }
+}
+
 #[test]
 fn a_manifest_is_refused_before_anything_listens_when_it_cannot_be_honoured() {
     let dir = workdir("refused");
@@ -111,9 +156,9 @@ fn a_manifest_is_refused_before_anything_listens_when_it_cannot_be_honoured() {
             "2 guests: this version of omnia runs a manifest of one guest".into(),
         ),
         (
-            format!("{guest}routes.http = [\"/api\"]\n"),
-            "omnia.toml:1: guest \"echo\": routes.http other than \"/\" needs applications of \
-             many guests"
+            format!("{guest}routes.messaging = [\"orders\"]\n"),
+            "omnia.toml:1: guest \"echo\": routes.messaging (subscribe with \
+             OMNIA_MESSAGING_TOPICS or OMNIA_MESSAGING_CONFIG) needs applications of many guests"
                 .into(),
         ),
         (

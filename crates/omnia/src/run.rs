@@ -13,7 +13,8 @@ use crate::cli::{Command, RunArgs};
 use crate::config::{FromEnv, RuntimeConfig};
 use crate::grants::Grants;
 use crate::lifecycle::{Shutdown, TerminationSignals};
-use crate::manifest::{self, GuestLimits, Manifest};
+use crate::manifest::routes::HttpRoutes;
+use crate::manifest::{self, GuestLimits, Manifest, SingleGuest};
 use crate::traits::Capabilities;
 use crate::{Runtime, command, component, engine, link_error, telemetry};
 
@@ -49,9 +50,17 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     crate::listener::raise_open_file_limit();
     // Every setting is read and checked before the (possibly slow) compilation, so a typo is
     // reported in milliseconds.
-    let (args, limits) = match manifest::manifest_path(&args.component)? {
+    let SingleGuest {
+        args,
+        limits,
+        http_routes,
+    } = match manifest::manifest_path(&args.component)? {
         Some(path) => Manifest::load(&path, &C::names())?.single_guest(&args)?,
-        None => (args, GuestLimits::default()),
+        None => SingleGuest {
+            args,
+            limits: GuestLimits::default(),
+            http_routes: None,
+        },
     };
     let mut config = RuntimeConfig::from_env()?;
     limits.apply(&mut config);
@@ -98,7 +107,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
         );
     }
     let capabilities = C::connect(options, &engine, &component).await?;
-    serve::<C>(capabilities, pre, &component, config, grants).await
+    serve::<C>(capabilities, pre, &component, config, grants, http_routes).await
 }
 
 /// Ends the process with a command guest's exit code, once its output is flushed.
@@ -114,6 +123,7 @@ async fn serve<C: Capabilities>(
     component: &Component,
     config: RuntimeConfig,
     grants: Grants,
+    http_routes: Option<HttpRoutes<String>>,
 ) -> Result<()> {
     let mut signals = TerminationSignals::listen()?;
     let (stop, shutdown) = Shutdown::new(config.shutdown_grace);
@@ -131,7 +141,7 @@ async fn serve<C: Capabilities>(
     let granted = grants.summary();
     let state = {
         let capabilities = capabilities.clone();
-        Runtime::new(pre, config, grants, move |core| {
+        Runtime::new(pre, config, grants, http_routes, move |core| {
             capabilities.store_ctx(core)
         })
     };

@@ -10,6 +10,7 @@ use crate::config::RuntimeConfig;
 use crate::grants::Grants;
 use crate::guest_output::{GuestOutput, Target, output_limit};
 use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
+use crate::manifest::routes::HttpRoutes;
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
 use crate::telemetry::{LogLimit, suppressed_note};
@@ -35,6 +36,8 @@ struct Inner<T: 'static> {
     output: Arc<LogLimit>,
     /// What each store is granted (`--env`, `--dir`, the network).
     grants: Grants,
+    /// The HTTP routes of the guest, if a manifest gives it some.
+    http_routes: Option<HttpRoutes<String>>,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
 
@@ -47,12 +50,13 @@ impl<T: 'static> Clone for Runtime<T> {
 }
 
 impl<T: StoreView> Runtime<T> {
-    /// A runtime serving `pre`, each store with `grants`; `make_ctx` adds the capabilities'
-    /// data to each store's core.
+    /// A runtime serving `pre`, each store with `grants`, HTTP requests on `http_routes` (all
+    /// if `None`); `make_ctx` adds the capabilities' data to each store's core.
     pub fn new(
         pre: InstancePre<T>,
         config: RuntimeConfig,
         grants: Grants,
+        http_routes: Option<HttpRoutes<String>>,
         make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
     ) -> Self {
         metrics::MEMORY_BUDGET_BYTES.set(i64::try_from(config.memory_budget).unwrap_or(i64::MAX));
@@ -63,6 +67,7 @@ impl<T: StoreView> Runtime<T> {
                 budget: MemoryBudget::new(config.memory_budget),
                 output: output_limit(config.guest_output_rate),
                 grants,
+                http_routes,
                 config,
                 make_ctx: Box::new(make_ctx),
             }),
@@ -134,5 +139,9 @@ impl<T: StoreView> State for Runtime<T> {
 
     fn config(&self) -> &RuntimeConfig {
         &self.inner.config
+    }
+
+    fn http_routes(&self) -> Option<&HttpRoutes<String>> {
+        self.inner.http_routes.as_ref()
     }
 }

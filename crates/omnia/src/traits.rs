@@ -102,6 +102,9 @@ pub trait State: Clone + Send + Sync + 'static {
 
     /// The runtime-wide limits (deadline, memory, concurrency, shutdown grace).
     fn config(&self) -> &crate::RuntimeConfig;
+
+    /// The HTTP routes the guest is given (an application's manifest); `None`: every request.
+    fn http_routes(&self) -> Option<&crate::manifest::routes::HttpRoutes<String>>;
 }
 
 /// A trigger: accepts work from outside and dispatches it into the guest.

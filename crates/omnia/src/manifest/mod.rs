@@ -17,7 +17,7 @@ pub mod file;
 pub mod routes;
 mod single;
 
-pub use single::{MANIFEST_NAME, manifest_path};
+pub use single::{MANIFEST_NAME, SingleGuest, manifest_path};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+use super::routes::HttpRoutes;
 use super::{GuestLimits, Manifest};
 use crate::cli::RunArgs;
 use crate::config::RuntimeConfig;
@@ -36,6 +37,17 @@ pub fn manifest_path(path: &Path) -> Result<Option<PathBuf>> {
         .then(|| path.to_owned()))
 }
 
+/// What `omnia run` runs for a manifest of one guest.
+pub struct SingleGuest {
+    /// Its file, grants and mounts, as `run`'s arguments.
+    pub args: RunArgs,
+    /// Its limits.
+    pub limits: GuestLimits,
+    /// Its HTTP routes; `None` (no `routes.http`) takes every request, as a component given
+    /// on the command line does.
+    pub http_routes: Option<HttpRoutes<String>>,
+}
+
 impl Manifest {
     /// The `run` arguments of this manifest's one guest (its file, its grants, the mounts), the
     /// command's own arguments kept from `args`, and its limits. What only applications of many
@@ -43,9 +55,9 @@ impl Manifest {
     ///
     /// # Errors
     ///
-    /// The manifest has more than one guest, routes or grants that need the router and
-    /// per-guest capabilities, or `args` grants something itself (grants go in the manifest).
-    pub fn single_guest(&self, args: &RunArgs) -> Result<(RunArgs, GuestLimits)> {
+    /// The manifest has more than one guest, messaging routes or capability grants (which need
+    /// per-guest capabilities), or `args` grants something itself (grants go in the manifest).
+    pub fn single_guest(&self, args: &RunArgs) -> Result<SingleGuest> {
         let shown = self.path.display();
         if !(args.env.is_empty()
             && args.dirs.is_empty()
@@ -73,14 +85,6 @@ impl Manifest {
                 guest.id
             )
         };
-        if guest
-            .routes
-            .http
-            .iter()
-            .any(|route| route.prefix() != "/" || route.host().is_some())
-        {
-            return Err(not_yet("routes.http other than \"/\""));
-        }
         if !guest.routes.messaging.is_empty() {
             return Err(not_yet(
                 "routes.messaging (subscribe with OMNIA_MESSAGING_TOPICS or OMNIA_MESSAGING_CONFIG)",
@@ -106,7 +110,16 @@ impl Manifest {
                 run.dirs_read_only.push(grant);
             }
         }
-        Ok((run, guest.limits))
+        let http_routes = if guest.routes.http.is_empty() {
+            None
+        } else {
+            Some(self.http_routes()?)
+        };
+        Ok(SingleGuest {
+            args: run,
+            limits: guest.limits,
+            http_routes,
+        })
     }
 }
 

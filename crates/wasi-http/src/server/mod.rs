@@ -238,6 +238,9 @@ where
             Ok(req) => req,
             Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
         };
+        let Some(req) = request::routed(req, self.state.http_routes()) else {
+            return answers::plain(StatusCode::NOT_FOUND, "no route\n");
+        };
         let max_body = self.config.max_body;
         let declared = req
             .headers()

@@ -8,6 +8,7 @@
 
 use hyper::Request;
 use omnia::listener::ConnInfo;
+use omnia::manifest::routes::{HttpRoutes, MATCHED_ROUTE_HEADER, PATH_INFO_HEADER, request_host};
 use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
 
 use super::authority;
@@ -58,6 +59,33 @@ pub(super) fn traced<B>(mut req: Request<B>, work: &Work) -> Request<B> {
         req.headers_mut().insert(TRACEPARENT, value);
     }
     req
+}
+
+/// The request with the route that takes it named in `omnia-matched-route` and
+/// `omnia-path-info` (any the client sent are removed first), or `None` if no route does: see
+/// [`omnia::manifest::routes`]. Without routes (no manifest, or a guest without `routes.http`)
+/// every request is taken as it is.
+pub(super) fn routed<B>(
+    mut req: Request<B>,
+    routes: Option<&HttpRoutes<String>>,
+) -> Option<Request<B>> {
+    let Some(routes) = routes else {
+        return Some(req);
+    };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let matched = routes.route(request_host(&req), target)?;
+    let prefix = http::HeaderValue::from_str(matched.prefix).ok();
+    let path_info = http::HeaderValue::from_str(&matched.path_info).ok();
+    let headers = req.headers_mut();
+    headers.remove(MATCHED_ROUTE_HEADER);
+    headers.remove(PATH_INFO_HEADER);
+    if let Some(prefix) = prefix {
+        headers.insert(MATCHED_ROUTE_HEADER, prefix);
+    }
+    if let Some(path_info) = path_info {
+        headers.insert(PATH_INFO_HEADER, path_info);
+    }
+    Some(req)
 }
 
 /// Checks `Host` and the authority of an absolute-form target (RFC 9112 §3.2, RFC 3986 §3.2,
