@@ -35,7 +35,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use toml::Spanned;
 
-use super::routes::{HttpRoute, RouteError};
+use super::routes::{HttpRoute, HttpRoutes, RouteError};
 use super::{Guest, GuestGrants, GuestLimits, MAX_ID_LEN, Manifest, Mount, Routes};
 use crate::config::{parse_memory_limit, parse_positive_duration};
 
@@ -205,16 +205,18 @@ impl Manifest {
             .into_iter()
             .map(|entry| mount(&cx, base, entry))
             .collect::<Result<_>>()?;
-        let manifest = Self {
-            path: path.to_owned(),
-            guests,
-            mounts,
-        };
-        // Two guests with one route: the table says which route and which guests.
-        manifest.http_routes().map_err(|e| {
+        let http_routes = HttpRoutes::new(guests.iter().flat_map(|guest| {
+            guest
+                .routes
+                .http
+                .iter()
+                .map(|route| (route.clone(), guest.id.clone()))
+        }))
+        // Two guests with one route (each route is checked where it is written): the table
+        // names the route and both guests.
+        .map_err(|e| {
             let line = match &e {
-                RouteError::Duplicate { second, .. } => manifest
-                    .guests
+                RouteError::Duplicate { second, .. } => guests
                     .iter()
                     .find(|g| g.id == *second)
                     .map_or(0, |g| g.line),
@@ -222,7 +224,12 @@ impl Manifest {
             };
             anyhow!("{}:{line}: routes.http: {e}", path.display())
         })?;
-        Ok(manifest)
+        Ok(Self {
+            path: path.to_owned(),
+            guests,
+            mounts,
+            http_routes,
+        })
     }
 }
 

@@ -29,7 +29,7 @@ use routes::{HttpRoute, HttpRoutes};
 pub const MAX_ID_LEN: usize = 63;
 
 /// An application: its guests, read from a manifest and checked.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Manifest {
     /// The manifest file, as given.
     pub path: PathBuf,
@@ -37,6 +37,9 @@ pub struct Manifest {
     pub guests: Vec<Guest>,
     /// Directories given to every guest (upstream's `[[mount]]`).
     pub mounts: Vec<Mount>,
+    /// Every guest's `routes.http`, by guest id: built, and so checked, once when the manifest
+    /// is read.
+    pub http_routes: HttpRoutes<String>,
 }
 
 /// One guest of an application.
@@ -67,24 +70,6 @@ pub struct Routes {
     pub http: Vec<HttpRoute>,
     /// Message topics (NATS subject patterns).
     pub messaging: Vec<String>,
-}
-
-impl Manifest {
-    /// The HTTP route table of every guest's routes, by guest id. [`Manifest::parse`] has
-    /// already built it once, so it cannot fail for a manifest it returned.
-    ///
-    /// # Errors
-    ///
-    /// Two guests have the same route (only for a manifest assembled by hand).
-    pub fn http_routes(&self) -> Result<HttpRoutes<String>, routes::RouteError> {
-        HttpRoutes::new(self.guests.iter().flat_map(|guest| {
-            guest
-                .routes
-                .http
-                .iter()
-                .map(|route| (route.clone(), guest.id.clone()))
-        }))
-    }
 }
 
 /// What a guest is granted (nothing unless listed).

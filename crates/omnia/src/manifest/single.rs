@@ -110,11 +110,7 @@ impl Manifest {
                 run.dirs_read_only.push(grant);
             }
         }
-        let http_routes = if guest.routes.http.is_empty() {
-            None
-        } else {
-            Some(self.http_routes()?)
-        };
+        let http_routes = (!guest.routes.http.is_empty()).then(|| self.http_routes.clone());
         Ok(SingleGuest {
             args: run,
             limits: guest.limits,
