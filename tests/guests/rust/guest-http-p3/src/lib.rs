@@ -10,6 +10,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 pub use exports::wasi::http::handler::Guest;
 pub use wasi::cli::stdout;
 pub use wasi::clocks::monotonic_clock;
@@ -106,6 +108,22 @@ pub fn setters() -> String {
             Setter::Method => request.set_method(&Method::Other(v.into())).is_ok(),
         }
     })
+}
+
+/// A new id of `digits` hex digits (a trace or span id), never all zero: the monotonic clock
+/// mixed with a counter, so that ids differ (they are not secret).
+pub fn new_id(digits: usize) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let now = monotonic_clock::now();
+    let mut out = String::new();
+    while out.len() < digits {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            now.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9) | 1;
+        out.push_str(&format!("{mixed:016x}"));
+    }
+    out.truncate(digits);
+    out
 }
 
 /// Waits `ms` milliseconds with `wasi:clocks/monotonic-clock@0.3.0.wait-for`: only this task

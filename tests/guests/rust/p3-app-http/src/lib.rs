@@ -20,9 +20,7 @@
 //!
 //! A key-value, config or messaging error is 500 `keyvalue error: ...`, `config error: ...` or
 //! 502 `messaging error: ...`; an unknown route 404 `no route`.
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use guest_http_p3::{read_body, respond, ErrorCode, Method, Request, Response};
+use guest_http_p3::{new_id, read_body, respond, ErrorCode, Method, Request, Response};
 
 mod otel {
     wit_bindgen::generate!({
@@ -148,24 +146,6 @@ async fn report(id: &str, start: Datetime) {
         dropped_links: 0,
     };
     let _ = tracing::export(vec![span]).await;
-}
-
-/// A new id of `digits` hex digits, never all zero: the time mixed with a counter (ids that
-/// differ, not secret ones).
-fn new_id(digits: usize) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let now = wall_clock::now();
-    let mut out = String::new();
-    while out.len() < digits {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let mixed = (now.seconds ^ u64::from(now.nanoseconds).rotate_left(32))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9)
-            | 1;
-        out.push_str(&format!("{mixed:016x}"));
-    }
-    out.truncate(digits);
-    out
 }
 
 /// `key` of `bucket`: 200 with its value, or 404.

@@ -18,9 +18,7 @@
 //! waits), so that requests overlap on one instance. It answers 200 with the host's resource (`resource.resource`), a line
 //! `KEY=VALUE` per attribute, sorted, then `spans: ok` and `metrics: ok`; an export error gives
 //! 500 and the line `spans: error ...` or `metrics: error ...`.
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use guest_http_p3::{respond, sleep_ms, ErrorCode, Guest, Request, Response};
+use guest_http_p3::{new_id, respond, sleep_ms, ErrorCode, Guest, Request, Response};
 
 mod otel {
     wit_bindgen::generate!({
@@ -259,22 +257,4 @@ fn describe(err: &Error) -> String {
         Error::Timeout(ms) => format!("timeout {ms}"),
         Error::InternalFailure(message) => format!("internal-failure {message}"),
     }
-}
-
-/// A new id of `digits` hex digits, never all zero: the time mixed with a counter (the guest
-/// needs ids that differ, not secret ones).
-fn new_id(digits: usize) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let now = wall_clock::now();
-    let mut out = String::new();
-    while out.len() < digits {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let mixed = (now.seconds ^ u64::from(now.nanoseconds).rotate_left(32))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ n.wrapping_mul(0xbf58_476d_1ce4_e5b9)
-            | 1;
-        out.push_str(&format!("{mixed:016x}"));
-    }
-    out.truncate(digits);
-    out
 }
