@@ -238,7 +238,7 @@ where
             Ok(req) => req,
             Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
         };
-        let Some(req) = request::routed(req, self.state.http_routes()) else {
+        let Some(mut req) = request::routed(req, self.state.http_routes()) else {
             return answers::plain(StatusCode::NOT_FOUND, "no route\n");
         };
         let max_body = self.config.max_body;
@@ -254,8 +254,7 @@ where
             );
         }
         let what = format!("{} {}", req.method(), req.uri().path());
-        let work = request::span(&req, conn);
-        let req = request::traced(req, &work);
+        let work = request::span(&mut req, conn);
         let span = work.span.clone();
         let fault = Arc::new(OnceLock::new());
         let req = req.map(|body| {

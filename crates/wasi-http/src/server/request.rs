@@ -15,7 +15,14 @@ use super::authority;
 
 /// The request's span (OpenTelemetry HTTP server conventions), its parent the client's
 /// `traceparent`, if any.
-pub(super) fn span<B>(req: &Request<B>, conn: ConnInfo) -> Work {
+///
+/// When the runtime records a span for the request, the request's `traceparent` is rewritten
+/// to name that span (the client's span is its parent), as a tracing proxy forwards a request.
+/// A guest that reads the header, which is how a WASI 0.3 guest learns its request's trace (its
+/// instance serves many requests), then makes its spans children of the request's span, and a
+/// guest that forwards the header propagates the trace through it. When nothing records spans
+/// the header is left as the client sent it.
+pub(super) fn span<B>(req: &mut Request<B>, conn: ConnInfo) -> Work {
     let method = req.method().as_str();
     let parent = req
         .headers()
@@ -37,28 +44,14 @@ pub(super) fn span<B>(req: &Request<B>, conn: ConnInfo) -> Work {
         server.port = conn.local.port(),
         client.address = %conn.peer.ip(),
     );
-    omnia::trace::start_span(span, parent)
-}
-
-/// The request as its guest gets it: when the runtime records a span for it, its `traceparent`
-/// names that span (the client's span is the span's parent), as a tracing proxy forwards a
-/// request. A guest that reads the header, which is how a WASI 0.3 guest learns its request's
-/// trace (its instance serves many requests), then makes its spans children of the request's
-/// span, and a guest that forwards the header propagates the trace through it. When nothing
-/// records spans the header is left as the client sent it.
-pub(super) fn traced<B>(mut req: Request<B>, work: &Work) -> Request<B> {
-    let incoming = req
-        .headers()
-        .get(TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceContext::parse);
+    let work = omnia::trace::start_span(span, parent);
     if let Some(trace) = work.trace
-        && Some(trace) != incoming
+        && Some(trace) != parent
         && let Ok(value) = http::HeaderValue::from_str(&trace.traceparent())
     {
         req.headers_mut().insert(TRACEPARENT, value);
     }
-    req
+    work
 }
 
 /// The request with the route that takes it named in `omnia-matched-route` and

@@ -29,7 +29,7 @@
 //! `traceparent` of their own). What a host function needs of its own request's trace it finds
 //! by the guest task it is called from: each request's trace context is recorded in the store
 //! under the task serving it ([`omnia::trace::Requests`]), and the request the guest gets names
-//! the runtime's span as its `traceparent` (see `request::traced`).
+//! the runtime's span as its `traceparent` (see `request::span`).
 
 use std::future::Future;
 use std::marker::PhantomData;
