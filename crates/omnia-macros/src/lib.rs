@@ -17,7 +17,7 @@
 //! * `Options`: every entry's `Backend::Options`, all read from the environment (and `run`
 //!   flags) before the component is compiled, so every bad setting is reported at once;
 //! * `Capabilities`: the connected entries, implementing `omnia::Capabilities` (connect the
-//!   `Backend` of each entry the component uses (`Host::used_by`), link each `Host`, bind and
+//!   `Backend` of each entry some guest uses (`Host::used_by`), link each `Host`, bind and
 //!   start each `Server`);
 //! * `async fn runtime_run(cli: Cli) -> anyhow::Result<()>`.
 //!
@@ -213,7 +213,9 @@ fn parts(input: &Input) -> Parts {
         });
         p.connects.push(quote! {
             #(#attrs)*
-            #field: if <#ty as #omnia::Host<StoreCtx>>::used_by(engine, component) {
+            #field: if components.iter().any(|component| {
+                <#ty as #omnia::Host<StoreCtx>>::used_by(component.engine(), component)
+            }) {
                 Some(
                     <#ty as #omnia::Backend>::connect_with(options.#field)
                         .await
@@ -232,31 +234,44 @@ fn parts(input: &Input) -> Parts {
         p.clones
             .push(quote! { #(#attrs)* #field: self.#field.clone(), });
         if is_trigger {
-            p.exported.push(quote! {
-                #(#attrs)*
-                if <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(engine, component) {
-                    names.push(#key);
-                }
-            });
-            p.starts.push(quote! {
-                #(#attrs)*
-                if let Some(server) = &self.#field
-                    && <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(#omnia::State::engine(state), component)
-                {
-                    let server = server.clone();
-                    let state = state.clone();
-                    let shutdown = shutdown.clone();
-                    triggers.push(#omnia::Trigger {
-                        name: #key,
-                        bind: Box::pin(async move {
-                            #omnia::Server::<#omnia::Runtime<StoreCtx>>::bind(&server, state, shutdown).await
-                        }),
-                    });
-                }
-            });
+            trigger_parts(&mut p, entry);
         }
     }
     p
+}
+
+/// What a trigger entry adds: the check of its export, and the start of its server.
+fn trigger_parts(p: &mut Parts, entry: &Entry) {
+    let omnia = quote!(::omnia);
+    let Entry { attrs, key, ty } = entry;
+    let field = format_ident!("{}", key.value());
+    p.exported.push(quote! {
+        #(#attrs)*
+        if <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(engine, component) {
+            names.push(#key);
+        }
+    });
+    p.starts.push(quote! {
+        #(#attrs)*
+        if let Some(server) = &self.#field
+            && app.guests().iter().any(|guest| {
+                <#ty as #omnia::Server<#omnia::Runtime<StoreCtx>>>::exported_by(
+                    #omnia::State::engine(guest),
+                    #omnia::State::instance_pre(guest).component(),
+                )
+            })
+        {
+            let server = server.clone();
+            let app = app.clone();
+            let shutdown = shutdown.clone();
+            triggers.push(#omnia::Trigger {
+                name: #key,
+                bind: Box::pin(async move {
+                    #omnia::Server::<#omnia::Runtime<StoreCtx>>::bind(&server, app, shutdown).await
+                }),
+            });
+        }
+    });
 }
 
 /// `Cli` and `StoreCtx` with its views.
@@ -404,8 +419,7 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
             #[allow(unused_variables)]
             async fn connect(
                 options: Options,
-                engine: &#private::wasmtime::Engine,
-                component: &#private::wasmtime::component::Component,
+                components: &[#private::wasmtime::component::Component],
             ) -> #private::anyhow::Result<Self> {
                 Ok(Self { #(#connects)* })
             }
@@ -436,8 +450,7 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
             #[allow(unused_mut, unused_variables)]
             fn triggers(
                 &self,
-                state: &#omnia::Runtime<StoreCtx>,
-                component: &#private::wasmtime::component::Component,
+                app: &#omnia::Application<#omnia::Runtime<StoreCtx>>,
                 shutdown: &#omnia::Shutdown,
             ) -> Vec<#omnia::Trigger> {
                 let mut triggers = Vec::new();

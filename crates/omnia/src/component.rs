@@ -15,8 +15,7 @@ use wasmtime::component::{Component, ComponentNamedList, InstancePre, Lift, Lowe
 use wasmtime::{Engine, Module, Precompiled};
 
 use crate::artifact;
-use crate::config::RuntimeConfig;
-use crate::engine::{self, Kind};
+use crate::engine::{Engines, Kind};
 
 /// A loaded guest.
 pub enum Guest {
@@ -119,14 +118,15 @@ pub fn imports_async_func(engine: &Engine, component: &Component, prefix: &str) 
         })
 }
 
-/// Loads the guest at `path`, a file of at most `max_size` bytes (`OMNIA_MAX_COMPONENT_SIZE`),
-/// into a new engine of the [`Kind`] it needs: [`Kind::Sync`] unless it is a WASI 0.3 component
-/// (a component that the synchronous engine refuses), [`Kind::Async`] then.
-pub fn load(config: &RuntimeConfig, path: &Path) -> Result<(Engine, Guest)> {
+/// Loads the guest at `path`, a file of at most `OMNIA_MAX_COMPONENT_SIZE` bytes, into the
+/// engine of the [`Kind`] it needs: [`Kind::Sync`] unless it is a WASI 0.3 component (a
+/// component that the synchronous engine refuses), [`Kind::Async`] then.
+pub fn load(engines: &Engines, path: &Path) -> Result<(Engine, Guest)> {
+    let config = engines.config();
     let bytes = read(path, config.max_component_size)?;
     let precompiled = precompiled(path, &bytes)?;
     let load_in = |kind| -> Result<(Engine, Guest)> {
-        let engine = engine::build(config, kind)?;
+        let engine = engines.get(kind)?;
         let guest = match precompiled {
             Some((kind, artefact)) => load_precompiled(&engine, path, artefact, kind)?,
             None => load_wasm(&engine, path, &bytes, config.compile_cache.as_deref())?,
@@ -322,13 +322,20 @@ fn compile(engine: &Engine, path: &Path, bytes: &[u8], is_module: bool) -> Resul
 /// Precompiles the `.wasm` component or core module at `input` into `output` (a `.bin` for this
 /// omnia build's engine of the [`Kind`] the guest needs, see [`load`]).
 #[cfg(feature = "jit")]
-pub fn precompile(config: &RuntimeConfig, input: &Path, output: &Path) -> Result<()> {
+pub fn precompile(config: &crate::RuntimeConfig, input: &Path, output: &Path) -> Result<()> {
     let bytes = read(input, config.max_component_size)?;
     if bytes.starts_with(ELF_MAGIC) {
         bail!("{} is already precompiled", input.display());
     }
     let is_module = is_core_module(input, &bytes)?;
-    let compile_in = |kind| compile(&engine::build(config, kind)?, input, &bytes, is_module);
+    let compile_in = |kind| {
+        compile(
+            &crate::engine::build(config, kind)?,
+            input,
+            &bytes,
+            is_module,
+        )
+    };
     let compiled = match compile_in(Kind::Sync) {
         // Only a component can need the async engine.
         Err(_) if !is_module => compile_in(Kind::Async)?,

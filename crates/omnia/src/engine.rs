@@ -1,4 +1,5 @@
-//! The [`Engine`]: one per process, configured for serving untrusted guests.
+//! The [`Engine`]s: at most one of each [`Kind`] per process ([`Engines`]), configured for
+//! serving untrusted guests.
 //!
 //! * **Pooling allocator** when the platform allows it (instances are created per request, and
 //!   pooling makes that a few microseconds); if reserving the pool fails (small address space,
@@ -37,6 +38,44 @@ pub enum Kind {
     /// WASI 0.3 components: component-model async (async exports and imports, streams, futures),
     /// and calls that run concurrently in one instance.
     Async,
+}
+
+/// The engines of one application: at most one of each [`Kind`], built on first use and shared
+/// by every guest that needs it (each engine has its own instance pool and compiled code
+/// cache, so an application of twenty 0.2 guests needs one engine, not twenty).
+pub struct Engines {
+    config: RuntimeConfig,
+    sync: OnceLock<Engine>,
+    async_: OnceLock<Engine>,
+}
+
+impl Engines {
+    /// No engine yet; each will be built for `config`.
+    pub fn new(config: &RuntimeConfig) -> Self {
+        Self {
+            config: config.clone(),
+            sync: OnceLock::new(),
+            async_: OnceLock::new(),
+        }
+    }
+
+    /// The settings the engines are built for.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The engine of `kind`, built if this is the first time it is asked for.
+    pub fn get(&self, kind: Kind) -> Result<Engine> {
+        let cell = match kind {
+            Kind::Sync => &self.sync,
+            Kind::Async => &self.async_,
+        };
+        if let Some(engine) = cell.get() {
+            return Ok(engine.clone());
+        }
+        let engine = build(&self.config, kind)?;
+        Ok(cell.get_or_init(|| engine).clone())
+    }
 }
 
 /// Builds an engine of `kind` for `config`: pooling if possible, on-demand otherwise.

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod admin;
+mod application;
 pub mod artifact;
 pub mod cli;
 pub mod command;
@@ -58,13 +59,14 @@ pub mod telemetry;
 pub mod trace;
 mod traits;
 
+pub use application::{AppGuest, Application};
 pub use cli::{Command, exit_code};
 pub use config::{FromEnv, RuntimeConfig, Setting, SettingGroup};
 pub use host_error::{HostError, HostResult};
 pub use lifecycle::Shutdown;
 pub use limits::{Admission, WorkSlots};
 pub use run::run;
-pub use runtime::Runtime;
+pub use runtime::{Runtime, Shared};
 pub use store::{HostView, StoreCore, StoreView};
 pub use traits::{Backend, Capabilities, Host, Server, Serving, State, Trigger};
 

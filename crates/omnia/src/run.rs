@@ -11,12 +11,14 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use crate::admin::{self, Readiness};
 use crate::cli::{Command, RunArgs};
 use crate::config::{FromEnv, RuntimeConfig};
+use crate::engine::Engines;
 use crate::grants::Grants;
 use crate::lifecycle::{Shutdown, TerminationSignals};
-use crate::manifest::routes::HttpRoutes;
-use crate::manifest::{self, GuestLimits, Manifest, SingleGuest};
-use crate::traits::Capabilities;
-use crate::{Runtime, command, component, engine, link_error, telemetry};
+use crate::manifest::{self, Manifest, PlannedGuest, RunPlan};
+use crate::traits::{Capabilities, State};
+use crate::{
+    AppGuest, Application, Runtime, Shared, command, component, engine, link_error, telemetry,
+};
 
 /// Runs `command` with the capabilities `C` (the code [`runtime!`](crate::runtime) generates
 /// calls this). A command component's exit code becomes the process's exit code.
@@ -50,64 +52,170 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     crate::listener::raise_open_file_limit();
     // Every setting is read and checked before the (possibly slow) compilation, so a typo is
     // reported in milliseconds.
-    let SingleGuest {
-        args,
-        limits,
-        http_routes,
-    } = match manifest::manifest_path(&args.component)? {
-        Some(path) => Manifest::load(&path, &C::names())?.single_guest(&args)?,
-        None => SingleGuest {
-            args,
-            limits: GuestLimits::default(),
-            http_routes: None,
-        },
+    let plan = match manifest::manifest_path(&args.component)? {
+        Some(path) => RunPlan::from_manifest(&Manifest::load(&path, &C::names())?, &args)?,
+        None => RunPlan::single(args),
     };
-    let mut config = RuntimeConfig::from_env()?;
-    limits.apply(&mut config);
+    let config = RuntimeConfig::from_env()?;
     let options = C::options()?;
-    let grants = Grants::from_args(&args)?;
+    let grants = plan
+        .guests
+        .iter()
+        .map(|guest| guest.context(Grants::from_args(&guest.args)))
+        .collect::<Result<Vec<_>>>()?;
     telemetry::init(C::tracing_layers(&options)?);
-    let (engine, guest) = component::load(&config, &args.component)?;
-    let component = match guest {
-        component::Guest::Component(component) => component,
-        component::Guest::Module(module) => {
-            let code = command::run_module(&engine, &module, &args, &grants, &config).await?;
-            exit_flushed(code)
-        }
-    };
+    let engines = Engines::new(&plan.engine_config(&config));
     let build = crate::cli::build_summary(C::profile(), &C::describe());
-    let pre = instantiate_pre(&linker::<C>(&engine, &component)?, &component, &build)
-        .with_context(|| format!("cannot link {}", args.component.display()))?;
+    let mut loaded = Vec::new();
+    for guest in &plan.guests {
+        loaded.push(guest.context(component::load(&engines, &guest.args.component))?);
+    }
 
-    let triggers = C::exported_triggers(&engine, &component);
-    if triggers.is_empty() {
-        if command::is_command(&engine, &component) {
-            let capabilities = C::connect(options, &engine, &component).await?;
-            let code = command::run(pre, &args, &grants, &config, |core| {
+    // A component on its own may be a command (or a WASI 0.1 module), run once.
+    if let ([guest], [(engine, loaded)]) = (&plan.guests[..], &loaded[..]) {
+        let file = &guest.args.component;
+        let config = guest.config(&config);
+        let component = match loaded {
+            component::Guest::Component(component) => component,
+            component::Guest::Module(module) => {
+                let code =
+                    command::run_module(engine, module, &guest.args, &grants[0], &config).await?;
+                exit_flushed(code)
+            }
+        };
+        let triggers = C::exported_triggers(engine, component);
+        if triggers.is_empty() && command::is_command(engine, component) {
+            let pre = instantiate_pre(&linker::<C>(engine, component)?, component, &build)
+                .with_context(|| format!("cannot link {}", file.display()))?;
+            let capabilities = C::connect(options, std::slice::from_ref(component)).await?;
+            let code = command::run(pre, &guest.args, &grants[0], &config, |core| {
                 capabilities.store_ctx(core)
             })
             .await?;
             exit_flushed(code)
         }
+        if !triggers.is_empty() && !guest.args.args.is_empty() {
+            bail!(
+                "arguments after the component ({}) are only for wasi:cli/run components; {} \
+                 is served by: {}",
+                guest.args.args.join(" "),
+                file.display(),
+                triggers.join(", ")
+            );
+        }
+    }
+    // Every guest is linked and checked against its routes before anything connects or
+    // listens: a mistake in the tenth guest is reported before the first serves a request.
+    let mut pres = Vec::new();
+    for (guest, (engine, loaded)) in plan.guests.iter().zip(loaded) {
+        pres.push(check_guest::<C>(
+            &engine,
+            loaded,
+            guest,
+            plan.guests.len(),
+            &build,
+        )?);
+    }
+    let components: Vec<Component> = pres.iter().map(|pre| pre.component().clone()).collect();
+    let capabilities = C::connect(options, &components).await?;
+    let shared = Shared::new(&config);
+    let guests = plan
+        .guests
+        .into_iter()
+        .zip(grants)
+        .zip(pres)
+        .map(|((guest, grants), pre)| {
+            let capabilities = capabilities.clone();
+            AppGuest {
+                state: Runtime::new(
+                    &guest.id,
+                    pre,
+                    guest.config(&config),
+                    &shared,
+                    grants,
+                    move |core| capabilities.store_ctx(core),
+                ),
+                topics: guest.topics,
+            }
+        })
+        .collect();
+    let app = Application::new(guests, plan.http_routes, config, shared.slots().clone());
+    serve::<C>(capabilities, app).await
+}
+
+/// Links one guest of an application (of `guests` guests) and checks it: a component that
+/// exports a trigger, the trigger of each of its routes, and (in an application of several)
+/// has the routes of each trigger it serves.
+fn check_guest<C: Capabilities>(
+    engine: &Engine,
+    loaded: component::Guest,
+    guest: &PlannedGuest,
+    guests: usize,
+    build: &str,
+) -> Result<InstancePre<C::StoreCtx>> {
+    let file = &guest.args.component;
+    // Errors begin with where the guest is declared (a component on its own: its file, which
+    // they name anyway).
+    let at = guest
+        .origin
+        .as_ref()
+        .map(|origin| format!("{origin}: "))
+        .unwrap_or_default();
+    let component::Guest::Component(component) = loaded else {
         bail!(
-            "{} exports nothing this runtime can run: it needs wasi:cli/run or the interface of \
-             a trigger compiled into this build ({}); its exports are: [{}]",
-            args.component.display(),
+            "{at}{} is a WASI 0.1 module, which runs as a command on its own (omnia run \
+             {}), not as one guest of an application",
+            file.display(),
+            file.display()
+        );
+    };
+    let triggers = C::exported_triggers(engine, &component);
+    if triggers.is_empty() {
+        let command = if command::is_command(engine, &component) {
+            "; a wasi:cli/run command runs on its own (omnia run FILE), not in an application"
+        } else {
+            ""
+        };
+        bail!(
+            "{at}{} exports nothing this runtime can run: it needs wasi:cli/run or the \
+             interface of a trigger compiled into this build ({}); its exports are: [{}]{command}",
+            file.display(),
             C::names().join(", "),
-            component::export_names(&engine, &component).join(", ")
+            component::export_names(engine, &component).join(", "),
         );
     }
-    if !args.args.is_empty() {
-        bail!(
-            "arguments after the component ({}) are only for wasi:cli/run components; {} is \
-             served by: {}",
-            args.args.join(" "),
-            args.component.display(),
-            triggers.join(", ")
-        );
-    }
-    let capabilities = C::connect(options, &engine, &component).await?;
-    serve::<C>(capabilities, pre, &component, config, grants, http_routes).await
+    let check_routes = |trigger: &str, key: &str, example: String, routed: bool| {
+        if routed && !triggers.contains(&trigger) {
+            bail!(
+                "{at}{key}: {} does not serve {trigger} (it is served by: {}); remove \
+                 {key}, or give the component that does",
+                file.display(),
+                triggers.join(", ")
+            );
+        }
+        if !routed && guests > 1 && triggers.contains(&trigger) {
+            bail!(
+                "{at}{} serves {trigger} but has no {key}: in an application of several \
+                 guests each names what it takes, e.g. {key} = [{example}]",
+                file.display(),
+            );
+        }
+        Ok(())
+    };
+    check_routes(
+        "http",
+        "routes.http",
+        format!("\"/{}\"", guest.id),
+        guest.has_http_routes,
+    )?;
+    check_routes(
+        "messaging",
+        "routes.messaging",
+        format!("\"{}.>\"", guest.id),
+        guest.topics.as_ref().is_some_and(|t| !t.is_empty()),
+    )?;
+    instantiate_pre(&linker::<C>(engine, &component)?, &component, build)
+        .with_context(|| format!("{at}cannot link {}", file.display()))
 }
 
 /// Ends the process with a command guest's exit code, once its output is flushed.
@@ -119,12 +227,9 @@ fn exit_flushed(code: i32) -> ! {
 
 async fn serve<C: Capabilities>(
     capabilities: C,
-    pre: InstancePre<C::StoreCtx>,
-    component: &Component,
-    config: RuntimeConfig,
-    grants: Grants,
-    http_routes: Option<HttpRoutes<String>>,
+    app: Application<Runtime<C::StoreCtx>>,
 ) -> Result<()> {
+    let config = app.config().clone();
     let mut signals = TerminationSignals::listen()?;
     let (stop, shutdown) = Shutdown::new(config.shutdown_grace);
     let readiness = Readiness::default();
@@ -138,16 +243,9 @@ async fn serve<C: Capabilities>(
     };
     let mut servers = JoinSet::new();
     let grace = config.shutdown_grace;
-    let granted = grants.summary();
-    let state = {
-        let capabilities = capabilities.clone();
-        Runtime::new(pre, config, grants, http_routes, move |core| {
-            capabilities.store_ctx(core)
-        })
-    };
 
     // Ready only once every trigger listens: a probe that says ready must mean "send traffic".
-    for trigger in capabilities.triggers(&state, component, &shutdown) {
+    for trigger in capabilities.triggers(&app, &shutdown) {
         let name = trigger.name;
         let serving = trigger
             .bind
@@ -158,8 +256,13 @@ async fn serve<C: Capabilities>(
     readiness.set(true);
     // After the triggers' own lines: tools (wasi-testsuite's runner) read the address from the
     // first line, as `wasmtime serve` prints it.
-    if !granted.is_empty() {
-        tracing::info!("granted to the guest: {granted}");
+    for guest in app.guests() {
+        let granted = guest.grants().summary();
+        match (granted.is_empty(), app.guests().len()) {
+            (true, _) => {}
+            (false, 1) => tracing::info!("granted to the guest: {granted}"),
+            (false, _) => tracing::info!("granted to guest {:?}: {granted}", guest.id()),
+        }
     }
 
     tokio::select! {

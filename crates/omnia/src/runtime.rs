@@ -1,4 +1,5 @@
-//! [`Runtime`]: the [`State`] every trigger serves from.
+//! [`Runtime`]: the [`State`] of one guest, which every trigger serves it from, and [`Shared`],
+//! what the guests of an application share.
 
 use std::sync::Arc;
 
@@ -10,7 +11,6 @@ use crate::config::RuntimeConfig;
 use crate::grants::Grants;
 use crate::guest_output::{GuestOutput, Target, output_limit};
 use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
-use crate::manifest::routes::HttpRoutes;
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
 use crate::telemetry::{LogLimit, suppressed_note};
@@ -20,25 +20,51 @@ use crate::traits::State;
 /// Rate limit of the warning that a granted directory went away.
 static GRANT_LOG: LogLimit = LogLimit::new(1, std::time::Duration::from_mins(1));
 
-/// The component, pre-instantiated once, plus what it takes to make a store for each request or
-/// message, and the limits every trigger shares: one pool of work slots and one memory budget.
-/// Cheap to clone.
+/// One guest: its component, pre-instantiated once, plus what it takes to make a store for
+/// each request or message (its grants, its limits) and what it shares with the other guests
+/// of its application ([`Shared`]). Cheap to clone.
 pub struct Runtime<T: 'static> {
     inner: Arc<Inner<T>>,
 }
 
 struct Inner<T: 'static> {
+    /// The guest's id: the manifest's, or the file's stem for a guest run on its own.
+    id: Arc<str>,
     pre: InstancePre<T>,
+    /// The runtime's settings with the guest's own limits.
     config: RuntimeConfig,
-    slots: WorkSlots,
-    budget: Arc<MemoryBudget>,
-    /// The rate limit of the guest's stdout and stderr, shared by every instance.
-    output: Arc<LogLimit>,
+    shared: Shared,
     /// What each store is granted (`--env`, `--dir`, the network).
     grants: Grants,
-    /// The HTTP routes of the guest, if a manifest gives it some.
-    http_routes: Option<HttpRoutes<String>>,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
+}
+
+/// What every guest of an application shares: one pool of work slots, one memory budget, one
+/// rate limit of guest output. Cheap to clone.
+#[derive(Clone)]
+pub struct Shared {
+    slots: WorkSlots,
+    budget: Arc<MemoryBudget>,
+    /// The rate limit of the guests' stdout and stderr, shared by every instance.
+    output: Arc<LogLimit>,
+}
+
+impl Shared {
+    /// The slots, budget and output limit of `config` (`OMNIA_MAX_CONCURRENCY`,
+    /// `OMNIA_MEMORY_BUDGET`, `OMNIA_GUEST_OUTPUT_RATE`).
+    pub fn new(config: &RuntimeConfig) -> Self {
+        metrics::MEMORY_BUDGET_BYTES.set(i64::try_from(config.memory_budget).unwrap_or(i64::MAX));
+        Self {
+            slots: WorkSlots::new(config.max_concurrency),
+            budget: MemoryBudget::new(config.memory_budget),
+            output: output_limit(config.guest_output_rate),
+        }
+    }
+
+    /// The work slots every guest and trigger shares.
+    pub fn slots(&self) -> &WorkSlots {
+        &self.slots
+    }
 }
 
 impl<T: 'static> Clone for Runtime<T> {
@@ -50,33 +76,37 @@ impl<T: 'static> Clone for Runtime<T> {
 }
 
 impl<T: StoreView> Runtime<T> {
-    /// A runtime serving `pre`, each store with `grants`, HTTP requests on `http_routes` (all
-    /// if `None`); `make_ctx` adds the capabilities' data to each store's core.
+    /// The guest `id` serving `pre` under `config` (the runtime's settings with its own
+    /// limits), sharing `shared` with the other guests, each store with `grants`; `make_ctx`
+    /// adds the capabilities' data to each store's core.
     pub fn new(
+        id: &str,
         pre: InstancePre<T>,
         config: RuntimeConfig,
+        shared: &Shared,
         grants: Grants,
-        http_routes: Option<HttpRoutes<String>>,
         make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
     ) -> Self {
-        metrics::MEMORY_BUDGET_BYTES.set(i64::try_from(config.memory_budget).unwrap_or(i64::MAX));
         Self {
             inner: Arc::new(Inner {
+                id: id.into(),
                 pre,
-                slots: WorkSlots::new(config.max_concurrency),
-                budget: MemoryBudget::new(config.memory_budget),
-                output: output_limit(config.guest_output_rate),
-                grants,
-                http_routes,
                 config,
+                shared: shared.clone(),
+                grants,
                 make_ctx: Box::new(make_ctx),
             }),
         }
     }
 
+    /// What each of its stores is granted.
+    pub fn grants(&self) -> &Grants {
+        &self.inner.grants
+    }
+
     /// The process-wide memory budget.
     pub fn budget(&self) -> &Arc<MemoryBudget> {
-        &self.inner.budget
+        &self.inner.shared.budget
     }
 }
 
@@ -116,12 +146,16 @@ impl<T: StoreView> State for Runtime<T> {
         &self.inner.pre
     }
 
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+
     fn slots(&self) -> &WorkSlots {
-        &self.inner.slots
+        &self.inner.shared.slots
     }
 
     fn new_store(&self, work: Work) -> Store<T> {
-        let output = |target| GuestOutput::new(target, Arc::clone(&self.inner.output));
+        let output = |target| GuestOutput::new(target, Arc::clone(&self.inner.shared.output));
         let mut wasi = WasiCtx::builder();
         wasi.stdout(output(Target::Stdout))
             .stderr(output(Target::Stderr));
@@ -131,7 +165,10 @@ impl<T: StoreView> State for Runtime<T> {
             tracing::warn!("{err:#}{}", suppressed_note(suppressed));
         }
         let wasi = wasi.build();
-        let limits = GuestLimits::new(self.inner.config.max_memory, Arc::clone(&self.inner.budget));
+        let limits = GuestLimits::new(
+            self.inner.config.max_memory,
+            Arc::clone(&self.inner.shared.budget),
+        );
         let core = StoreCore::new(wasi, limits, work);
         metrics::INSTANTIATIONS.inc();
         serving_store(self.engine(), (self.inner.make_ctx)(core))
@@ -139,9 +176,5 @@ impl<T: StoreView> State for Runtime<T> {
 
     fn config(&self) -> &RuntimeConfig {
         &self.inner.config
-    }
-
-    fn http_routes(&self) -> Option<&HttpRoutes<String>> {
-        self.inner.http_routes.as_ref()
     }
 }

@@ -16,6 +16,7 @@ use anyhow::Result;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
+use crate::application::Application;
 use crate::config::SettingGroup;
 use crate::lifecycle::Shutdown;
 use crate::limits::WorkSlots;
@@ -79,11 +80,16 @@ pub trait Backend: Clone + Sized + Send + Sync + 'static {
     }
 }
 
-/// Per-runtime state shared by every request or message: it makes stores and holds the
-/// pre-instantiated component.
+/// One guest, shared by every request or message it serves: it makes stores and holds the
+/// pre-instantiated component. The guests of one process are an
+/// [`Application`](crate::Application).
 pub trait State: Clone + Send + Sync + 'static {
     /// The data of each store.
     type StoreCtx: StoreView;
+
+    /// The guest's id (the manifest's, or the file's stem for a guest run on its own): the
+    /// `component` label of its metrics, named in its log lines.
+    fn id(&self) -> &str;
 
     /// The engine every store belongs to.
     fn engine(&self) -> &Engine;
@@ -100,22 +106,24 @@ pub trait State: Clone + Send + Sync + 'static {
     /// and the process-wide budget) and the epoch deadline callback set.
     fn new_store(&self, work: crate::trace::Work) -> Store<Self::StoreCtx>;
 
-    /// The runtime-wide limits (deadline, memory, concurrency, shutdown grace).
+    /// The runtime's settings with this guest's own limits (deadline, memory per instance).
     fn config(&self) -> &crate::RuntimeConfig;
-
-    /// The HTTP routes the guest is given (an application's manifest); `None`: every request.
-    fn http_routes(&self) -> Option<&crate::manifest::routes::HttpRoutes<String>>;
 }
 
-/// A trigger: accepts work from outside and dispatches it into the guest.
+/// A trigger: accepts work from outside and dispatches it into the guests.
 pub trait Server<S: State>: Send + Sync + 'static {
     /// Whether `component` exports the interface this trigger calls.
     fn exported_by(engine: &Engine, component: &Component) -> bool;
 
-    /// Binds the trigger (listens on its address, subscribes to its topics) and returns the
-    /// future that serves until `shutdown` fires, then drains in-flight work and returns. The
-    /// runtime reports itself ready only once every trigger has bound.
-    fn bind(&self, state: S, shutdown: Shutdown) -> impl Future<Output = Result<Serving>> + Send;
+    /// Binds the trigger (listens on its address, subscribes to its topics) for the guests of
+    /// `app` that export its interface, and returns the future that serves until `shutdown`
+    /// fires, then drains in-flight work and returns. The runtime reports itself ready only
+    /// once every trigger has bound.
+    fn bind(
+        &self,
+        app: Application<S>,
+        shutdown: Shutdown,
+    ) -> impl Future<Output = Result<Serving>> + Send;
 }
 
 /// What [`Server::bind`] returns: the trigger serving until shutdown.
@@ -163,11 +171,11 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// Flushes and closes every connected entry (see [`Backend::shutdown`]).
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
 
-    /// Connects the backends of the entries `component` uses (see [`Host::used_by`]).
+    /// Connects the backends of the entries any of `components` uses (see
+    /// [`Host::used_by`]): one connection per backend, whatever the number of guests.
     fn connect(
         options: Self::Options,
-        engine: &Engine,
-        component: &Component,
+        components: &[Component],
     ) -> impl Future<Output = Result<Self>> + Send;
 
     /// Links every entry's interfaces, in the shapes `component` imports (see
@@ -180,11 +188,10 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// The names of the triggers `component` exports an interface for.
     fn exported_triggers(engine: &Engine, component: &Component) -> Vec<&'static str>;
 
-    /// Starts every trigger `component` exports.
+    /// Starts every trigger some guest of `app` exports.
     fn triggers(
         &self,
-        state: &crate::Runtime<Self::StoreCtx>,
-        component: &Component,
+        app: &Application<crate::Runtime<Self::StoreCtx>>,
         shutdown: &Shutdown,
     ) -> Vec<Trigger>;
 }

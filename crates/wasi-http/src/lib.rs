@@ -319,7 +319,7 @@ where
         server::exports_handler(engine, component)
     }
 
-    async fn bind(&self, state: S, shutdown: omnia::Shutdown) -> Result<Serving> {
-        server::bind(state, Arc::clone(&self.config), shutdown).await
+    async fn bind(&self, app: omnia::Application<S>, shutdown: omnia::Shutdown) -> Result<Serving> {
+        server::bind(app, Arc::clone(&self.config), shutdown).await
     }
 }

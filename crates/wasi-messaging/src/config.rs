@@ -109,7 +109,32 @@ impl Subscription {
 
 /// The subscriptions of the messaging trigger.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Subscriptions(pub Vec<Subscription>);
+pub struct Subscriptions {
+    /// The subscriptions configured (`OMNIA_MESSAGING_TOPICS` or `OMNIA_MESSAGING_CONFIG`):
+    /// what a guest run on its own is subscribed to, and the settings of their topics when an
+    /// application's guest is routed one.
+    pub listed: Vec<Subscription>,
+    /// The queue group of a topic not listed (`OMNIA_MESSAGING_QUEUE_GROUP`).
+    pub queue_group: Option<String>,
+    /// Messages of a topic not listed handled at once (`OMNIA_MESSAGING_CONCURRENCY`).
+    pub concurrency: Option<usize>,
+}
+
+impl Subscriptions {
+    /// The subscription of `topic` (a guest's `routes.messaging` in an application): the
+    /// listed one of that topic, if any, else the defaults.
+    pub fn for_topic(&self, topic: &str) -> Subscription {
+        self.listed
+            .iter()
+            .find(|s| s.topic == topic)
+            .cloned()
+            .unwrap_or_else(|| Subscription {
+                queue_group: self.queue_group.clone(),
+                concurrency: self.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                ..Subscription::topic(topic)
+            })
+    }
+}
 
 impl FromEnv for Subscriptions {
     fn from_env() -> Result<Self> {
@@ -137,8 +162,8 @@ impl FromEnv for Subscriptions {
                 }
                 load_file(&path)
             }
-            None => Ok(Self(
-                topics
+            None => Ok(Self {
+                listed: topics
                     .unwrap_or_default()
                     .iter()
                     .map(|t| Subscription {
@@ -147,7 +172,9 @@ impl FromEnv for Subscriptions {
                         ..Subscription::topic(t)
                     })
                     .collect(),
-            )),
+                queue_group: group,
+                concurrency,
+            }),
         }
     }
 
@@ -210,7 +237,10 @@ fn parse_file(table: &Table) -> Result<Subscriptions> {
             parse_subscription(t).with_context(|| format!("subscription {}", i + 1))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Subscriptions(subscriptions))
+    Ok(Subscriptions {
+        listed: subscriptions,
+        ..Subscriptions::default()
+    })
 }
 
 const KEYS: &[&str] = &[
@@ -374,12 +404,12 @@ mod tests {
             "#,
         )
         .unwrap();
-        let orders = &subs.0[0];
+        let orders = &subs.listed[0];
         assert_eq!(orders.jetstream.as_ref().unwrap().stream, "ORDERS");
         assert_eq!(orders.backoff_after(1), Duration::from_millis(100));
         assert_eq!(orders.backoff_after(7), Duration::from_secs(1));
-        assert_eq!(subs.0[1].queue_group.as_deref(), Some("workers"));
-        assert_eq!(subs.0[1].max_deliver, DEFAULT_MAX_DELIVER);
+        assert_eq!(subs.listed[1].queue_group.as_deref(), Some("workers"));
+        assert_eq!(subs.listed[1].max_deliver, DEFAULT_MAX_DELIVER);
     }
 
     #[test]

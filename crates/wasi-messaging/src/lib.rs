@@ -49,7 +49,7 @@ pub use memory::MemoryBroker;
 /// to, and the trigger subscribed as configured.
 pub struct WasiMessaging<B> {
     broker: Arc<dyn Broker>,
-    subscriptions: Arc<[Subscription]>,
+    subscriptions: Arc<Subscriptions>,
     backend: PhantomData<fn() -> B>,
 }
 
@@ -58,10 +58,10 @@ pub type MessagingDefault = WasiMessaging<MemoryBroker>;
 
 impl<B> WasiMessaging<B> {
     /// An entry serving `broker` with `subscriptions`.
-    pub fn new(broker: Arc<dyn Broker>, subscriptions: Vec<Subscription>) -> Self {
+    pub fn new(broker: Arc<dyn Broker>, subscriptions: Subscriptions) -> Self {
         Self {
             broker,
-            subscriptions: subscriptions.into(),
+            subscriptions: Arc::new(subscriptions),
             backend: PhantomData,
         }
     }
@@ -72,7 +72,7 @@ impl<B> WasiMessaging<B> {
     }
 
     /// What the trigger subscribes to.
-    pub fn subscriptions(&self) -> &[Subscription] {
+    pub fn subscriptions(&self) -> &Subscriptions {
         &self.subscriptions
     }
 }
@@ -116,7 +116,7 @@ impl<B: Backend + Broker> Backend for WasiMessaging<B> {
 
     async fn connect_with(options: Self::Options) -> Result<Self> {
         let broker = B::connect_with(options.backend).await?;
-        Ok(Self::new(Arc::new(broker), options.subscriptions.0))
+        Ok(Self::new(Arc::new(broker), options.subscriptions))
     }
 
     fn backends() -> Vec<&'static str> {
@@ -172,7 +172,7 @@ where
         server::exports_handler(engine, component)
     }
 
-    async fn bind(&self, state: S, shutdown: omnia::Shutdown) -> Result<Serving> {
-        server::bind(state, self.clone(), shutdown).await
+    async fn bind(&self, app: omnia::Application<S>, shutdown: omnia::Shutdown) -> Result<Serving> {
+        server::bind(app, self.clone(), shutdown).await
     }
 }

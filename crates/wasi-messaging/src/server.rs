@@ -28,7 +28,7 @@ use omnia::invoke::{Call, Failure, Outcome};
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
 use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
-use omnia::{HostView, Serving, Shutdown, State, StoreView};
+use omnia::{Application, HostView, Serving, Shutdown, State, StoreView};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
@@ -89,11 +89,12 @@ pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
     omnia::component::exports_interface(engine, component, HANDLER_EXPORT_PREFIX)
 }
 
-/// Subscribes to every configured topic; the returned future handles messages until
-/// `shutdown`, then drains. A subscription that cannot be made (an unknown stream, a bad
-/// subject) fails here, at start-up.
+/// Subscribes each guest of `app` that exports the handler to its topics (a manifest's
+/// `routes.messaging`, or for a guest run on its own, every configured subscription); the
+/// returned future handles messages until `shutdown`, then drains. A subscription that cannot
+/// be made (an unknown stream, a bad subject) fails here, at start-up.
 pub async fn bind<S, B>(
-    state: S,
+    app: Application<S>,
     entry: WasiMessaging<B>,
     mut shutdown: Shutdown,
 ) -> Result<Serving>
@@ -102,6 +103,74 @@ where
     S::StoreCtx: HostView<WasiMessaging<B>>,
     B: 'static,
 {
+    for metric in [&MESSAGES_HANDLED, &MESSAGES_FAILED, &MESSAGES_DEAD_LETTERED] {
+        metrics::register(Metric::Counter(metric));
+    }
+    let broker = Arc::clone(entry.broker());
+    let several = app.guests().len() > 1;
+    let mut inboxes = Vec::new();
+    for (index, state) in app.guests().iter().enumerate() {
+        if !exports_handler(state.engine(), state.instance_pre().component()) {
+            continue;
+        }
+        let subscriptions = subscriptions(app.topics(index), &entry);
+        let consumer = consumer(state, Arc::clone(&broker), &subscriptions);
+        let consumer = if several {
+            consumer.with_context(|| format!("guest {:?}", state.id()))?
+        } else {
+            consumer?
+        };
+        for subscription in subscriptions {
+            let inbox = broker
+                .subscribe(&subscription)
+                .await
+                .with_context(|| format!("cannot subscribe to {:?}", subscription.topic))?;
+            tracing::info!(
+                topic = %subscription.topic,
+                "messaging: subscribed to {} ({}, {} at once){}",
+                subscription.topic,
+                broker.guarantee(&subscription),
+                subscription.concurrency,
+                if several {
+                    format!(" for guest {:?}", state.id())
+                } else {
+                    String::new()
+                }
+            );
+            inboxes.push((Arc::clone(&consumer), subscription, inbox));
+        }
+    }
+    Ok(Box::pin(async move {
+        let mut consumers = JoinSet::new();
+        for (consumer, subscription, inbox) in inboxes {
+            let shutdown = shutdown.clone();
+            consumers.spawn(async move { consumer.run(subscription, inbox, shutdown).await });
+        }
+        shutdown.requested().await;
+        while consumers.join_next().await.is_some() {}
+        tracing::info!("messaging: drained");
+        Ok(())
+    }))
+}
+
+/// The subscriptions of a guest routed `topics`, each with the settings configured for its
+/// topic (`OMNIA_MESSAGING_CONFIG`) or the defaults (with `OMNIA_MESSAGING_QUEUE_GROUP` and
+/// `OMNIA_MESSAGING_CONCURRENCY`); without topics (a guest run on its own), every configured
+/// subscription.
+fn subscriptions<B>(topics: Option<&[String]>, entry: &WasiMessaging<B>) -> Vec<Subscription> {
+    let configured = entry.subscriptions();
+    match topics {
+        Some(topics) => topics.iter().map(|t| configured.for_topic(t)).collect(),
+        None => configured.listed.clone(),
+    }
+}
+
+/// The consumer of `state`'s messages, its export checked.
+fn consumer<S: State>(
+    state: &S,
+    broker: Arc<dyn Broker>,
+    subscriptions: &[Subscription],
+) -> Result<Arc<Consumer<S>>> {
     let pre = bindings::MessagingHostPre::new(state.instance_pre().clone())
         .map_err(anyhow::Error::from)
         .context("the component's wasi:messaging/incoming-handler export has an unexpected type")?;
@@ -111,44 +180,16 @@ where
         (wasmtime::component::Resource<Message>,),
         (Result<(), bindings::wasi::messaging::types::Error>,),
     >(state.instance_pre(), HANDLER_EXPORT_PREFIX, "handle")?;
-    let subscriptions = entry.subscriptions();
     if subscriptions.is_empty() {
         anyhow::bail!(
             "the component exports wasi:messaging/incoming-handler but no topic is configured: \
              set OMNIA_MESSAGING_TOPICS or OMNIA_MESSAGING_CONFIG"
         );
     }
-    for metric in [&MESSAGES_HANDLED, &MESSAGES_FAILED, &MESSAGES_DEAD_LETTERED] {
-        metrics::register(Metric::Counter(metric));
-    }
-    let broker = Arc::clone(entry.broker());
-    let mut inboxes = Vec::new();
-    for subscription in subscriptions {
-        let inbox = broker
-            .subscribe(subscription)
-            .await
-            .with_context(|| format!("cannot subscribe to {:?}", subscription.topic))?;
-        tracing::info!(
-            topic = %subscription.topic,
-            "messaging: subscribed to {} ({}, {} at once)",
-            subscription.topic,
-            broker.guarantee(subscription),
-            subscription.concurrency
-        );
-        inboxes.push((subscription.clone(), inbox));
-    }
-    let consumer = Arc::new(Consumer { pre, state, broker });
-    Ok(Box::pin(async move {
-        let mut consumers = JoinSet::new();
-        for (subscription, inbox) in inboxes {
-            let consumer = Arc::clone(&consumer);
-            let shutdown = shutdown.clone();
-            consumers.spawn(async move { consumer.run(subscription, inbox, shutdown).await });
-        }
-        shutdown.requested().await;
-        while consumers.join_next().await.is_some() {}
-        tracing::info!("messaging: drained");
-        Ok(())
+    Ok(Arc::new(Consumer {
+        pre,
+        state: state.clone(),
+        broker,
     }))
 }
 

@@ -10,14 +10,13 @@
 //! * [`routes`]: the HTTP route table (path prefixes on segment boundaries, longest wins, an
 //!   optional host).
 //!
-//! This module is being built in steps (issue "Applications of many components"): `omnia run`
-//! runs a manifest of one guest ([`Manifest::single_guest`]); applications of many are next.
+//! * [`RunPlan`]: what `omnia run` runs, a component on its own or a manifest's guests.
 
 pub mod file;
+mod plan;
 pub mod routes;
-mod single;
 
-pub use single::{MANIFEST_NAME, SingleGuest, manifest_path};
+pub use plan::{MANIFEST_NAME, PlannedGuest, RunPlan, manifest_path};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

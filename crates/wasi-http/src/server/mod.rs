@@ -53,9 +53,10 @@ use hyper::body::{Body, Incoming};
 use hyper::{Request, Response, StatusCode};
 use omnia::invoke::{Call, Failure};
 use omnia::listener::{ConnInfo, ConnectionPolicy, Listener};
+use omnia::manifest::routes::HttpRoutes;
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
-use omnia::{Admission, HostView, Serving, Shutdown, State};
+use omnia::{Admission, Application, HostView, Serving, Shutdown, State};
 use tracing::Instrument as _;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Resource};
@@ -102,54 +103,50 @@ pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
         || omnia::component::exports_interface(engine, component, reuse::HANDLER_EXPORT_PREFIX)
 }
 
-/// Listens on `config.addr`; the returned future serves until `shutdown`, then stops
-/// accepting and waits up to the grace period for in-flight requests.
-pub async fn bind<S>(state: S, config: Arc<HttpConfig>, shutdown: Shutdown) -> Result<Serving>
+/// Listens on `config.addr` for the guests of `app` that serve HTTP; the returned future
+/// serves until `shutdown`, then stops accepting and waits up to the grace period for
+/// in-flight requests.
+pub async fn bind<S>(
+    app: Application<S>,
+    config: Arc<HttpConfig>,
+    shutdown: Shutdown,
+) -> Result<Serving>
 where
     S: State,
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    let instance_pre = state.instance_pre().clone();
-    let p3 = omnia::component::exports_interface(
-        state.engine(),
-        instance_pre.component(),
-        reuse::HANDLER_EXPORT_PREFIX,
-    );
-    let dispatch = if p3 {
-        // `handle: async func(request: request) -> result<response, error-code>`.
-        omnia::component::check_export_func::<
-            _,
-            (Resource<wasmtime_wasi_http::p3::Request>,),
-            (Result<Resource<wasmtime_wasi_http::p3::Response>, P3ErrorCode>,),
-        >(&instance_pre, reuse::HANDLER_EXPORT_PREFIX, "handle")?;
-        let pre = ServicePre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .context("the component's wasi:http/handler@0.3 export has an unexpected type")?;
-        // A pool per serving thread: a request is served by instances on its own thread.
-        let pools = (0..config.threads.max(1))
-            .map(|_| reuse::Pool::new(state.clone(), pre.clone(), &config))
-            .collect();
-        Dispatch::Reuse(pools)
-    } else {
-        // `handle: func(request: incoming-request, response-out: response-outparam)`.
-        omnia::component::check_export_func::<
-            _,
-            (
-                Resource<HostIncomingRequest>,
-                Resource<HostResponseOutparam>,
-            ),
-            (),
-        >(&instance_pre, HANDLER_EXPORT_PREFIX, "handle")?;
-        let pre = ProxyPre::new(instance_pre)
-            .map_err(anyhow::Error::from)
-            .context(
-                "the component's wasi:http/incoming-handler@0.2 export has an unexpected type",
-            )?;
-        Dispatch::PerRequest(pre)
+    let several = app.guests().len() > 1;
+    let mut guests = Vec::with_capacity(app.guests().len());
+    for state in app.guests() {
+        let serves = exports_handler(state.engine(), state.instance_pre().component());
+        let guest = if serves {
+            let dispatch = dispatch(state, &config);
+            let dispatch = if several {
+                dispatch.with_context(|| format!("guest {:?}", state.id()))?
+            } else {
+                dispatch?
+            };
+            Some(Guest {
+                state: state.clone(),
+                dispatch,
+            })
+        } else {
+            None
+        };
+        guests.push(guest);
+    }
+    let routes = match app.http_routes() {
+        Some(table) => Routing::Table(table.clone()),
+        None => Routing::Sole(
+            guests
+                .iter()
+                .position(Option::is_some)
+                .context("no guest of the application serves HTTP")?,
+        ),
     };
     let policy = ConnectionPolicy {
-        header_timeout: state.config().header_timeout,
-        idle_timeout: state.config().idle_timeout,
+        header_timeout: app.config().header_timeout,
+        idle_timeout: app.config().idle_timeout,
         max_connections: config.max_connections,
     };
     let listener = Listener::bind(config.addr, "OMNIA_HTTP_ADDR", "http", policy)
@@ -171,13 +168,14 @@ where
     }
     let share = config
         .client_share
-        .unwrap_or(state.config().max_concurrency / 2)
+        .unwrap_or(app.config().max_concurrency / 2)
         .max(1);
     let handler = Arc::new(Handler {
-        dispatch,
+        guests,
+        routes,
         shares: ClientShares::new(share),
         waiters: Arc::default(),
-        state,
+        app,
         config,
     });
     Ok(Box::pin(listener.serve(
@@ -192,17 +190,81 @@ where
     )))
 }
 
+/// How `state` is called: a fresh instance per request (0.2), or pools of reused instances
+/// (0.3, one pool per serving thread).
+fn dispatch<S>(state: &S, config: &HttpConfig) -> Result<Dispatch<S>>
+where
+    S: State,
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    let instance_pre = state.instance_pre().clone();
+    let p3 = omnia::component::exports_interface(
+        state.engine(),
+        instance_pre.component(),
+        reuse::HANDLER_EXPORT_PREFIX,
+    );
+    if p3 {
+        // `handle: async func(request: request) -> result<response, error-code>`.
+        omnia::component::check_export_func::<
+            _,
+            (Resource<wasmtime_wasi_http::p3::Request>,),
+            (Result<Resource<wasmtime_wasi_http::p3::Response>, P3ErrorCode>,),
+        >(&instance_pre, reuse::HANDLER_EXPORT_PREFIX, "handle")?;
+        let pre = ServicePre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .context("the component's wasi:http/handler@0.3 export has an unexpected type")?;
+        // A pool per serving thread: a request is served by instances on its own thread.
+        let pools = (0..config.threads.max(1))
+            .map(|_| reuse::Pool::new(state.clone(), pre.clone(), config))
+            .collect();
+        return Ok(Dispatch::Reuse(pools));
+    }
+    // `handle: func(request: incoming-request, response-out: response-outparam)`.
+    omnia::component::check_export_func::<
+        _,
+        (
+            Resource<HostIncomingRequest>,
+            Resource<HostResponseOutparam>,
+        ),
+        (),
+    >(&instance_pre, HANDLER_EXPORT_PREFIX, "handle")?;
+    let pre = ProxyPre::new(instance_pre)
+        .map_err(anyhow::Error::from)
+        .context("the component's wasi:http/incoming-handler@0.2 export has an unexpected type")?;
+    Ok(Dispatch::PerRequest(pre))
+}
+
 struct Handler<S: State>
 where
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    dispatch: Dispatch<S>,
+    /// The guests, by their index in the application; `None` for one that does not serve HTTP.
+    guests: Vec<Option<Guest<S>>>,
+    routes: Routing,
     /// The work slots each client holds (`OMNIA_HTTP_CLIENT_SHARE`).
     shares: Arc<ClientShares>,
     /// The requests waiting for their body, to be cut first when every slot is taken.
     waiters: Arc<BodyWaiters>,
-    state: S,
+    app: Application<S>,
     config: Arc<HttpConfig>,
+}
+
+/// One guest that serves HTTP, and how it is called.
+struct Guest<S: State>
+where
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    state: S,
+    dispatch: Dispatch<S>,
+}
+
+/// Which guest takes a request.
+enum Routing {
+    /// The manifest's route table, by guest index (see [`omnia::manifest::routes`]).
+    Table(HttpRoutes<usize>),
+    /// Every request goes to this guest, the one that serves HTTP (no manifest, or no guest
+    /// with `routes.http`).
+    Sole(usize),
 }
 
 /// How requests reach the guest.
@@ -238,7 +300,7 @@ where
             Ok(req) => req,
             Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
         };
-        let Some(mut req) = request::routed(req, self.state.http_routes()) else {
+        let Some((guest, mut req)) = self.route(req) else {
             return answers::plain(StatusCode::NOT_FOUND, "no route\n");
         };
         let max_body = self.config.max_body;
@@ -267,10 +329,10 @@ where
             )
         });
 
-        let head = match &self.dispatch {
+        let head = match &guest.dispatch {
             Dispatch::PerRequest(pre) => {
                 let started = per_request::spawn(
-                    &self.state,
+                    &guest.state,
                     pre,
                     req,
                     admission,
@@ -299,7 +361,7 @@ where
                     Ok(req) => req.map(BodyExt::boxed_unsync),
                     Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
                 };
-                let timeout = self.state.config().request_timeout;
+                let timeout = guest.state.config().request_timeout;
                 let call = Call::new("http", what.clone(), span.clone(), timeout);
                 match pool
                     .call(req, &call, work.trace)
@@ -326,6 +388,17 @@ where
             span.record("otel.status_code", "ERROR");
         }
         response
+    }
+
+    /// The guest that takes `req` and the request as it is given to it (see
+    /// [`request::routed`]); `None` if no route takes it.
+    fn route<B>(&self, req: Request<B>) -> Option<(&Guest<S>, Request<B>)> {
+        let (index, req) = match &self.routes {
+            Routing::Table(table) => request::routed(req, table)?,
+            Routing::Sole(index) => (*index, req),
+        };
+        // A route goes to a guest that serves HTTP: checked at start-up.
+        Some((self.guests.get(index)?.as_ref()?, req))
     }
 
     /// A work slot for `req`, within its client's share (see [`clients`]); or the body of the
@@ -357,7 +430,7 @@ where
             if let Some(suppressed) = OVERLOAD_LOG.check() {
                 tracing::warn!(
                     "http: {} requests and messages in flight, refusing with 503{}",
-                    self.state.config().max_concurrency,
+                    self.app.config().max_concurrency,
                     suppressed_note(suppressed)
                 );
             }
@@ -370,7 +443,7 @@ where
     /// its body (see [`request_body`]): that one is cut, and this waits up to [`CUT_GRACE`] for
     /// its guest to give the slot back. `None` if no slot is free and no request can be cut.
     async fn admit_cutting_a_waiter(&self, may_cut: bool) -> Option<Admission> {
-        let slots = self.state.slots();
+        let slots = self.app.slots();
         if let Some(admission) = slots.try_admit() {
             return Some(admission);
         }

@@ -54,19 +54,16 @@ pub(super) fn span<B>(req: &mut Request<B>, conn: ConnInfo) -> Work {
     work
 }
 
-/// The request with the route that takes it named in `omnia-matched-route` and
-/// `omnia-path-info` (any the client sent are removed first), or `None` if no route does: see
-/// [`omnia::manifest::routes`]. Without routes (no manifest, or a guest without `routes.http`)
-/// every request is taken as it is.
+/// The guest (by its index in `routes`) whose route takes the request, and the request with
+/// that route named in `omnia-matched-route` and `omnia-path-info` (any the client sent are
+/// removed first); `None` if no route does: see [`omnia::manifest::routes`].
 pub(super) fn routed<B>(
     mut req: Request<B>,
-    routes: Option<&HttpRoutes<String>>,
-) -> Option<Request<B>> {
-    let Some(routes) = routes else {
-        return Some(req);
-    };
+    routes: &HttpRoutes<usize>,
+) -> Option<(usize, Request<B>)> {
     let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let matched = routes.route(request_host(&req), target)?;
+    let guest = *matched.component;
     let prefix = http::HeaderValue::from_str(matched.prefix).ok();
     let path_info = http::HeaderValue::from_str(&matched.path_info).ok();
     let headers = req.headers_mut();
@@ -78,7 +75,7 @@ pub(super) fn routed<B>(
     if let Some(path_info) = path_info {
         headers.insert(PATH_INFO_HEADER, path_info);
     }
-    Some(req)
+    Some((guest, req))
 }
 
 /// Checks `Host` and the authority of an absolute-form target (RFC 9112 §3.2, RFC 3986 §3.2,

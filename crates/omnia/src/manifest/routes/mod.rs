@@ -330,6 +330,18 @@ impl<C> HttpRoutes<C> {
         })
     }
 
+    /// The same routes, each component `c` named by `f(c)` instead (an id by an index, say).
+    #[must_use]
+    pub fn map<D>(self, mut f: impl FnMut(C) -> D) -> HttpRoutes<D> {
+        HttpRoutes {
+            entries: self
+                .entries
+                .into_iter()
+                .map(|(route, component)| (route, f(component)))
+                .collect(),
+        }
+    }
+
     /// The routes and their components, in the order a lookup tries them.
     pub fn entries(&self) -> impl Iterator<Item = (&HttpRoute, &C)> {
         self.entries

@@ -1,0 +1,97 @@
+//! [`Application`]: the guests one process serves, and what routes work to each.
+//!
+//! `omnia run app.wasm` serves an application of one guest that takes every request and the
+//! configured topics; `omnia run omnia.toml` serves the guests its manifest lists, each with its
+//! own routes (see [`crate::manifest`]). A trigger is given the whole application: it serves
+//! the guests that export its interface, and routes each request or message to one of them.
+//! Everything the guests share (work slots, the memory budget, the listener) is shared through
+//! the application; what each guest owns (its component, grants, limits) is in its [`State`].
+
+use std::sync::Arc;
+
+use crate::config::RuntimeConfig;
+use crate::limits::WorkSlots;
+use crate::manifest::routes::HttpRoutes;
+use crate::traits::State;
+
+/// The guests of one process, with their routes. Cheap to clone.
+pub struct Application<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    guests: Vec<S>,
+    topics: Vec<Option<Vec<String>>>,
+    http_routes: Option<HttpRoutes<usize>>,
+    config: RuntimeConfig,
+    slots: WorkSlots,
+}
+
+impl<S> Clone for Application<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// One guest of an [`Application`] as it is given: its state and its message topics.
+pub struct AppGuest<S> {
+    /// The guest.
+    pub state: S,
+    /// The topics it is routed (a manifest's `routes.messaging`); `None`: the messaging
+    /// trigger's own configuration (`OMNIA_MESSAGING_TOPICS`), for a guest run on its own.
+    pub topics: Option<Vec<String>>,
+}
+
+impl<S: State> Application<S> {
+    /// An application of `guests`, each request for which `http_routes` (by index into
+    /// `guests`) has a route going to that guest; without a table, every request goes to the
+    /// one guest that serves HTTP. `config` holds the process-wide settings and `slots` the
+    /// work slots every guest and trigger shares.
+    pub fn new(
+        guests: Vec<AppGuest<S>>,
+        http_routes: Option<HttpRoutes<usize>>,
+        config: RuntimeConfig,
+        slots: WorkSlots,
+    ) -> Self {
+        let (guests, topics) = guests.into_iter().map(|g| (g.state, g.topics)).unzip();
+        Self {
+            inner: Arc::new(Inner {
+                guests,
+                topics,
+                http_routes,
+                config,
+                slots,
+            }),
+        }
+    }
+
+    /// The guests, in the manifest's order.
+    pub fn guests(&self) -> &[S] {
+        &self.inner.guests
+    }
+
+    /// The topics guest `index` is routed; `None` for a guest run without a manifest, which
+    /// takes the messaging trigger's configured subscriptions.
+    pub fn topics(&self, index: usize) -> Option<&[String]> {
+        self.inner.topics.get(index)?.as_deref()
+    }
+
+    /// The HTTP route table, each route naming a guest by its index in [`guests`](Self::guests);
+    /// `None`: every request goes to the one guest that serves HTTP.
+    pub fn http_routes(&self) -> Option<&HttpRoutes<usize>> {
+        self.inner.http_routes.as_ref()
+    }
+
+    /// The process-wide settings (listener timeouts, concurrency, shutdown grace); a guest's
+    /// own limits are in its [`State::config`].
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The work slots every guest and trigger shares (`OMNIA_MAX_CONCURRENCY`).
+    pub fn slots(&self) -> &WorkSlots {
+        &self.inner.slots
+    }
+}

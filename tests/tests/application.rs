@@ -1,0 +1,285 @@
+//! Applications of many guests (`omnia run omnia.toml` with several `[[guest]]`s): one process,
+//! one listener, each request and message routed to its guest, 0.2 and 0.3 guests side by side,
+//! each guest with its own grants and limits, a failing guest leaving the others untouched, and
+//! every mistake refused at start-up with a message that names the manifest's line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use omnia_tests::{Omnia, guests, omnia, run_to_end};
+
+/// A fresh directory for one test's manifest.
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("omnia-app-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `text` as `dir/omnia.toml`.
+fn manifest(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("omnia.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A `[[guest]]` entry: `id`, the test guest `file`, and more lines of TOML.
+fn guest(id: &str, file: &str, more: &str) -> String {
+    format!(
+        "[[guest]]\nid = \"{id}\"\nsource.path = \"{}\"\n{more}\n",
+        guests::rust(file).display()
+    )
+}
+
+/// `method path` with `headers` and `body`: the status and the body.
+async fn call(
+    server: &Omnia,
+    method: http::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let response = server.call(method, path, headers, body).await;
+    (response.status.as_u16(), response.text())
+}
+
+async fn get(server: &Omnia, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    call(server, http::Method::GET, path, headers, b"").await
+}
+
+/// Polls `GET path` (with `headers`) until its body contains `needle`, for up to 10 s.
+async fn eventually(server: &Omnia, path: &str, headers: &[(&str, &str)], needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        let (status, text) = get(server, path, headers).await;
+        if status == 200 && text.contains(needle) {
+            return text;
+        }
+        last = format!("{status} {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("GET {path}: never contained {needle:?}; last: {last}");
+}
+
+#[tokio::test]
+async fn one_listener_routes_each_request_and_message_to_its_guest() {
+    let dir = workdir("routes");
+    let text = [
+        guest("echo", "http-echo", "routes.http = [\"/echo\"]"),
+        guest("hello", "http-hello", "routes.http = [\"/hello\"]"),
+        guest("hello3", "p3-http-hello", "routes.http = [\"/p3\"]"),
+        guest(
+            "msg",
+            "msg-echo",
+            "routes.http = [\"/publish\", \"/received\"]\nroutes.messaging = [\"orders.*\"]",
+        ),
+        guest(
+            "msg3",
+            "p3-msg-echo",
+            "routes.host = \"msg3.test\"\nroutes.http = [\"/received\"]\n\
+             routes.messaging = [\"orders.*.out\"]",
+        ),
+    ]
+    .concat();
+    let server = Omnia::serve(&omnia(), &manifest(&dir, &text), &[]);
+    server.log_with("subscribed to orders.*.out");
+
+    // HTTP: each prefix to its guest, 0.2 and 0.3 on one listener; no route, 404.
+    let (status, text) = get(&server, "/echo/a?x=1", &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("path: /echo/a?x=1\n"), "{text}");
+    assert!(
+        text.contains("header: omnia-matched-route: /echo\n"),
+        "{text}"
+    );
+    assert_eq!(
+        get(&server, "/hello", &[]).await,
+        (200, "hello from Rust http guest\n".into())
+    );
+    assert_eq!(
+        get(&server, "/p3/x", &[]).await,
+        (200, "hello from Rust http guest\n".into())
+    );
+    for path in ["/", "/echox", "/other"] {
+        assert_eq!(
+            get(&server, path, &[]).await,
+            (404, "no route\n".into()),
+            "{path}"
+        );
+    }
+
+    // Messaging: `msg` takes `orders.*` and publishes `echo: ...` to `orders.a.out`, which only
+    // `msg3` (a 0.3 guest, reached by its host) is routed.
+    let (status, text) = call(
+        &server,
+        http::Method::POST,
+        "/publish/orders.a",
+        &[],
+        b"one",
+    )
+    .await;
+    assert_eq!(status, 204, "{text}");
+    let received = eventually(&server, "/received/orders.a", &[], "one|").await;
+    assert_eq!(received.lines().count(), 1, "{received}");
+    let out = eventually(
+        &server,
+        "/received/orders.a.out",
+        &[("host", "msg3.test")],
+        "echo: one|",
+    )
+    .await;
+    assert!(out.contains("transformed-by=msg-echo"), "{out}");
+    let log = server.log();
+    assert!(
+        log.contains("subscribed to orders.* (") && log.contains("for guest \"msg\""),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn each_guest_has_its_own_grants_and_limits() {
+    let dir = workdir("grants");
+    let text = [
+        guest(
+            "a",
+            "http-echo",
+            "routes.http = [\"/env\"]\n[guest.grants]\nenv = [\"WHO=a\"]",
+        ),
+        guest(
+            "b",
+            "http-echo",
+            "routes.http = [\"/sleep\"]\n[guest.limits]\nrequest_timeout = \"1s\"",
+        ),
+        guest(
+            "c",
+            "http-echo",
+            "routes.host = \"c.test\"\nroutes.http = [\"/env\", \"/sleep\"]",
+        ),
+    ]
+    .concat();
+    let server = Omnia::serve(&omnia(), &manifest(&dir, &text), &[]);
+    assert_eq!(get(&server, "/env/WHO", &[]).await, (200, "a\n".into()));
+    // `c` is not granted `WHO`; `b`'s timeout is its own.
+    let (status, _) = get(&server, "/env/WHO", &[("host", "c.test")]).await;
+    assert_eq!(status, 403, "a grant is per guest");
+    assert_eq!(get(&server, "/sleep/3000", &[]).await.0, 504);
+    let (status, _) = get(&server, "/sleep/1500", &[("host", "c.test")]).await;
+    assert_eq!(status, 200, "another guest keeps the runtime's timeout");
+}
+
+#[tokio::test]
+async fn a_failing_guest_leaves_the_others_untouched_under_load() {
+    let dir = workdir("isolation");
+    let text = [
+        guest(
+            "bad",
+            "http-echo",
+            "routes.http = [\"/trap\", \"/loop\", \"/alloc\"]\n\
+             [guest.limits]\nrequest_timeout = \"1s\"\nmemory = \"64MiB\"",
+        ),
+        guest("good", "http-hello", "routes.http = [\"/good\"]"),
+        guest("good3", "p3-http-hello", "routes.http = [\"/good3\"]"),
+    ]
+    .concat();
+    let server = Omnia::serve(&omnia(), &manifest(&dir, &text), &[]);
+    // Within the client's share of the work slots (a 503 there is load shedding, not a
+    // guest's failure): 3 bad and 12 good clients, each a request at a time.
+    let bad: Vec<_> = ["/trap", "/loop", "/alloc/512"]
+        .into_iter()
+        .map(|path| {
+            let url = server.url(path);
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..5 {
+                    let response = omnia_tests::get(&url).await;
+                    statuses.push(response.map(|r| r.status.as_u16()));
+                }
+                statuses
+            })
+        })
+        .collect();
+    let good: Vec<_> = (0..12)
+        .map(|i| {
+            let url = server.url(if i % 2 == 0 { "/good" } else { "/good3" });
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                for _ in 0..50 {
+                    match omnia_tests::get(&url).await {
+                        Ok(response) if response.status == 200 => {}
+                        other => failed.push(format!("{url}: {:?}", other.map(|r| r.status))),
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for task in good {
+        failed.extend(task.await.unwrap());
+    }
+    assert_eq!(failed, Vec::<String>::new(), "good requests failed");
+    for task in bad {
+        for status in task.await.unwrap() {
+            let status = status.expect("the runtime answers");
+            assert!([500, 504].contains(&status), "a bad request got {status}");
+        }
+    }
+}
+
+/// What `omnia run` printed when it refused `text` as `omnia.toml`.
+fn refused(dir: &Path, text: &str) -> String {
+    let path = manifest(dir, text);
+    let out = run_to_end(&omnia(), &["run", path.to_str().unwrap()], &[]);
+    assert!(!out.status.success(), "omnia started with:\n{text}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_application_that_cannot_be_served_is_refused_before_anything_listens() {
+    let dir = workdir("refused");
+    let echo = guest("echo", "http-echo", "routes.http = [\"/echo\"]");
+    for (text, expected) in [
+        (
+            format!("{echo}{}", guest("two", "http-hello", "")),
+            "omnia.toml:5: guest \"two\": ".to_owned()
+                + &format!(
+                    "{} serves http but has no routes.http: in an application of several guests \
+                     each names what it takes, e.g. routes.http = [\"/two\"]",
+                    guests::rust("http-hello").display()
+                ),
+        ),
+        (
+            format!(
+                "{echo}{}",
+                guest(
+                    "msg",
+                    "http-hello",
+                    "routes.http = [\"/m\"]\nroutes.messaging = [\"a\"]"
+                )
+            ),
+            format!(
+                "omnia.toml:5: guest \"msg\": routes.messaging: {} does not serve messaging (it \
+                 is served by: http)",
+                guests::rust("http-hello").display()
+            ),
+        ),
+        (
+            format!("{echo}{}", guest("cmd", "hello", "routes.http = [\"/c\"]")),
+            "a wasi:cli/run command runs on its own (omnia run FILE), not in an application".into(),
+        ),
+        (
+            format!(
+                "{echo}{}",
+                guest("p1", "hello-p1", "routes.http = [\"/p1\"]")
+            ),
+            "is a WASI 0.1 module, which runs as a command on its own".into(),
+        ),
+    ] {
+        let err = refused(&dir, &text);
+        assert!(
+            err.contains(&expected),
+            "{text}\n  got: {err}\n  expected: {expected}"
+        );
+        assert!(!err.contains("listening"), "{err}");
+    }
+}
