@@ -226,6 +226,170 @@ async fn a_failing_guest_leaves_the_others_untouched_under_load() {
     }
 }
 
+/// A plain HTTP server on 127.0.0.1 answering every request `200 ok`, for outgoing calls.
+fn upstream() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    addr
+}
+
+/// Eight guests in pairs with disjoint grants, each reached by its host (`<id>.test`):
+/// key-value, config, outgoing HTTP (to `up`) and messaging.
+fn disjoint_guests(up: &str) -> String {
+    let at = |id: &str, grants: &str| {
+        format!("routes.host = \"{id}.test\"\nroutes.http = [\"/\"]\n[guest.grants]\n{grants}")
+    };
+    let msg = |id: &str, topic: &str| {
+        format!(
+            "routes.messaging = [\"{topic}.in\"]\n{}",
+            at(
+                id,
+                &format!(
+                    "messaging = {{ publish = [\"{topic}.>\"] }}\n\
+                     keyvalue = {{ buckets = [\"received\"] }}"
+                )
+            )
+        )
+    };
+    [
+        guest(
+            "kva",
+            "kv-http",
+            &at("kva", "keyvalue = { buckets = [\"shared\", \"a-only\"] }"),
+        ),
+        guest(
+            "kvb",
+            "kv-http",
+            &at("kvb", "keyvalue = { buckets = [\"shared\"] }"),
+        ),
+        guest(
+            "cfa",
+            "config-http",
+            &at("cfa", "config = { values = { who = \"a\" } }"),
+        ),
+        guest(
+            "cfb",
+            "config-http",
+            &at(
+                "cfb",
+                "config = { keys = [\"REGION\"], values = { who = 2 } }",
+            ),
+        ),
+        guest(
+            "fa",
+            "http-fetch",
+            &at("fa", &format!("http = {{ hosts = [\"{up}\"] }}")),
+        ),
+        guest("fb", "http-fetch", &at("fb", "")),
+        guest("ma", "msg-echo", &msg("ma", "a")),
+        guest("mb", "msg-echo", &msg("mb", "b")),
+    ]
+    .concat()
+}
+
+/// `method path` with `body` to the guest whose host is `<id>.test`.
+async fn to(
+    server: &Omnia,
+    id: &str,
+    method: http::Method,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let host = format!("{id}.test");
+    call(server, method, path, &[("host", &host)], body).await
+}
+
+#[tokio::test]
+async fn guests_with_disjoint_grants_cannot_reach_each_others_buckets_hosts_config_or_topics() {
+    use http::Method;
+    let dir = workdir("disjoint");
+    let up = upstream();
+    let server = Omnia::serve(
+        &omnia(),
+        &manifest(&dir, &disjoint_guests(&up)),
+        &[("OMNIA_CONFIG_ENV", "REGION"), ("REGION", "eu")],
+    );
+    let read = |id: &'static str, path: String| {
+        let server = &server;
+        async move { to(server, id, Method::GET, &path, b"").await }
+    };
+
+    // Key-value: a granted bucket is shared, another's is denied, `open("")` is one's own.
+    assert_eq!(
+        to(&server, "kva", Method::PUT, "/kv/a-only/k", b"secret")
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        read("kvb", "/kv/a-only/k".into()).await,
+        (403, "keyvalue error: access-denied\n".into())
+    );
+    assert_eq!(
+        to(&server, "kva", Method::PUT, "/kv/shared/k", b"both")
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        read("kvb", "/kv/shared/k".into()).await,
+        (200, "both".into())
+    );
+    assert_eq!(
+        to(&server, "kva", Method::PUT, "/kv//k", b"own").await.0,
+        204
+    );
+    assert_eq!(read("kva", "/kv//k".into()).await, (200, "own".into()));
+    assert_eq!(
+        read("kvb", "/kv//k".into()).await.0,
+        404,
+        "b's own bucket is not a's"
+    );
+    assert_eq!(read("kvb", "/kv/_kva/k".into()).await.0, 403);
+
+    // Config: each sees its own values and the runtime's keys it is granted, nothing else.
+    assert_eq!(read("cfa", "/config".into()).await, (200, "who=a\n".into()));
+    assert_eq!(
+        read("cfb", "/config".into()).await,
+        (200, "REGION=eu\nwho=2\n".into())
+    );
+
+    // Outgoing HTTP: only the granted host.
+    let url = format!("/?url=http://{up}/x");
+    assert_eq!(
+        read("fa", url.clone()).await,
+        (200, "upstream 200\nok".into())
+    );
+    let (status, text) = read("fb", url).await;
+    assert_eq!((status, text.trim()), (502, "error: HTTP-request-denied"));
+
+    // Messaging: each publishes to its own topics only; its handler's `.out` is granted.
+    assert_eq!(
+        to(&server, "ma", Method::POST, "/publish/a.in", b"hi")
+            .await
+            .0,
+        204
+    );
+    let (status, text) = to(&server, "ma", Method::POST, "/publish/b.in", b"hi").await;
+    assert_eq!(status, 502, "{text}");
+    assert!(text.contains("not granted"), "{text}");
+    eventually(
+        &server,
+        "/received/a.in.out",
+        &[("host", "ma.test")],
+        "echo: hi|",
+    )
+    .await;
+}
+
 /// What `omnia run` printed when it refused `text` as `omnia.toml`.
 fn refused(dir: &Path, text: &str) -> String {
     let path = manifest(dir, text);

@@ -145,6 +145,7 @@ struct Parts {
     connects: Vec<TokenStream2>,
     links: Vec<TokenStream2>,
     clones: Vec<TokenStream2>,
+    scoped: Vec<TokenStream2>,
     exported: Vec<TokenStream2>,
     starts: Vec<TokenStream2>,
 }
@@ -233,6 +234,19 @@ fn parts(input: &Input) -> Parts {
         });
         p.clones
             .push(quote! { #(#attrs)* #field: self.#field.clone(), });
+        p.scoped.push(quote! {
+            #(#attrs)*
+            #field: match &self.#field {
+                Some(entry) => Some(
+                    <#ty as #omnia::Backend>::for_guest(
+                        entry,
+                        &#omnia::GuestScope { id, grants: grants.get(#key), shared },
+                    )
+                    .map_err(|err| err.context(concat!("grants.", #key)))?,
+                ),
+                None => None,
+            },
+        });
         if is_trigger {
             trigger_parts(&mut p, entry);
         }
@@ -348,32 +362,17 @@ fn capability_structs(parts: &Parts) -> TokenStream2 {
 }
 
 /// `Options`, `Capabilities` and its `omnia::Capabilities` implementation.
-fn capabilities_impl(parts: &Parts) -> TokenStream2 {
+/// The methods of `Capabilities` that describe the runtime: its entries, profile, settings.
+fn description(parts: &Parts) -> TokenStream2 {
     let omnia = quote!(::omnia);
-    let private = quote!(::omnia::__private);
-    let structs = capability_structs(parts);
     let Parts {
         names,
         describes,
         settings,
-        reads,
-        layers,
-        shutdowns,
-        connects,
-        links,
-        clones,
-        exported,
-        starts,
         ..
     } = parts;
     quote! {
-        #structs
-
-        impl #omnia::Capabilities for Capabilities {
-            type StoreCtx = StoreCtx;
-            type Options = Options;
-
-            fn names() -> Vec<&'static str> {
+        fn names() -> Vec<&'static str> {
                 let mut names = Vec::new();
                 #(#names)*
                 names
@@ -398,6 +397,34 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
                 #(#settings)*
                 #omnia::SettingGroup::each_once(groups)
             }
+    }
+}
+
+fn capabilities_impl(parts: &Parts) -> TokenStream2 {
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+    let structs = capability_structs(parts);
+    let described = description(parts);
+    let Parts {
+        reads,
+        layers,
+        shutdowns,
+        connects,
+        links,
+        clones,
+        scoped,
+        exported,
+        starts,
+        ..
+    } = parts;
+    quote! {
+        #structs
+
+        impl #omnia::Capabilities for Capabilities {
+            type StoreCtx = StoreCtx;
+            type Options = Options;
+
+            #described
 
             fn options() -> #private::anyhow::Result<Options> {
                 Ok(Options { #(#reads)* })
@@ -431,6 +458,15 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
             ) -> #private::anyhow::Result<()> {
                 #(#links)*
                 Ok(())
+            }
+
+            fn for_guest(
+                &self,
+                id: &str,
+                grants: &::std::collections::BTreeMap<String, #private::toml::Table>,
+                shared: bool,
+            ) -> #private::anyhow::Result<Self> {
+                Ok(Self { #(#scoped)* })
             }
 
             fn store_ctx(&self, core: #omnia::StoreCore) -> StoreCtx {

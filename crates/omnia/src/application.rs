@@ -9,6 +9,9 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context as _, Result};
+use serde::de::DeserializeOwned;
+
 use crate::config::RuntimeConfig;
 use crate::limits::WorkSlots;
 use crate::manifest::routes::HttpRoutes;
@@ -93,5 +96,40 @@ impl<S: State> Application<S> {
     /// The work slots every guest and trigger shares (`OMNIA_MAX_CONCURRENCY`).
     pub fn slots(&self) -> &WorkSlots {
         &self.inner.slots
+    }
+}
+
+/// One guest of an application, as a capability restricts itself to it (see
+/// [`Backend::for_guest`](crate::Backend::for_guest)).
+#[derive(Debug, Clone, Copy)]
+pub struct GuestScope<'a> {
+    /// The guest's id.
+    pub id: &'a str,
+    /// Its grants of this capability: the manifest's `[guest.grants.<capability>]` table.
+    pub grants: Option<&'a toml::Table>,
+    /// Whether the guest shares the process with other guests.
+    pub shared: bool,
+}
+
+impl GuestScope<'_> {
+    /// Whether the guest gets only what it is granted: in an application of several guests
+    /// (what is not granted is denied), or when its manifest grants it something. A guest on
+    /// its own without grants has what the runtime is configured with, as `omnia run app.wasm`.
+    pub fn restricted(&self) -> bool {
+        self.shared || self.grants.is_some()
+    }
+
+    /// The grants, read as `T` (a `serde` type with `deny_unknown_fields`, so a misspelt key
+    /// is an error naming it); `T::default()` without a table.
+    ///
+    /// # Errors
+    ///
+    /// The table does not have the shape of `T`.
+    pub fn grants<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        match self.grants {
+            Some(table) => T::deserialize(toml::Value::Table(table.clone()))
+                .context("not the shape this capability's grants have"),
+            None => Ok(T::default()),
+        }
     }
 }

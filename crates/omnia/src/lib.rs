@@ -59,7 +59,7 @@ pub mod telemetry;
 pub mod trace;
 mod traits;
 
-pub use application::{AppGuest, Application};
+pub use application::{AppGuest, Application, GuestScope};
 pub use cli::{Command, exit_code};
 pub use config::{FromEnv, RuntimeConfig, Setting, SettingGroup};
 pub use host_error::{HostError, HostResult};
@@ -82,6 +82,7 @@ pub const JIT_ENABLED: bool = cfg!(feature = "jit");
 pub mod __private {
     pub use anyhow;
     pub use clap;
+    pub use toml;
     pub use wasmtime;
     pub use wasmtime_wasi;
 }

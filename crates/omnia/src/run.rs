@@ -88,6 +88,11 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
             let pre = instantiate_pre(&linker::<C>(engine, component)?, component, &build)
                 .with_context(|| format!("cannot link {}", file.display()))?;
             let capabilities = C::connect(options, std::slice::from_ref(component)).await?;
+            let capabilities = guest.context(capabilities.for_guest(
+                &guest.id,
+                &guest.capability_grants,
+                false,
+            ))?;
             let code = command::run(pre, &guest.args, &grants[0], &config, |core| {
                 capabilities.store_ctx(core)
             })
@@ -119,26 +124,23 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     let components: Vec<Component> = pres.iter().map(|pre| pre.component().clone()).collect();
     let capabilities = C::connect(options, &components).await?;
     let shared = Shared::new(&config);
-    let guests = plan
-        .guests
-        .into_iter()
-        .zip(grants)
-        .zip(pres)
-        .map(|((guest, grants), pre)| {
-            let capabilities = capabilities.clone();
-            AppGuest {
-                state: Runtime::new(
-                    &guest.id,
-                    pre,
-                    guest.config(&config),
-                    &shared,
-                    grants,
-                    move |core| capabilities.store_ctx(core),
-                ),
-                topics: guest.topics,
-            }
-        })
-        .collect();
+    let several = plan.guests.len() > 1;
+    let mut guests = Vec::new();
+    for ((guest, grants), pre) in plan.guests.into_iter().zip(grants).zip(pres) {
+        let scoped =
+            guest.context(capabilities.for_guest(&guest.id, &guest.capability_grants, several))?;
+        guests.push(AppGuest {
+            state: Runtime::new(
+                &guest.id,
+                pre,
+                guest.config(&config),
+                &shared,
+                grants,
+                move |core| scoped.store_ctx(core),
+            ),
+            topics: guest.topics,
+        });
+    }
     let app = Application::new(guests, plan.http_routes, config, shared.slots().clone());
     serve::<C>(capabilities, app).await
 }
@@ -169,6 +171,10 @@ fn check_guest<C: Capabilities>(
             file.display()
         );
     };
+    // Linked first: a component whose imports this build cannot serve says so, whatever it
+    // exports.
+    let pre = instantiate_pre(&linker::<C>(engine, &component)?, &component, build)
+        .with_context(|| format!("{at}cannot link {}", file.display()))?;
     let triggers = C::exported_triggers(engine, &component);
     if triggers.is_empty() {
         let command = if command::is_command(engine, &component) {
@@ -214,8 +220,7 @@ fn check_guest<C: Capabilities>(
         format!("\"{}.>\"", guest.id),
         guest.topics.as_ref().is_some_and(|t| !t.is_empty()),
     )?;
-    instantiate_pre(&linker::<C>(engine, &component)?, &component, build)
-        .with_context(|| format!("{at}cannot link {}", file.display()))
+    Ok(pre)
 }
 
 /// Ends the process with a command guest's exit code, once its output is flushed.

@@ -73,6 +73,25 @@ pub trait Backend: Clone + Sized + Send + Sync + 'static {
         Ok(None)
     }
 
+    /// This entry as one guest sees it: restricted to what `guest` is granted (its
+    /// `[guest.grants.<name>]` table), sharing the connection. Called once per guest at
+    /// start-up; the result is cloned into each of that guest's stores.
+    ///
+    /// The default takes no grants: the entry is the same for every guest, and a grants table
+    /// is refused. An entry that holds something guests must not share (buckets, hosts, keys,
+    /// topics) overrides it, denying what is not granted when
+    /// [`GuestScope::restricted`](crate::GuestScope::restricted).
+    ///
+    /// # Errors
+    ///
+    /// The grants are not what this entry takes.
+    fn for_guest(&self, guest: &crate::GuestScope<'_>) -> Result<Self> {
+        if guest.grants.is_some() {
+            anyhow::bail!("this capability takes no grants");
+        }
+        Ok(self.clone())
+    }
+
     /// Flushes and closes what the entry holds, after the triggers have drained (the runtime
     /// awaits it before exiting, within the shutdown grace period).
     fn shutdown(&self) -> impl Future<Output = ()> + Send {
@@ -181,6 +200,19 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// Links every entry's interfaces, in the shapes `component` imports (see
     /// [`Host::add_to_linker`]).
     fn add_to_linker(linker: &mut Linker<Self::StoreCtx>, component: &Component) -> Result<()>;
+
+    /// Every connected entry as the guest `id` sees it (see [`Backend::for_guest`]): `grants`
+    /// are its grants by capability name, `shared` whether other guests share the process.
+    ///
+    /// # Errors
+    ///
+    /// An entry refuses its grants; the error names the capability (`grants.keyvalue: ...`).
+    fn for_guest(
+        &self,
+        id: &str,
+        grants: &std::collections::BTreeMap<String, toml::Table>,
+        shared: bool,
+    ) -> Result<Self>;
 
     /// Makes the data of one store.
     fn store_ctx(&self, core: StoreCore) -> Self::StoreCtx;

@@ -40,15 +40,32 @@ pub const RESERVED_PREFIXES: &[&str] = &["OMNIA_", "OTEL_", "REDIS_", "NATS_", "
 #[derive(Clone)]
 pub struct ConfigDefault {
     values: Arc<WasiConfigVariables>,
+    /// Every value the runtime is configured with, for guests granted keys of it.
+    configured: Arc<BTreeMap<String, String>>,
 }
 
 impl ConfigDefault {
     /// An entry whose guests see exactly `values`.
     pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Self {
+        let configured: BTreeMap<String, String> = values.into_iter().collect();
         Self {
-            values: Arc::new(values.into_iter().collect()),
+            values: Arc::new(configured.clone().into_iter().collect()),
+            configured: Arc::new(configured),
         }
     }
+}
+
+/// A guest's grants of config (`[guest.grants] config = { keys = ["REGION"], values = {
+/// greeting = "hello" } }`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigGrants {
+    /// Keys of the runtime's configuration (`OMNIA_CONFIG_*`) it may read.
+    #[serde(default)]
+    keys: Vec<String>,
+    /// Values of its own, which win over a granted key of the same name.
+    #[serde(default)]
+    values: BTreeMap<String, toml::Value>,
 }
 
 /// What a guest is granted: every key and its value, read at start-up.
@@ -123,6 +140,23 @@ pub fn load_file(path: &Path) -> Result<BTreeMap<String, String>> {
     parse_file(&text).with_context(|| format!("OMNIA_CONFIG_FILE: {shown}"))
 }
 
+/// A TOML value as the text a guest reads: strings as they are, numbers, booleans and dates
+/// written out; `key` names it in the error for anything else.
+fn value_text(key: &str, value: toml::Value) -> Result<String> {
+    Ok(match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(x) => x.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => bail!(
+            "{key:?} is {} {}; wasi:config values are text: use a string, number or boolean",
+            if other.is_table() { "a" } else { "an" },
+            other.type_str()
+        ),
+    })
+}
+
 fn parse_file(text: &str) -> Result<BTreeMap<String, String>> {
     let table: BTreeMap<String, toml::Spanned<toml::Value>> =
         toml::from_str(text).map_err(|err| anyhow::anyhow!("not valid TOML: {err}"))?;
@@ -130,19 +164,8 @@ fn parse_file(text: &str) -> Result<BTreeMap<String, String>> {
         .into_iter()
         .map(|(key, value)| {
             let line = text[..value.span().start].matches('\n').count() + 1;
-            let text = match value.into_inner() {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(n) => n.to_string(),
-                toml::Value::Float(x) => x.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Datetime(d) => d.to_string(),
-                other => bail!(
-                    "line {line}: {key:?} is {} {}; wasi:config values are text: use a string, \
-                     number or boolean",
-                    if other.is_table() { "a" } else { "an" },
-                    other.type_str()
-                ),
-            };
+            let text =
+                value_text(&key, value.into_inner()).with_context(|| format!("line {line}"))?;
             Ok((key, text))
         })
         .collect()
@@ -235,6 +258,34 @@ impl Backend for ConfigDefault {
             options.values.len()
         );
         Ok(Self::new(options.values))
+    }
+
+    /// A guest restricted to its grants sees the keys of the runtime's configuration it is
+    /// granted and values of its own, nothing else.
+    fn for_guest(&self, guest: &omnia::GuestScope<'_>) -> Result<Self> {
+        if !guest.restricted() {
+            return Ok(self.clone());
+        }
+        let grants: ConfigGrants = guest.grants()?;
+        let mut visible = BTreeMap::new();
+        for key in grants.keys {
+            let Some(value) = self.configured.get(&key) else {
+                bail!(
+                    "keys: {key:?} is not in the runtime's configuration (OMNIA_CONFIG_FILE, \
+                     OMNIA_CONFIG_ENV, OMNIA_CONFIG_ENV_PREFIX); configure it, or give the \
+                     guest its value in values"
+                );
+            };
+            visible.insert(key, value.clone());
+        }
+        for (key, value) in grants.values {
+            let text = value_text(&key, value).context("values")?;
+            visible.insert(key, text);
+        }
+        Ok(Self {
+            values: Arc::new(visible.into_iter().collect()),
+            configured: Arc::clone(&self.configured),
+        })
     }
 }
 

@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use omnia::config::{
     Setting, parse_addr, parse_count, parse_positive_count, parse_positive_duration, parse_size,
     var,
@@ -269,11 +269,42 @@ impl WasiHttpCtx {
     }
 }
 
+/// A guest's grants of HTTP (`[guest.grants] http = { hosts = ["api.example.com"] }`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpGrants {
+    /// The hosts its outgoing requests may reach, as `OMNIA_HTTP_ALLOWED_HOSTS` lists them.
+    #[serde(default)]
+    hosts: Vec<String>,
+}
+
 impl Backend for WasiHttpCtx {
     type Options = HttpConfig;
 
     async fn connect_with(options: HttpConfig) -> Result<Self> {
         Ok(Self::new(options))
+    }
+
+    /// A guest restricted to its grants reaches the hosts it is granted, and no other
+    /// (`OMNIA_HTTP_ALLOWED_HOSTS` is for a guest run on its own).
+    fn for_guest(&self, guest: &omnia::GuestScope<'_>) -> Result<Self> {
+        if !guest.restricted() {
+            return Ok(self.clone());
+        }
+        let grants: HttpGrants = guest.grants()?;
+        let mut allowed = Vec::new();
+        for host in &grants.hosts {
+            if host.contains(',') {
+                anyhow::bail!("hosts: {host:?}: one host per entry");
+            }
+            allowed.push(host.as_str());
+        }
+        let allowed = AllowList::parse(&allowed.join(",")).context("hosts")?;
+        Ok(Self {
+            inner: wasmtime_wasi_http::WasiHttpCtx::new(),
+            policy: OutgoingPolicy::granted(allowed),
+            config: Arc::clone(&self.config),
+        })
     }
 }
 

@@ -138,16 +138,28 @@ impl fmt::Display for AllowList {
 #[derive(Clone, Debug)]
 pub struct OutgoingPolicy {
     allowed: Arc<AllowList>,
+    /// Where the list comes from, for the denial's log line: `OMNIA_HTTP_ALLOWED_HOSTS`, or a
+    /// guest's grants.
+    source: &'static str,
     /// The trace context of the store's work (set by the view, see `http_view`).
     pub(crate) trace: Option<TraceContext>,
 }
 
 impl OutgoingPolicy {
-    /// A policy enforcing `allowed`.
+    /// A policy enforcing `allowed`, from `OMNIA_HTTP_ALLOWED_HOSTS`.
     pub fn new(allowed: AllowList) -> Self {
         Self {
             allowed: Arc::new(allowed),
+            source: "OMNIA_HTTP_ALLOWED_HOSTS",
             trace: None,
+        }
+    }
+
+    /// A policy enforcing a guest's own grants (`[guest.grants] http = { hosts = [...] }`).
+    pub fn granted(allowed: AllowList) -> Self {
+        Self {
+            source: "the guest's grants (http = { hosts = [...] })",
+            ..Self::new(allowed)
         }
     }
 }
@@ -189,8 +201,8 @@ impl WasiHttpHooks for OutgoingPolicy {
             tracing::warn!(
                 host = %host,
                 port,
-                "outgoing request to {host}:{port} denied: add it to OMNIA_HTTP_ALLOWED_HOSTS \
-                 (now {:?}) to allow it",
+                "outgoing request to {host}:{port} denied: add it to {} (now {:?}) to allow it",
+                self.source,
                 self.allowed.to_string()
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });

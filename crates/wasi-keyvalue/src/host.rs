@@ -65,11 +65,37 @@ pub struct KeyValueView<'a> {
     pub store: &'a Arc<dyn KeyValueStore>,
     /// The bucket `open("")` opens.
     pub default_bucket: &'a str,
+    /// The buckets the guest may open by name; `None`: any.
+    pub granted: Option<&'a [String]>,
     /// The store's resource table.
     pub table: &'a mut ResourceTable,
 }
 
 impl KeyValueView<'_> {
+    /// The bucket `open(identifier)` opens (both shapes): the empty identifier is the guest's
+    /// default bucket, as in `wasmtime serve -S keyvalue`; any other must be a valid name and,
+    /// for a guest restricted to its grants, a granted one (`access-denied` otherwise).
+    pub(crate) fn bucket_name(&self, identifier: String) -> HostResult<String> {
+        if identifier.is_empty() {
+            return Ok(self.default_bucket.to_owned());
+        }
+        check_bucket_name(&identifier)?;
+        if let Some(granted) = self.granted
+            && !granted.contains(&identifier)
+        {
+            if let Some(suppressed) = DENIED_LOG.check() {
+                tracing::warn!(
+                    bucket = identifier,
+                    "keyvalue: a guest opened bucket {identifier:?}, which it is not granted (its \
+                     manifest's [guest.grants] keyvalue = {{ buckets = [...] }}){}",
+                    omnia::telemetry::suppressed_note(suppressed)
+                );
+            }
+            return Err(HostError::Guest(backend::Error::AccessDenied));
+        }
+        Ok(identifier)
+    }
+
     /// The bucket behind `handle` and its name (shared with the async shape, [`p3`]).
     pub(crate) fn bucket(
         &self,
@@ -79,6 +105,10 @@ impl KeyValueView<'_> {
         Ok((Arc::clone(&handle.bucket), Arc::clone(&handle.name)))
     }
 }
+
+/// Rate limit of the log line of a bucket a guest is not granted.
+static DENIED_LOG: omnia::telemetry::LogLimit =
+    omnia::telemetry::LogLimit::new(1, std::time::Duration::from_secs(10));
 
 /// Logs a store failure, naming the operation and the bucket.
 fn log_failure(err: &backend::Error, op: &str, bucket: &str) {
@@ -138,13 +168,7 @@ pub(crate) fn logged<T>(result: backend::Result<T>, op: &str, bucket: &str) -> H
 
 impl store::Host for KeyValueView<'_> {
     async fn open(&mut self, identifier: String) -> HostResult<Resource<BucketHandle>> {
-        // The empty identifier is the default bucket, as in `wasmtime serve -S keyvalue`.
-        let identifier = if identifier.is_empty() {
-            self.default_bucket.to_owned()
-        } else {
-            identifier
-        };
-        check_bucket_name(&identifier)?;
+        let identifier = self.bucket_name(identifier)?;
         let bucket = logged(self.store.open(&identifier).await, "open", &identifier)?;
         Ok(self.table.push(BucketHandle {
             name: identifier.into(),

@@ -33,7 +33,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use omnia::config::{Setting, var};
-use omnia::{Backend, FromEnv, Host, HostView};
+use omnia::{Backend, FromEnv, GuestScope, Host, HostView};
+use serde::Deserialize;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
@@ -48,8 +49,23 @@ pub use memory::{MemoryOptions, MemoryStore};
 pub struct WasiKeyValue<B> {
     store: Arc<dyn KeyValueStore>,
     default_bucket: Arc<str>,
+    /// The buckets a guest may open by name (see [`Backend::for_guest`]); `None`: any.
+    granted: Option<Arc<[String]>>,
     backend: PhantomData<fn() -> B>,
 }
+
+/// A guest's grants of key-value (`[guest.grants] keyvalue = { buckets = ["orders"] }`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyValueGrants {
+    /// The buckets it may open by name, shared with every guest granted them.
+    #[serde(default)]
+    buckets: Vec<String>,
+}
+
+/// The first character of a guest's own bucket in an application (`_` and its id), which a
+/// granted bucket's name may not have: so no grant reaches another guest's own bucket.
+pub const OWN_BUCKET_PREFIX: char = '_';
 
 /// The bucket `open("")` opens unless `OMNIA_KEYVALUE_DEFAULT_BUCKET` says otherwise.
 pub const DEFAULT_BUCKET: &str = "default";
@@ -105,6 +121,7 @@ impl<B> WasiKeyValue<B> {
         Self {
             store,
             default_bucket: default_bucket.into(),
+            granted: None,
             backend: PhantomData,
         }
     }
@@ -120,6 +137,7 @@ impl<B> Clone for WasiKeyValue<B> {
         Self {
             store: Arc::clone(&self.store),
             default_bucket: Arc::clone(&self.default_bucket),
+            granted: self.granted.clone(),
             backend: PhantomData,
         }
     }
@@ -135,6 +153,39 @@ impl<B: Backend + KeyValueStore> Backend for WasiKeyValue<B> {
 
     fn backends() -> Vec<&'static str> {
         B::backends()
+    }
+
+    /// A guest restricted to its grants opens by name only the buckets it is granted, shared
+    /// with the other guests granted them; in an application of several guests its `open("")`
+    /// is a bucket of its own (`_` and its id), so two guests never share data unless both are
+    /// granted one bucket.
+    fn for_guest(&self, guest: &GuestScope<'_>) -> Result<Self> {
+        if !guest.restricted() {
+            return Ok(self.clone());
+        }
+        let grants: KeyValueGrants = guest.grants()?;
+        for bucket in &grants.buckets {
+            check_bucket_name(bucket).map_err(|err| anyhow::anyhow!("buckets: {err}"))?;
+            if bucket.starts_with(OWN_BUCKET_PREFIX) {
+                anyhow::bail!(
+                    "buckets: {bucket:?}: a name beginning with {OWN_BUCKET_PREFIX:?} is a guest's \
+                     own bucket (what it opens as \"\"), which no other guest may be granted; \
+                     name shared buckets otherwise"
+                );
+            }
+        }
+        let default_bucket = if guest.shared {
+            format!("{OWN_BUCKET_PREFIX}{}", guest.id).into()
+        } else {
+            Arc::clone(&self.default_bucket)
+        };
+        check_bucket_name(&default_bucket).map_err(|err| anyhow::anyhow!("{err}"))?;
+        Ok(Self {
+            store: Arc::clone(&self.store),
+            default_bucket,
+            granted: Some(grants.buckets.into()),
+            backend: PhantomData,
+        })
     }
 }
 
@@ -152,6 +203,7 @@ fn view<T: HostView<WasiKeyValue<B>>, B: 'static>(store: &mut T) -> host::KeyVal
     host::KeyValueView {
         store: &entry.store,
         default_bucket: &entry.default_bucket,
+        granted: entry.granted.as_deref(),
         table: &mut core.table,
     }
 }

@@ -13,6 +13,7 @@ use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::backend::{self, Broker, Message};
 use crate::config::check_subject;
+use crate::memory::subject_matches;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -91,6 +92,9 @@ pub struct MessagingView<'a> {
     /// The trace context of the store's work, given to the messages the guest publishes that
     /// carry none (metadata `traceparent`), so their handlers join the trace.
     pub trace: Option<TraceContext>,
+    /// The topics (subject patterns) the guest may publish to and send requests on; `None`:
+    /// any. Replies go wherever the request asked.
+    pub publish: Option<&'a [String]>,
 }
 
 impl MessagingView<'_> {
@@ -114,9 +118,39 @@ impl MessagingView<'_> {
         Ok(self.table.push(ClientHandle { name })?)
     }
 
-    /// What `producer.send` needs once it leaves the store: the broker, and the message
-    /// (taken out of the table: sending consumes it) with the work's trace context.
-    fn outgoing(&mut self, message: Resource<Message>) -> HostResult<(Arc<dyn Broker>, Message)> {
+    /// Whether the guest may publish to `topic` (see [`MessagingView::publish`]); the
+    /// error a guest sees if not.
+    fn may_publish(&self, topic: &str) -> HostResult<()> {
+        let Some(granted) = self.publish else {
+            return Ok(());
+        };
+        if granted
+            .iter()
+            .any(|pattern| subject_matches(pattern, topic))
+        {
+            return Ok(());
+        }
+        if let Some(suppressed) = DENIED_LOG.check() {
+            tracing::warn!(
+                topic,
+                "messaging: a guest published to {topic:?}, which it is not granted (its \
+                 manifest's [guest.grants] messaging = {{ publish = [...] }}){}",
+                omnia::telemetry::suppressed_note(suppressed)
+            );
+        }
+        Err(HostError::Guest(backend::Error::other(format!(
+            "publishing to {topic:?} is not granted to this guest"
+        ))))
+    }
+
+    /// What `producer.send` to `topic` needs once it leaves the store: the broker, and the
+    /// message (taken out of the table: sending consumes it) with the work's trace context.
+    fn outgoing(
+        &mut self,
+        topic: &str,
+        message: Resource<Message>,
+    ) -> HostResult<(Arc<dyn Broker>, Message)> {
+        self.may_publish(topic)?;
         let message = self.table.delete(message)?;
         Ok((Arc::clone(self.broker), self.traced(message)))
     }
@@ -125,9 +159,11 @@ impl MessagingView<'_> {
     /// message (the guest keeps it) with the work's trace context, and the options (consumed).
     fn request_parts(
         &mut self,
+        topic: &str,
         message: &Resource<Message>,
         options: Option<Resource<RequestOptions>>,
     ) -> HostResult<(Arc<dyn Broker>, Message, RequestOptions)> {
+        self.may_publish(topic)?;
         let message = self.traced(self.table.get(message)?.clone());
         let options = match options {
             Some(options) => self.table.delete(options)?,
@@ -190,6 +226,10 @@ async fn reply(broker: &Arc<dyn Broker>, to: Option<&str>, message: Message) -> 
     };
     logged(broker.publish(to, message).await, "reply", to)
 }
+
+/// Rate limit of the log line of a topic a guest is not granted.
+static DENIED_LOG: omnia::telemetry::LogLimit =
+    omnia::telemetry::LogLimit::new(1, std::time::Duration::from_secs(10));
 
 /// A topic a guest publishes to must be a subject without wildcards.
 fn publish_topic(topic: &str) -> HostResult<()> {
@@ -387,7 +427,7 @@ impl producer::Host for MessagingView<'_> {
         topic: String,
         message: Resource<Message>,
     ) -> HostResult<()> {
-        let (broker, message) = self.outgoing(message)?;
+        let (broker, message) = self.outgoing(&topic, message)?;
         send(&broker, &topic, message).await
     }
 }
@@ -400,7 +440,7 @@ impl request_reply::Host for MessagingView<'_> {
         message: Resource<Message>,
         options: Option<Resource<RequestOptions>>,
     ) -> HostResult<Vec<Resource<Message>>> {
-        let (broker, message, options) = self.request_parts(&message, options)?;
+        let (broker, message, options) = self.request_parts(&topic, &message, options)?;
         let replies = request(&broker, &topic, message, options).await?;
         self.push_all(replies)
     }

@@ -35,7 +35,7 @@ pub mod server;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use omnia::config::Setting;
 use omnia::{Backend, FromEnv, Host, HostView, Server, Serving, State};
 use wasmtime::Engine;
@@ -50,7 +50,19 @@ pub use memory::MemoryBroker;
 pub struct WasiMessaging<B> {
     broker: Arc<dyn Broker>,
     subscriptions: Arc<Subscriptions>,
+    /// The topics a guest may publish to (see [`Backend::for_guest`]); `None`: any.
+    publish: Option<Arc<[String]>>,
     backend: PhantomData<fn() -> B>,
+}
+
+/// A guest's grants of messaging (`[guest.grants] messaging = { publish = ["orders.>"] }`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagingGrants {
+    /// The topics (NATS subject patterns: `*` a token, `>` the rest) it may publish to and
+    /// send requests on.
+    #[serde(default)]
+    publish: Vec<String>,
 }
 
 /// The in-process messaging entry: `wasi:messaging` backed by [`MemoryBroker`].
@@ -62,6 +74,7 @@ impl<B> WasiMessaging<B> {
         Self {
             broker,
             subscriptions: Arc::new(subscriptions),
+            publish: None,
             backend: PhantomData,
         }
     }
@@ -82,6 +95,7 @@ impl<B> Clone for WasiMessaging<B> {
         Self {
             broker: Arc::clone(&self.broker),
             subscriptions: Arc::clone(&self.subscriptions),
+            publish: self.publish.clone(),
             backend: PhantomData,
         }
     }
@@ -119,6 +133,23 @@ impl<B: Backend + Broker> Backend for WasiMessaging<B> {
         Ok(Self::new(Arc::new(broker), options.subscriptions))
     }
 
+    /// A guest restricted to its grants publishes (and sends requests) only to the topics it
+    /// is granted; it may always reply to a request it handles.
+    fn for_guest(&self, guest: &omnia::GuestScope<'_>) -> Result<Self> {
+        if !guest.restricted() {
+            return Ok(self.clone());
+        }
+        let grants: MessagingGrants = guest.grants()?;
+        for pattern in &grants.publish {
+            config::check_subject(pattern, true)
+                .with_context(|| format!("publish: {pattern:?}"))?;
+        }
+        Ok(Self {
+            publish: Some(grants.publish.into()),
+            ..self.clone()
+        })
+    }
+
     fn backends() -> Vec<&'static str> {
         B::backends()
     }
@@ -141,6 +172,7 @@ pub(crate) fn store_view<T: HostView<WasiMessaging<B>>, B: 'static>(
         broker: &entry.broker,
         table: &mut core.table,
         trace: core.work.trace,
+        publish: entry.publish.as_deref(),
     }
 }
 

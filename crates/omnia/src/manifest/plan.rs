@@ -1,6 +1,7 @@
 //! What `omnia run` runs: a component on its own, or the guests of a manifest, each as if its
 //! file, grants and limits had been given on the command line, through the same checks.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -62,6 +63,9 @@ pub struct PlannedGuest {
     pub topics: Option<Vec<String>>,
     /// Whether it has `routes.http` (so the HTTP trigger must be one it serves).
     pub has_http_routes: bool,
+    /// Its grants of each capability (`[guest.grants.<capability>]`), for the capability to
+    /// read (see [`Backend::for_guest`](crate::Backend::for_guest)).
+    pub capability_grants: BTreeMap<String, toml::Table>,
 }
 
 impl PlannedGuest {
@@ -111,6 +115,7 @@ impl RunPlan {
                 limits: GuestLimits::default(),
                 topics: None,
                 has_http_routes: false,
+                capability_grants: BTreeMap::new(),
             }],
             http_routes: None,
         }
@@ -122,8 +127,8 @@ impl RunPlan {
     ///
     /// # Errors
     ///
-    /// `args` grants something itself (grants go in the manifest), or a guest has capability
-    /// grants (which need per-guest capabilities).
+    /// `args` grants something itself (grants go in the manifest), or has arguments for a
+    /// command beside a manifest of several guests.
     pub fn from_manifest(manifest: &Manifest, args: &RunArgs) -> Result<Self> {
         let shown = manifest.path.display();
         if !(args.env.is_empty()
@@ -148,12 +153,6 @@ impl RunPlan {
         let mut guests = Vec::new();
         for guest in &manifest.guests {
             let origin = format!("{shown}:{}: guest {:?}", guest.line, guest.id);
-            if let Some(name) = guest.grants.capabilities.keys().next() {
-                bail!(
-                    "{origin}: grants.{name} needs per-guest capabilities, which are being \
-                     built; remove it for now"
-                );
-            }
             let mut run = RunArgs {
                 component: guest.source.clone(),
                 args: args.args.clone(),
@@ -182,6 +181,7 @@ impl RunPlan {
                 limits: guest.limits,
                 topics,
                 has_http_routes: !guest.routes.http.is_empty(),
+                capability_grants: guest.grants.capabilities.clone(),
             });
         }
         let http_routes = (!manifest.http_routes.is_empty()).then(|| {

@@ -14,7 +14,7 @@
 use wasmtime::component::{Accessor, HasData, Resource};
 
 use super::{BucketHandle, CasHandle, HostError, HostResult, KeyValueView, Swapped, logged, swap};
-use crate::backend::{self, check_bucket_name};
+use crate::backend;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -56,15 +56,10 @@ impl<T> store::HostWithStore<T> for KeyValueAsync {
     ) -> HostResult<Resource<BucketHandle>> {
         let (kv, identifier) = accessor.with(|mut access| {
             let view = access.get();
-            // The empty identifier is the default bucket, as in the synchronous shape.
-            let identifier = if identifier.is_empty() {
-                view.default_bucket.to_owned()
-            } else {
-                identifier
-            };
-            (std::sync::Arc::clone(view.store), identifier)
-        });
-        check_bucket_name(&identifier)?;
+            // As the synchronous shape does.
+            let identifier = view.bucket_name(identifier)?;
+            HostResult::Ok((std::sync::Arc::clone(view.store), identifier))
+        })?;
         let bucket = logged(kv.open(&identifier).await, "open", &identifier)?;
         let handle = BucketHandle {
             name: identifier.into(),

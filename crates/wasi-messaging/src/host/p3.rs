@@ -89,7 +89,8 @@ impl<T> producer::HostWithStore<T> for MessagingAsync {
         topic: String,
         message: Resource<Message>,
     ) -> HostResult<()> {
-        let (broker, message) = accessor.with(|mut access| access.get().outgoing(message))?;
+        let (broker, message) =
+            accessor.with(|mut access| access.get().outgoing(&topic, message))?;
         send(&broker, &topic, message).await
     }
 }
@@ -105,7 +106,7 @@ impl<T> request_reply::HostWithStore<T> for MessagingAsync {
         options: Option<Resource<RequestOptions>>,
     ) -> HostResult<Vec<Resource<Message>>> {
         let (broker, message, options) =
-            accessor.with(|mut access| access.get().request_parts(&message, options))?;
+            accessor.with(|mut access| access.get().request_parts(&topic, &message, options))?;
         let replies = request(&broker, &topic, message, options).await?;
         accessor.with(|mut access| access.get().push_all(replies))
     }
