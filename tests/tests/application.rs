@@ -71,13 +71,16 @@ async fn one_listener_routes_each_request_and_message_to_its_guest() {
         guest(
             "msg",
             "msg-echo",
-            "routes.http = [\"/publish\", \"/received\"]\nroutes.messaging = [\"orders.*\"]",
+            "routes.http = [\"/publish\", \"/received\"]\nroutes.messaging = [\"orders.*\"]\n\
+             [guest.grants]\nmessaging = { publish = [\"orders.>\"] }\n\
+             keyvalue = { buckets = [\"received\"] }",
         ),
         guest(
             "msg3",
             "p3-msg-echo",
             "routes.host = \"msg3.test\"\nroutes.http = [\"/received\"]\n\
-             routes.messaging = [\"orders.*.out\"]",
+             routes.messaging = [\"orders.*.out\"]\n\
+             [guest.grants]\nkeyvalue = { buckets = [\"received\"] }",
         ),
     ]
     .concat();
@@ -249,7 +252,7 @@ fn disjoint_guests(up: &str) -> String {
     };
     let msg = |id: &str, topic: &str| {
         format!(
-            "routes.messaging = [\"{topic}.in\"]\n{}",
+            "routes.messaging = [\"{topic}.in\", \"{topic}.in.out\"]\n{}",
             at(
                 id,
                 &format!(
@@ -331,7 +334,7 @@ async fn guests_with_disjoint_grants_cannot_reach_each_others_buckets_hosts_conf
     );
     assert_eq!(
         read("kvb", "/kv/a-only/k".into()).await,
-        (403, "keyvalue error: access-denied\n".into())
+        (403, "keyvalue error: access-denied".into())
     );
     assert_eq!(
         to(&server, "kva", Method::PUT, "/kv/shared/k", b"both")
@@ -369,7 +372,10 @@ async fn guests_with_disjoint_grants_cannot_reach_each_others_buckets_hosts_conf
         (200, "upstream 200\nok".into())
     );
     let (status, text) = read("fb", url).await;
-    assert_eq!((status, text.trim()), (502, "error: HTTP-request-denied"));
+    assert_eq!(
+        (status, text.trim()),
+        (502, "error: ErrorCode::HttpRequestDenied")
+    );
 
     // Messaging: each publishes to its own topics only; its handler's `.out` is granted.
     assert_eq!(
@@ -402,6 +408,15 @@ fn refused(dir: &Path, text: &str) -> String {
 fn an_application_that_cannot_be_served_is_refused_before_anything_listens() {
     let dir = workdir("refused");
     let echo = guest("echo", "http-echo", "routes.http = [\"/echo\"]");
+    // A guest that uses every capability a grant can name, so each entry is connected.
+    let kv = format!(
+        "{echo}{}",
+        guest(
+            "kv",
+            "p3-app-http",
+            "routes.http = [\"/kv\"]\nroutes.messaging = [\"o\"]"
+        )
+    );
     for (text, expected) in [
         (
             format!("{echo}{}", guest("two", "http-hello", "")),
@@ -437,6 +452,30 @@ fn an_application_that_cannot_be_served_is_refused_before_anything_listens() {
                 guest("p1", "hello-p1", "routes.http = [\"/p1\"]")
             ),
             "is a WASI 0.1 module, which runs as a command on its own".into(),
+        ),
+        (
+            format!("{kv}[guest.grants]\nkeyvalue = {{ bukets = [\"a\"] }}"),
+            "omnia.toml:5: guest \"kv\": grants.keyvalue: not the shape this capability's grants \
+             have: unknown field `bukets`, expected `buckets`"
+                .into(),
+        ),
+        (
+            format!("{kv}[guest.grants]\nkeyvalue = {{ buckets = [\"_echo\"] }}"),
+            "grants.keyvalue: buckets: \"_echo\": a name beginning with '_' is a guest's own \
+             bucket"
+                .into(),
+        ),
+        (
+            format!("{kv}[guest.grants]\nconfig = {{ keys = [\"REGION\"] }}"),
+            "grants.config: keys: \"REGION\" is not in the runtime's configuration".into(),
+        ),
+        (
+            format!("{kv}[guest.grants]\nmessaging = {{ publish = [\"a b\"] }}"),
+            "grants.messaging: publish: \"a b\"".into(),
+        ),
+        (
+            format!("{kv}[guest.grants]\nhttp = {{ hosts = [\"a,b\"] }}"),
+            "grants.http: hosts: \"a,b\": one host per entry".into(),
         ),
     ] {
         let err = refused(&dir, &text);

@@ -158,7 +158,8 @@ fn a_manifest_is_refused_before_anything_listens_when_it_cannot_be_honoured() {
         ),
         (
             format!("{guest}[guest.grants]\nkeyvalue = {{ buckets = [\"a\"] }}\n"),
-            "guest \"echo\": grants.keyvalue needs per-guest capabilities".into(),
+            "guest \"echo\": grants.keyvalue: no guest of the application uses this capability"
+                .into(),
         ),
         (
             format!("{guest}[guest.grants]\nevn = [\"A\"]\n"),

@@ -159,6 +159,7 @@ fn key_facts(name: &str) -> (bool, &'static str) {
 
 fn parts(input: &Input) -> Parts {
     let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
     let mut p = Parts::default();
 
     for entry in &input.entries {
@@ -242,8 +243,15 @@ fn parts(input: &Input) -> Parts {
                         entry,
                         &#omnia::GuestScope { id, grants: grants.get(#key), shared },
                     )
-                    .map_err(|err| err.context(concat!("grants.", #key)))?,
+                    .map_err(|err| #private::anyhow::anyhow!("grants.{}: {err:#}", #key))?,
                 ),
+                None if grants.contains_key(#key) => {
+                    return Err(#private::anyhow::anyhow!(
+                        "grants.{}: no guest of the application uses this capability (none imports \
+                         its interfaces), so there is nothing to grant; remove the table",
+                        #key
+                    ));
+                }
                 None => None,
             },
         });

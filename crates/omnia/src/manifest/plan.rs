@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use super::routes::HttpRoutes;
 use super::{GuestLimits, Manifest};
@@ -69,11 +69,11 @@ pub struct PlannedGuest {
 }
 
 impl PlannedGuest {
-    /// `result`, its error prefixed with where the guest is declared (a manifest's guest; the
-    /// errors of a component on its own name its file already).
+    /// `result`, its error on one line prefixed with where the guest is declared (a
+    /// manifest's guest; the errors of a component on its own name its file already).
     pub fn context<T>(&self, result: Result<T>) -> Result<T> {
         match &self.origin {
-            Some(origin) => result.with_context(|| origin.clone()),
+            Some(origin) => result.map_err(|err| anyhow::anyhow!("{origin}: {err:#}")),
             None => result,
         }
     }
