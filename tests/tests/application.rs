@@ -184,7 +184,11 @@ async fn a_failing_guest_leaves_the_others_untouched_under_load() {
         guest("good3", "p3-http-hello", "routes.http = [\"/good3\"]"),
     ]
     .concat();
-    let server = Omnia::serve(&omnia(), &manifest(&dir, &text), &[]);
+    let server = Omnia::serve(
+        &omnia(),
+        &manifest(&dir, &text),
+        &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")],
+    );
     // Within the client's share of the work slots (a 503 there is load shedding, not a
     // guest's failure): 3 bad and 12 good clients, each a request at a time.
     let bad: Vec<_> = ["/trap", "/loop", "/alloc/512"]
@@ -227,6 +231,19 @@ async fn a_failing_guest_leaves_the_others_untouched_under_load() {
             assert!([500, 504].contains(&status), "a bad request got {status}");
         }
     }
+    // Each guest's calls are counted under its id.
+    let count = |component: &str, outcome: &str| {
+        let name = format!(
+            "omnia_guest_calls_total{{trigger=\"http\",component=\"{component}\",outcome=\"{outcome}\"}}"
+        );
+        let server = &server;
+        async move { server.metric(&name).await }
+    };
+    assert_eq!(count("good", "ok").await + count("good3", "ok").await, 600);
+    assert_eq!(
+        count("bad", "trap").await + count("bad", "timeout").await,
+        15
+    );
 }
 
 /// A plain HTTP server on 127.0.0.1 answering every request `200 ok`, for outgoing calls.

@@ -183,7 +183,10 @@ async fn repeated_failures_are_logged_at_a_limited_rate() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("omnia_guest_calls_total{trigger=\"http\",outcome=\"trap\"} 100\n"),
+        metrics.contains(
+            "omnia_guest_calls_total{trigger=\"http\",component=\"http-echo\",outcome=\"trap\"} \
+             100\n"
+        ),
         "{metrics}"
     );
     // The next line logged says how many were left out.

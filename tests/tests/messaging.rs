@@ -110,7 +110,7 @@ async fn received(server: &Omnia, topic: &str, n: usize) -> Vec<String> {
 /// what it transforms).
 async fn behaviour_table(server: &Omnia, backend: &str, guest: &str) {
     flows(server, backend, guest).await;
-    failures(server, backend).await;
+    failures(server, backend, guest).await;
 }
 
 /// Publishing, transforming, requests and replies.
@@ -167,7 +167,7 @@ async fn flows(server: &Omnia, backend: &str, guest: &str) {
 }
 
 /// Failing messages, and bad topics.
-async fn failures(server: &Omnia, backend: &str) {
+async fn failures(server: &Omnia, backend: &str, guest: &str) {
     // A failing message is delivered three times, then dead-lettered with the reason; other
     // messages flow meanwhile.
     publish(server, "in.b", b"fail", &[]).await;
@@ -204,11 +204,12 @@ async fn failures(server: &Omnia, backend: &str) {
         received(server, "in.b", 0).await.is_empty(),
         "{backend}: failures are not recorded"
     );
-    // Each delivery is one guest call, counted by its outcome.
+    // Each delivery is one guest call, counted by its guest (the file's stem) and outcome.
     for outcome in ["guest_error", "trap"] {
         let calls = server
             .metric(&format!(
-                "omnia_guest_calls_total{{trigger=\"messaging\",outcome=\"{outcome}\"}}"
+                "omnia_guest_calls_total{{trigger=\"messaging\",component=\"{guest}\",\
+                 outcome=\"{outcome}\"}}"
             ))
             .await;
         assert!(calls >= 3, "{backend}: {calls} calls ended {outcome}");

@@ -23,7 +23,8 @@
 //! | its caller went away first | `…{outcome="cancelled"}`, `omnia_guest_cancelled_total` | no |
 //! | it failed because its input was bad (a client's broken body) | `…{outcome="client_error"}` | no (the trigger answers the client) |
 //!
-//! Every call also records `omnia_work_duration_seconds{trigger}`.
+//! Every call also records `omnia_work_duration_seconds{trigger,component}`; every metric of a
+//! call carries the guest's id as its `component` label.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -134,6 +135,8 @@ pub fn classify(
 pub struct Call {
     /// The trigger, as the `trigger` label: `http`, `messaging`.
     trigger: &'static str,
+    /// The guest's id, as the `component` label (see [`State::id`](crate::State::id)).
+    component: String,
     /// What the call serves, for log lines: `GET /path`, a topic.
     what: String,
     /// Said after "guest failed" in the failure log line, when the trigger knows more.
@@ -147,16 +150,19 @@ pub struct Call {
 }
 
 impl Call {
-    /// A call for `trigger` (the `trigger` label) serving `what` (named in log lines), whose
-    /// span is `span`, to end within `deadline`. Its duration counts from now.
+    /// A call for `trigger` (the `trigger` label) to the guest `component` (the `component`
+    /// label, named in log lines) serving `what` (named in log lines), whose span is `span`,
+    /// to end within `deadline`. Its duration counts from now.
     pub fn new(
         trigger: &'static str,
+        component: &str,
         what: impl Into<String>,
         span: tracing::Span,
         deadline: Duration,
     ) -> Self {
         Self {
             trigger,
+            component: component.to_owned(),
             what: what.into(),
             note: "",
             span,
@@ -226,8 +232,9 @@ impl Call {
     }
 
     fn record(&self, outcome: &'static str, failure: Option<&Failure>) {
-        metrics::WORK_DURATION.record(&[self.trigger], self.started.elapsed());
-        metrics::GUEST_CALLS.inc(&[self.trigger, outcome]);
+        let component = self.component.as_str();
+        metrics::WORK_DURATION.record(&[self.trigger, component], self.started.elapsed());
+        metrics::GUEST_CALLS.inc(&[self.trigger, component, outcome]);
         // A caller that went away, or a client's bad input, is not the call's error.
         if !matches!(outcome, "ok" | "cancelled" | "client_error") {
             self.span.record("otel.status_code", "ERROR");
@@ -241,6 +248,7 @@ impl Call {
                 metrics::GUEST_TRAPS.inc();
                 if let Some(suppressed) = FAILURE_LOG.check() {
                     tracing::error!(
+                        component,
                         "{trigger}: {what}: guest failed{note}: {failure}{}",
                         suppressed_note(suppressed)
                     );
@@ -250,6 +258,7 @@ impl Call {
                 metrics::GUEST_TIMEOUTS.inc();
                 if let Some(suppressed) = TIMEOUT_LOG.check() {
                     tracing::warn!(
+                        component,
                         "{trigger}: {what}: guest ran past OMNIA_REQUEST_TIMEOUT ({limit:?}){note}{}",
                         suppressed_note(suppressed)
                     );
@@ -258,6 +267,7 @@ impl Call {
             Failure::OutOfBudget => {
                 if let Some(suppressed) = BUDGET_LOG.check() {
                     tracing::warn!(
+                        component,
                         "{trigger}: {what}: guest memory of all instances reached \
                          OMNIA_MEMORY_BUDGET{note}{}",
                         suppressed_note(suppressed)
@@ -307,6 +317,7 @@ mod tests {
     async fn run_stops_the_call_at_the_deadline() {
         let call = Call::new(
             "test",
+            "g",
             "t",
             tracing::Span::none(),
             Duration::from_millis(10),
@@ -323,22 +334,29 @@ mod tests {
 
     #[test]
     fn finishing_counts_the_outcome_by_trigger_and_dropping_counts_a_cancel() {
-        let before = metrics::GUEST_CALLS.get(&["unit", "guest_error"]);
-        let call = Call::new("unit", "t", tracing::Span::none(), Duration::from_secs(1));
+        let before = metrics::GUEST_CALLS.get(&["unit", "g", "guest_error"]);
+        let call = Call::new(
+            "unit",
+            "g",
+            "t",
+            tracing::Span::none(),
+            Duration::from_secs(1),
+        );
         call.finish(&Outcome::<(), _>::GuestError("no"));
         assert_eq!(
-            metrics::GUEST_CALLS.get(&["unit", "guest_error"]),
+            metrics::GUEST_CALLS.get(&["unit", "g", "guest_error"]),
             before + 1
         );
 
         let cancelled = metrics::GUEST_CANCELLED.get();
         drop(Call::new(
             "unit",
+            "g",
             "t",
             tracing::Span::none(),
             Duration::from_secs(1),
         ));
-        assert_eq!(metrics::GUEST_CALLS.get(&["unit", "cancelled"]), 1);
+        assert_eq!(metrics::GUEST_CALLS.get(&["unit", "g", "cancelled"]), 1);
         assert!(metrics::GUEST_CANCELLED.get() > cancelled);
     }
 }

@@ -276,7 +276,8 @@ impl<S: State> Consumer<S> {
             }
         };
         let timeout = self.state.config().request_timeout;
-        let call = Call::new("messaging", topic, span.clone(), timeout).watching(&mut store);
+        let call = Call::new("messaging", self.state.id(), topic, span.clone(), timeout)
+            .watching(&mut store);
         let outcome = call
             .run(async {
                 let guest = self.pre.instantiate_async(&mut store).await?;

@@ -206,14 +206,14 @@ pub static WORK_IN_FLIGHT: Gauge = Gauge::new(
 pub static WORK_DURATION: HistogramFamily = HistogramFamily::new(
     "omnia_work_duration_seconds",
     "Time from the start of a guest call (a request's arrival, a message's delivery) to its end.",
-    &["trigger"],
+    &["trigger", "component"],
 );
-/// Guest calls by trigger and outcome (recorded by [`crate::invoke`]).
+/// Guest calls by trigger, guest and outcome (recorded by [`crate::invoke`]).
 pub static GUEST_CALLS: CounterFamily = CounterFamily::new(
     "omnia_guest_calls_total",
-    "Guest calls by trigger and outcome (ok, guest_error, trap, timeout, out_of_budget, \
-     cancelled, client_error).",
-    &["trigger", "outcome"],
+    "Guest calls by trigger, guest (component) and outcome (ok, guest_error, trap, timeout, \
+     out_of_budget, cancelled, client_error).",
+    &["trigger", "component", "outcome"],
 );
 /// How long instantiating a guest takes.
 pub static INSTANTIATION_DURATION: Histogram = Histogram::new(

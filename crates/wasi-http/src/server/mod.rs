@@ -278,6 +278,21 @@ where
     Reuse(Vec<reuse::Pool<S>>),
 }
 
+/// The 413 for a request whose `Content-Length` is above `max_body`, before the guest runs.
+fn too_large<B>(req: &Request<B>, max_body: usize) -> Option<Response<GuestBody>> {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())?;
+    (declared > max_body as u64).then(|| {
+        answers::client_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {max_body} bytes (OMNIA_HTTP_MAX_BODY)\n"),
+        )
+    })
+}
+
 /// Rate limit of the overload log lines.
 static OVERLOAD_LOG: LogLimit = LogLimit::new(1, Duration::from_secs(10));
 
@@ -304,16 +319,8 @@ where
             return answers::plain(StatusCode::NOT_FOUND, "no route\n");
         };
         let max_body = self.config.max_body;
-        let declared = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > max_body as u64) {
-            return answers::client_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body larger than {max_body} bytes (OMNIA_HTTP_MAX_BODY)\n"),
-            );
+        if let Some(too_large) = too_large(&req, max_body) {
+            return too_large;
         }
         let what = format!("{} {}", req.method(), req.uri().path());
         let work = request::span(&mut req, conn);
@@ -362,7 +369,13 @@ where
                     Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
                 };
                 let timeout = guest.state.config().request_timeout;
-                let call = Call::new("http", what.clone(), span.clone(), timeout);
+                let call = Call::new(
+                    "http",
+                    guest.state.id(),
+                    what.clone(),
+                    span.clone(),
+                    timeout,
+                );
                 match pool
                     .call(req, &call, work.trace)
                     .instrument(span.clone())

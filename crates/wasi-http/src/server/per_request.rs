@@ -93,8 +93,14 @@ where
         (req, out)
     };
     let pre = pre.clone();
-    let mut call =
-        Call::new("http", what, span.clone(), state.config().request_timeout).watching(&mut store);
+    let mut call = Call::new(
+        "http",
+        state.id(),
+        what,
+        span.clone(),
+        state.config().request_timeout,
+    )
+    .watching(&mut store);
     let (head_tx, head_rx) = oneshot::channel::<Head>();
     let failed_after_head = Arc::new(AtomicBool::new(false));
     let failed = Arc::clone(&failed_after_head);
