@@ -503,3 +503,30 @@ fn an_application_that_cannot_be_served_is_refused_before_anything_listens() {
         assert!(!err.contains("listening"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn the_example_application_runs_as_its_comments_say() {
+    use http::Method;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/app");
+    let server = Omnia::serve(&omnia(), &example, &[]);
+    server.log_with("subscribed to orders.*.out");
+    assert_eq!(
+        call(&server, Method::PUT, "/kv/orders/o-1", &[], b"42")
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        get(&server, "/kv/orders/o-1", &[]).await,
+        (200, "42".into())
+    );
+    let published = call(&server, Method::POST, "/publish/orders.new", &[], b"o-1").await;
+    assert_eq!(published.0, 204, "{}", published.1);
+    eventually(&server, "/received/orders.new.out", &[], "echo: o-1|").await;
+    assert_eq!(
+        get(&server, "/admin", &[]).await,
+        (200, "hello from Rust http guest\n".into())
+    );
+    // The API cannot see what the worker keeps.
+    assert_eq!(get(&server, "/kv/received/orders.new", &[]).await.0, 403);
+}

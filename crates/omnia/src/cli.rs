@@ -27,7 +27,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The component: a .wasm (needs the `jit` feature) or a .bin from `omnia compile`; or a
-    /// manifest of one guest (an `omnia.toml`, or a directory holding one).
+    /// manifest of an application (an `omnia.toml`, or a directory holding one).
     pub component: PathBuf,
 
     /// Arguments passed to a command component (after the component, or after `--`).
