@@ -164,8 +164,8 @@ fn parse_file(text: &str) -> Result<BTreeMap<String, String>> {
         .into_iter()
         .map(|(key, value)| {
             let line = text[..value.span().start].matches('\n').count() + 1;
-            let text =
-                value_text(&key, value.into_inner()).with_context(|| format!("line {line}"))?;
+            let text = value_text(&key, value.into_inner())
+                .map_err(|err| anyhow::anyhow!("line {line}: {err}"))?;
             Ok((key, text))
         })
         .collect()
