@@ -48,6 +48,19 @@ impl Omnia {
         Self::spawn(cmd, env, Ready::Http)
     }
 
+    /// Starts `bin run <args>` in the directory `dir` and waits until it listens on HTTP, or
+    /// returns the log if the process exits before (for `omnia run` without a component).
+    pub fn try_serve_in(
+        bin: &Path,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("run").args(args).current_dir(dir);
+        Self::spawn(cmd, env, Ready::Http)
+    }
+
     /// Starts `bin run <component>` for a component that only handles messages, and waits
     /// until the messaging trigger has subscribed.
     pub fn serve_messaging(bin: &Path, component: &Path, env: &[(&str, &str)]) -> Self {

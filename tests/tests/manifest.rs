@@ -60,14 +60,23 @@ async fn a_manifest_of_one_guest_runs_with_its_grants_mounts_and_limits() {
         sha256(&echo)
     );
     let path = manifest(&dir, &text);
-    // By the file, and by the directory holding it.
-    for target in [path.clone(), dir.clone()] {
-        let server = Omnia::serve(&omnia(), &target, &[]);
+    let elsewhere = std::env::temp_dir();
+    let shown = path.to_str().unwrap();
+    // By the file, by the directory holding it, by `--manifest` and `OMNIA_MANIFEST`, and by
+    // running in its directory without naming it.
+    let servers = [
+        Omnia::try_serve_in(&omnia(), &elsewhere, &[shown], &[]),
+        Omnia::try_serve_in(&omnia(), &elsewhere, &[dir.to_str().unwrap()], &[]),
+        Omnia::try_serve_in(&omnia(), &elsewhere, &["--manifest", shown], &[]),
+        Omnia::try_serve_in(&omnia(), &elsewhere, &[], &[("OMNIA_MANIFEST", shown)]),
+        Omnia::try_serve_in(&omnia(), &dir, &[], &[]),
+    ];
+    for (target, server) in servers.into_iter().enumerate() {
+        let server = server.unwrap_or_else(|log| panic!("way {target}: {log}"));
         assert_eq!(
             status_and_text(&server, "/env/GRANTED_VAR").await,
             (StatusCode::OK, "from the manifest\n".into()),
-            "{}",
-            target.display()
+            "way {target}"
         );
         let (status, text) = status_and_text(&server, "/file/data/note.txt").await;
         assert_eq!((status, text.trim()), (StatusCode::OK, "a note"));
@@ -175,4 +184,20 @@ fn a_manifest_is_refused_before_anything_listens_when_it_cannot_be_honoured() {
     let empty = std::env::temp_dir().join(format!("omnia-manifest-none-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     assert!(refused(&empty).contains("is a directory without an omnia.toml"));
+    let out = run_to_end(&omnia(), &["run"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("nothing to run: give a component"),
+        "{err}"
+    );
+    let out = run_to_end(
+        &omnia(),
+        &["run", "--manifest", "a.toml", echo.to_str().unwrap()],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--manifest (OMNIA_MANIFEST) names a.toml and the command line"),
+        "{err}"
+    );
 }

@@ -23,11 +23,17 @@ pub enum Command {
     Compile(CompileArgs),
 }
 
+/// What [`RunArgs::component`] is when none is given: the current directory, which is run if
+/// it holds an `omnia.toml` (unless `--manifest` or `OMNIA_MANIFEST` names another).
+pub const NO_COMPONENT: &str = ".";
+
 /// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The component: a .wasm (needs the `jit` feature) or a .bin from `omnia compile`; or a
-    /// manifest of an application (an `omnia.toml`, or a directory holding one).
+    /// manifest of an application (an `omnia.toml`, or a directory holding one). Without it:
+    /// the manifest `--manifest` (`OMNIA_MANIFEST`) names, or `./omnia.toml`.
+    #[arg(default_value = NO_COMPONENT, hide_default_value = true)]
     pub component: PathBuf,
 
     /// Arguments passed to a command component (after the component, or after `--`).

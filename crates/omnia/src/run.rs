@@ -52,7 +52,7 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     crate::listener::raise_open_file_limit();
     // Every setting is read and checked before the (possibly slow) compilation, so a typo is
     // reported in milliseconds.
-    let plan = match manifest::manifest_path(&args.component)? {
+    let plan = match manifest::manifest_path(&args)? {
         Some(path) => RunPlan::from_manifest(&Manifest::load(&path, &C::names())?, &args)?,
         None => RunPlan::single(args),
     };

@@ -145,6 +145,13 @@ impl FromEnv for RuntimeConfig {
                 "log filter (tracing's EnvFilter); logs go to stderr",
             ),
             Setting {
+                env: "OMNIA_MANIFEST",
+                flag: Some("manifest"),
+                value: "PATH",
+                default: "./omnia.toml",
+                help: "the application's manifest (an omnia.toml, or a directory holding one), when no component is given",
+            },
+            Setting {
                 env: "OMNIA_REQUEST_TIMEOUT",
                 flag: Some("request-timeout"),
                 value: "DURATION",

@@ -8,34 +8,64 @@ use anyhow::{Result, bail};
 
 use super::routes::HttpRoutes;
 use super::{GuestLimits, Manifest};
-use crate::cli::RunArgs;
+use crate::cli::{NO_COMPONENT, RunArgs};
 use crate::config::RuntimeConfig;
+use crate::config::var;
 
 /// The name of the manifest `omnia run DIR` looks for in `DIR`.
 pub const MANIFEST_NAME: &str = "omnia.toml";
 
-/// The manifest `omnia run PATH` names, if `PATH` is one: a `.toml` file, or a directory
-/// (which must then hold an `omnia.toml`).
+/// The manifest `omnia run` runs, if any: the one `--manifest` (`OMNIA_MANIFEST`) names, else
+/// `COMPONENT` if it is one (a `.toml` file, or a directory, which must then hold an
+/// `omnia.toml`); without a component, `./omnia.toml`.
 ///
 /// # Errors
 ///
-/// `path` is a directory without an `omnia.toml`.
-pub fn manifest_path(path: &Path) -> Result<Option<PathBuf>> {
-    if path.is_dir() {
-        let manifest = path.join(MANIFEST_NAME);
-        if !manifest.is_file() {
+/// Both a component and `--manifest` are given; nothing is given and there is no
+/// `./omnia.toml`; a directory without an `omnia.toml`.
+pub fn manifest_path(args: &RunArgs) -> Result<Option<PathBuf>> {
+    let given = args.component != Path::new(NO_COMPONENT);
+    if let Some(manifest) = var("OMNIA_MANIFEST", |s| Ok(PathBuf::from(s)))? {
+        if given {
             bail!(
-                "{} is a directory without an {MANIFEST_NAME}: give the component's file, or \
-                 the manifest",
-                path.display()
+                "--manifest (OMNIA_MANIFEST) names {} and the command line {}: give one of them",
+                manifest.display(),
+                args.component.display()
             );
         }
-        return Ok(Some(manifest));
+        return in_directory(&manifest).map(Some);
+    }
+    if !given && !Path::new(MANIFEST_NAME).is_file() {
+        bail!(
+            "nothing to run: give a component (omnia run app.wasm) or an application's manifest \
+             (omnia run omnia.toml, --manifest, OMNIA_MANIFEST), or run omnia in a directory \
+             holding an {MANIFEST_NAME}"
+        );
+    }
+    let path = &args.component;
+    if path.is_dir() {
+        return in_directory(path).map(Some);
     }
     Ok(path
         .extension()
         .is_some_and(|ext| ext == "toml")
         .then(|| path.to_owned()))
+}
+
+/// `path`, or the `omnia.toml` in it if it is a directory (which must have one).
+fn in_directory(path: &Path) -> Result<PathBuf> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let manifest = path.join(MANIFEST_NAME);
+    if !manifest.is_file() {
+        bail!(
+            "{} is a directory without an {MANIFEST_NAME}: give the component's file, or the \
+             manifest",
+            path.display()
+        );
+    }
+    Ok(manifest)
 }
 
 /// What `omnia run` runs: its guests and their HTTP routes.
