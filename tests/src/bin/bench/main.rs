@@ -8,7 +8,8 @@
 //! ```text
 //! bench --omnia P --omnia-aot P --wasmtime P --native P --native-kv P --wrk P [--seconds 2]
 //!       [--runs 3] [--out F]
-//!       [--baseline P] [--only http,p3,cold-start,memory,keyvalue,messaging,telemetry]
+//!       [--baseline P]
+//!       [--only http,p3,cold-start,memory,keyvalue,messaging,telemetry,application]
 //! ```
 //!
 //! `--baseline` adds another `omnia` build (say, one from before a change) to the serving, 0.3 and
@@ -29,6 +30,7 @@ use omnia_tests::otlp::{OtlpReceiver, Protocol};
 use omnia_tests::process::cpu_time;
 use omnia_tests::services::{NatsServer, RedisServer};
 
+mod application;
 mod keyvalue;
 mod messaging;
 mod telemetry;
@@ -51,7 +53,7 @@ struct Args {
 }
 
 /// The sections of the results, in order; `--only` picks among them.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "http",
     "p3",
     "cold-start",
@@ -59,6 +61,7 @@ const SECTIONS: [&str; 7] = [
     "keyvalue",
     "messaging",
     "telemetry",
+    "application",
 ];
 
 impl Args {
@@ -1096,6 +1099,9 @@ fn main() -> Result<()> {
     }
     if bench.args.runs_section("telemetry") {
         bench.telemetry(&guests::rust("http-hello"))?;
+    }
+    if bench.args.runs_section("application") {
+        bench.application(&guests::rust("http-hello"))?;
     }
     if let Some(out) = &bench.args.out {
         if let Some(dir) = out.parent() {
