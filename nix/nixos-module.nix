@@ -1,9 +1,12 @@
-# `services.omnia`: one Omnia serving one component, as a hardened systemd service.
+# `services.omnia`: one Omnia serving one component or one application, as a hardened systemd
+# service.
 #
 #   services.omnia = {
 #     enable = true;
 #     package = omnia.packages.x86_64-linux.omnia-http-kv;
-#     component = ./app.bin;                     # a .wasm for JIT profiles, a .bin for AOT ones
+#     component = ./app.bin;                     # a .wasm for JIT profiles, a .bin for AOT ones,
+#                                                # or ./app: a directory holding an omnia.toml and
+#                                                # the components it names (an application)
 #     listen = "0.0.0.0:8080";
 #     environment.OMNIA_REDIS_PREFIX = "app1:";
 #     environmentFile = "/run/secrets/omnia.env"; # REDIS_URL=redis://:password@... (secrets)
@@ -25,7 +28,7 @@ in
     };
     component = mkOption {
       type = types.path;
-      description = "The component: a .wasm (JIT profiles) or a .bin from `omnia compile` of the same version (AOT-only profiles).";
+      description = "The component: a .wasm (JIT profiles) or a .bin from `omnia compile` of the same version (AOT-only profiles); or an application: its omnia.toml, or a directory holding it and the components it names (relative source paths are kept in the store copy).";
     };
     listen = mkOption {
       type = types.str;

@@ -254,7 +254,8 @@ impl Backend for ConfigDefault {
             );
         }
         tracing::info!(
-            "config: {} key(s) granted to the guest",
+            "config: {} key(s) configured (a guest on its own without grants sees them all, any other \
+             guest those its grants name)",
             options.values.len()
         );
         Ok(Self::new(options.values))

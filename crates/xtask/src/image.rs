@@ -51,8 +51,8 @@ pub struct ImageInput<'a> {
     pub profile: &'a Profile,
     /// The `omnia` binary.
     pub binary: &'a Path,
-    /// The app to put at the profile's app path (`/app.wasm` or `/app.bin`), if any.
-    pub app: Option<&'a Path>,
+    /// The app's files (see [`crate::app`]), if any.
+    pub app: Option<&'a crate::app::AppFiles>,
     /// `org.opencontainers.image.version`.
     pub version: &'a str,
     /// `org.opencontainers.image.revision` (a git commit), if known.
@@ -82,11 +82,13 @@ struct Blob {
 pub fn write(input: &ImageInput<'_>, out: &Path) -> Result<Written> {
     let mut layers = vec![base_layer(input.binary)?, binary_layer(input.binary)?];
     if let Some(app) = input.app {
-        let bytes = std::fs::read(app).with_context(|| format!("cannot read {}", app.display()))?;
-        layers.push(Layer::from([(
-            input.profile.app_path().to_owned(),
-            Entry::File(bytes, 0o644),
-        )]));
+        // Parent directories (`/app`) are added by `tar`.
+        layers.push(
+            app.files
+                .iter()
+                .map(|(path, bytes)| (path.clone(), Entry::File(bytes.clone(), 0o644)))
+                .collect(),
+        );
     }
     let blobs: Vec<Blob> = layers.iter().map(blob).collect::<Result<_>>()?;
 
@@ -208,7 +210,12 @@ fn image_config(
         .exposed_ports(image.exposed_ports.keys().cloned().collect::<Vec<_>>())
         .env(image.env.clone())
         .entrypoint(image.entrypoint.clone())
-        .cmd(image.cmd.clone())
+        .cmd(
+            input
+                .app
+                .and_then(|app| app.cmd.clone())
+                .unwrap_or_else(|| image.cmd.clone()),
+        )
         .working_dir(image.working_dir.clone())
         .labels(labels)
         .build()?;

@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo xtask dist http-kv                        # target/dist/http-kv/{omnia, oci/, omnia-http-kv.tar}
 //! cargo xtask dist --all --app app.wasm           # every profile, each image with the app
+//! cargo xtask dist full --app examples/app        # an application: /app/omnia.toml and its guests
 //! cargo xtask profiles                            # how each profile is read, as JSON
 //! cargo xtask outdated                            # wasmtime crates: locked vs newest patch
 //! ```
@@ -14,6 +15,7 @@
 //! profile's, built for the purpose, or one named with `--compiler` (a JIT `omnia` of the
 //! same sources, such as `cargo build`'s, saves building the full profile).
 
+mod app;
 mod image;
 mod outdated;
 mod profile;
@@ -44,8 +46,9 @@ enum Task {
         #[arg(long)]
         all: bool,
         /// Put this component into each image (/app.wasm; precompiled to /app.bin for
-        /// AOT-only profiles).
-        #[arg(long, value_name = "COMPONENT")]
+        /// AOT-only profiles), or this application (an omnia.toml, or a directory holding one:
+        /// the manifest and its guests' components in /app/, see the `app` module).
+        #[arg(long, value_name = "COMPONENT|MANIFEST")]
         app: Option<PathBuf>,
         /// A dev build (fast, not reproducible) instead of a release build.
         #[arg(long)]
@@ -146,6 +149,7 @@ impl Dist<'_> {
         app: Option<&Path>,
         mut compiler: Option<PathBuf>,
     ) -> Result<()> {
+        let app = app.map(app::App::read).transpose()?;
         let version = workspace_version(self.root)?;
         let revision = git_revision(self.root);
         if let Some(jit) = &compiler {
@@ -161,12 +165,14 @@ impl Dist<'_> {
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             // Precompiled before the profile is built: a `--debug` build overwrites
             // target/debug/omnia, which may be the compiler.
-            let app = match app {
-                Some(app) if !profile.jit => {
+            let app = match &app {
+                Some(app) => Some(app.files(profile.app_path(), |name, component| {
+                    if profile.jit {
+                        return Ok(component.to_path_buf());
+                    }
                     let jit = self.compiler(&mut compiler)?;
-                    Some(precompile(&jit, app, &dir)?)
-                }
-                Some(app) => Some(app.to_path_buf()),
+                    precompile(&jit, component, &dir.join(format!("{name}.bin")))
+                })?),
                 None => None,
             };
             let binary = self.build(profile, &dir)?;
@@ -177,7 +183,7 @@ impl Dist<'_> {
                 &image::ImageInput {
                     profile,
                     binary: &binary,
-                    app: app.as_deref(),
+                    app: app.as_ref(),
                     version: &version,
                     revision: revision.as_deref(),
                 },
@@ -252,9 +258,9 @@ impl Dist<'_> {
     }
 }
 
-/// `app` precompiled by the JIT binary `jit` into `dir/app.bin`.
-fn precompile(jit: &Path, app: &Path, dir: &Path) -> Result<PathBuf> {
-    let bin = dir.join("app.bin");
+/// `app` precompiled by the JIT binary `jit` into `bin`.
+fn precompile(jit: &Path, app: &Path, bin: &Path) -> Result<PathBuf> {
+    let bin = bin.to_path_buf();
     let status = Command::new(jit)
         .arg("compile")
         .arg(app)

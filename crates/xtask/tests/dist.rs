@@ -335,10 +335,15 @@ fn writing_an_image_again_gives_the_same_digest() {
 
 /// `umoci unpack` of the profile's image into a fresh bundle; returns its root filesystem.
 fn unpack(profile: &str) -> (PathBuf, PathBuf) {
-    let bundle =
-        std::env::temp_dir().join(format!("omnia-bundle-{profile}-{}", std::process::id()));
+    unpack_from(&dist(profile), profile)
+}
+
+/// `umoci unpack` of the image in `dir` (a profile's output) into a fresh bundle named after
+/// `name`; returns its root filesystem and the bundle.
+fn unpack_from(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let bundle = std::env::temp_dir().join(format!("omnia-bundle-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&bundle);
-    let image = format!("{}:0.1.0", dist(profile).join("oci").display());
+    let image = format!("{}:0.1.0", dir.join("oci").display());
     let out = run(
         "umoci",
         &["unpack", "--image", &image, bundle.to_str().unwrap()],
@@ -454,5 +459,39 @@ fn the_http_kv_image_keeps_its_counter_in_redis() {
         redis.command(&[b"GET", b"default:hits"]),
         Resp::Bulk(Some(b"2".to_vec()))
     );
+    let _ = std::fs::remove_dir_all(bundle);
+}
+
+#[test]
+#[ignore = "run by tests/run after cargo xtask dist --app tests/apps/http-kv.toml"]
+fn an_application_image_runs_its_manifest_with_precompiled_guests() {
+    let profiles = json(&run(env!("CARGO_BIN_EXE_xtask"), &["profiles"]));
+    let (rootfs, bundle) = unpack_from(&root().join("target/dist-app/http-kv"), "app");
+    // The image runs the manifest: its command, as umoci wrote it for the runtime.
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    let args = config["process"]["args"].as_array().unwrap();
+    assert_eq!(args.last().and_then(Value::as_str), Some("/app/omnia.toml"));
+    let manifest = std::fs::read_to_string(rootfs.join("app/omnia.toml")).unwrap();
+    assert!(manifest.contains("path = \"api.bin\""), "{manifest}");
+    assert!(rootfs.join("app/hello.bin").is_file());
+    let mut image = profiles["http-kv"]["image"].clone();
+    image["Cmd"] = serde_json::json!(["/app/omnia.toml"]);
+    let port = free_port();
+    let _server = run_image(
+        &rootfs,
+        &image,
+        &[("OMNIA_HTTP_ADDR".into(), format!("127.0.0.1:{port}"))],
+    );
+    let response = http(port, "POST", "/incr/counters/hits");
+    assert!(response.ends_with("\r\n\r\n1"), "{response}");
+    let response = http(port, "GET", "/hello");
+    assert!(
+        response.ends_with("\r\n\r\nhello from Rust http guest\n"),
+        "{response}"
+    );
+    // The api is granted `counters` only.
+    let response = http(port, "POST", "/incr/other/hits");
+    assert!(response.starts_with("HTTP/1.0 403"), "{response}");
     let _ = std::fs::remove_dir_all(bundle);
 }
