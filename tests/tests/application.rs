@@ -530,3 +530,170 @@ async fn the_example_application_runs_as_its_comments_say() {
     // The API cannot see what the worker keeps.
     assert_eq!(get(&server, "/kv/received/orders.new", &[]).await.0, 403);
 }
+
+/// Waits (up to 60 s) until the log holds `needle` `n` times.
+fn logged(server: &Omnia, needle: &str, n: usize) {
+    for _ in 0..1200 {
+        if server.log().matches(needle).count() >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{needle:?} not logged {n} times:\n{}", server.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_application_under_load_without_failing_a_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = workdir("reload");
+    let a = |file: &str| guest("a", file, "routes.http = [\"/a\"]");
+    let b = guest("b", "http-echo", "routes.http = [\"/b\"]");
+    let path = manifest(&dir, &a("http-hello"));
+    let server = Omnia::serve(&omnia(), &path, &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")]);
+
+    // 64 clients on guest a all along, each a request at a time.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..64)
+        .map(|_| {
+            let (url, stop, answered) =
+                (server.url("/a"), Arc::clone(&stop), Arc::clone(&answered));
+            tokio::spawn(async move {
+                let mut failed = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match omnia_tests::get(&url).await {
+                        Ok(response) if response.status == 200 => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => failed.push(format!("{:?}", other.map(|r| r.status))),
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+
+    // Ten reloads: a's component replaced each time, b's route added and removed.
+    for round in 1..=10 {
+        let (file, with_b) = if round % 2 == 1 {
+            ("http-echo", true)
+        } else {
+            ("http-hello", false)
+        };
+        let text = if with_b { a(file) + &b } else { a(file) };
+        std::fs::write(&path, text).unwrap();
+        server.signal("HUP");
+        logged(&server, "reloaded: ", round);
+        let (status, text) = get(&server, "/a", &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            text.contains("path: /a"),
+            file == "http-echo",
+            "round {round}: {text}"
+        );
+        let expected = if with_b { 200 } else { 404 };
+        assert_eq!(get(&server, "/b", &[]).await.0, expected, "round {round}");
+    }
+
+    // A manifest that does not hold: the application before it keeps serving.
+    std::fs::write(
+        &path,
+        "[[guest]]\nid = \"a\"\nsource.path = \"no-such.wasm\"\nroutes.http = [\"/a\"]\n",
+    )
+    .unwrap();
+    // (This time through the admin endpoint.)
+    let asked = omnia_tests::request(
+        http::Method::POST,
+        &server.admin_url("/reload"),
+        &[],
+        bytes::Bytes::new(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked.status, 202);
+    logged(&server, "the last reload failed", 1);
+    assert_eq!(get(&server, "/a", &[]).await.0, 200);
+    let ready = omnia_tests::get(&server.admin_url("/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 200);
+    assert!(
+        ready.text().contains("the last reload failed"),
+        "{}",
+        ready.text()
+    );
+    // A component the manifest's digest does not pin is refused at reload too.
+    let pinned = format!(
+        "{}digest = \"sha256:{}\"\n",
+        a("http-hello"),
+        "0".repeat(64)
+    );
+    std::fs::write(&path, pinned).unwrap();
+    server.signal("HUP");
+    logged(&server, "the last reload failed", 2);
+    assert!(server.log().contains("digest: "), "{}", server.log());
+    assert_eq!(get(&server, "/a", &[]).await.0, 200);
+    assert_eq!(
+        server
+            .metric("omnia_reloads_total{result=\"failed\"}")
+            .await,
+        2
+    );
+    assert_eq!(
+        server.metric("omnia_reloads_total{result=\"ok\"}").await,
+        10
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    let mut failed = Vec::new();
+    for client in clients {
+        failed.extend(client.await.unwrap());
+    }
+    assert_eq!(
+        failed,
+        Vec::<String>::new(),
+        "requests failed during reloads"
+    );
+    assert!(answered.load(Ordering::Relaxed) > 100, "the load ran");
+}
+
+#[tokio::test]
+async fn a_reload_sends_new_messages_to_the_new_handler_and_keeps_the_topics() {
+    use http::Method;
+    let dir = workdir("reload-msg");
+    let worker = |file: &str, topics: &str| {
+        guest(
+            "worker",
+            file,
+            &format!(
+                "routes.http = [\"/publish\", \"/received\"]\nroutes.messaging = [{topics}]\n\
+                 [guest.grants]\nmessaging = {{ publish = [\"jobs.>\"] }}\n\
+                 keyvalue = {{ buckets = [\"received\"] }}"
+            ),
+        )
+    };
+    let topics = "\"jobs.*\", \"jobs.*.out\"";
+    let path = manifest(&dir, &worker("msg-echo", topics));
+    let server = Omnia::serve(&omnia(), &path, &[]);
+    server.log_with("subscribed to jobs.*.out");
+    std::fs::write(&path, worker("p3-msg-echo", topics)).unwrap();
+    server.signal("HUP");
+    logged(&server, "reloaded: ", 1);
+    let published = call(&server, Method::POST, "/publish/jobs.a", &[], b"j1").await;
+    assert_eq!(published.0, 204, "{}", published.1);
+    let out = eventually(&server, "/received/jobs.a.out", &[], "echo: j1|").await;
+    assert!(out.contains("transformed-by=p3-msg-echo"), "{out}");
+    // Other topics would be other subscriptions: refused, the handler before keeps them.
+    std::fs::write(&path, worker("msg-echo", "\"jobs.>\"")).unwrap();
+    server.signal("HUP");
+    logged(&server, "the last reload failed", 1);
+    assert!(
+        server
+            .log()
+            .contains("routes.messaging changed (from {\"worker\": [\"jobs.*\", \"jobs.*.out\"]} to {\"worker\": [\"jobs.>\"]})"),
+        "{}",
+        server.log()
+    );
+}

@@ -146,6 +146,7 @@ struct Parts {
     links: Vec<TokenStream2>,
     clones: Vec<TokenStream2>,
     scoped: Vec<TokenStream2>,
+    unconnected: Vec<TokenStream2>,
     exported: Vec<TokenStream2>,
     starts: Vec<TokenStream2>,
 }
@@ -159,7 +160,6 @@ fn key_facts(name: &str) -> (bool, &'static str) {
 
 fn parts(input: &Input) -> Parts {
     let omnia = quote!(::omnia);
-    let private = quote!(::omnia::__private);
     let mut p = Parts::default();
 
     for entry in &input.entries {
@@ -235,31 +235,50 @@ fn parts(input: &Input) -> Parts {
         });
         p.clones
             .push(quote! { #(#attrs)* #field: self.#field.clone(), });
-        p.scoped.push(quote! {
-            #(#attrs)*
-            #field: match &self.#field {
-                Some(entry) => Some(
-                    <#ty as #omnia::Backend>::for_guest(
-                        entry,
-                        &#omnia::GuestScope { id, grants: grants.get(#key), shared },
-                    )
-                    .map_err(|err| #private::anyhow::anyhow!("grants.{}: {err:#}", #key))?,
-                ),
-                None if grants.contains_key(#key) => {
-                    return Err(#private::anyhow::anyhow!(
-                        "grants.{}: no guest of the application uses this capability (none imports \
-                         its interfaces), so there is nothing to grant; remove the table",
-                        #key
-                    ));
-                }
-                None => None,
-            },
-        });
+        guest_parts(&mut p, entry);
         if is_trigger {
             trigger_parts(&mut p, entry);
         }
     }
     p
+}
+
+/// What every entry adds for the guests of an application: its restriction to a guest's
+/// grants ([`Backend::for_guest`]) and the check that a reloaded guest uses only connected
+/// entries.
+fn guest_parts(p: &mut Parts, entry: &Entry) {
+    let omnia = quote!(::omnia);
+    let private = quote!(::omnia::__private);
+    let Entry { attrs, key, ty } = entry;
+    let field = format_ident!("{}", key.value());
+    p.unconnected.push(quote! {
+        #(#attrs)*
+        if self.#field.is_none()
+            && <#ty as #omnia::Host<StoreCtx>>::used_by(component.engine(), component)
+        {
+            names.push(#key);
+        }
+    });
+    p.scoped.push(quote! {
+        #(#attrs)*
+        #field: match &self.#field {
+            Some(entry) => Some(
+                <#ty as #omnia::Backend>::for_guest(
+                    entry,
+                    &#omnia::GuestScope { id, grants: grants.get(#key), shared },
+                )
+                .map_err(|err| #private::anyhow::anyhow!("grants.{}: {err:#}", #key))?,
+            ),
+            None if grants.contains_key(#key) => {
+                return Err(#private::anyhow::anyhow!(
+                    "grants.{}: no guest of the application uses this capability (none imports \
+                     its interfaces), so there is nothing to grant; remove the table",
+                    #key
+                ));
+            }
+            None => None,
+        },
+    });
 }
 
 /// What a trigger entry adds: the check of its export, and the start of its server.
@@ -421,6 +440,7 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
         links,
         clones,
         scoped,
+        unconnected,
         exported,
         starts,
         ..
@@ -482,6 +502,16 @@ fn capabilities_impl(parts: &Parts) -> TokenStream2 {
             }
 
             #[allow(unused_mut, unused_variables)]
+            #[allow(unused_mut)]
+            fn unconnected(
+                &self,
+                component: &#private::wasmtime::component::Component,
+            ) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                #(#unconnected)*
+                names
+            }
+
             fn exported_triggers(
                 engine: &#private::wasmtime::Engine,
                 component: &#private::wasmtime::component::Component,

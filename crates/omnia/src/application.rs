@@ -6,20 +6,27 @@
 //! the guests that export its interface, and routes each request or message to one of them.
 //! Everything the guests share (work slots, the memory budget, the listener) is shared through
 //! the application; what each guest owns (its component, grants, limits) is in its [`State`].
+//!
+//! A reload ([`Application::replace`]) makes a new *generation* of guests and routes; each
+//! trigger follows [`Application::reloads`] and serves new work from the new generation, while
+//! work in flight finishes on the one it started on (it holds that generation's guests).
 
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use serde::de::DeserializeOwned;
+use tokio::sync::watch;
 
 use crate::config::RuntimeConfig;
 use crate::limits::WorkSlots;
 use crate::manifest::routes::HttpRoutes;
 use crate::traits::State;
 
-/// The guests of one process, with their routes. Cheap to clone.
+/// The guests of one process, with their routes: one generation of them, and the way to the
+/// next ([`Application::reloads`]). Cheap to clone.
 pub struct Application<S> {
     inner: Arc<Inner<S>>,
+    generations: Arc<watch::Sender<Arc<Inner<S>>>>,
 }
 
 struct Inner<S> {
@@ -34,7 +41,27 @@ impl<S> Clone for Application<S> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
+            generations: Arc::clone(&self.generations),
         }
+    }
+}
+
+/// The generations that follow the one a trigger started with (see [`Application::reloads`]).
+pub struct Reloads<S> {
+    next: watch::Receiver<Arc<Inner<S>>>,
+    generations: Arc<watch::Sender<Arc<Inner<S>>>>,
+}
+
+impl<S> Reloads<S> {
+    /// The next generation, once [`Application::replace`] made one (the newest, if several were
+    /// made meanwhile).
+    pub async fn next(&mut self) -> Option<Application<S>> {
+        self.next.changed().await.ok()?;
+        let inner = Arc::clone(&self.next.borrow_and_update());
+        Some(Application {
+            inner,
+            generations: Arc::clone(&self.generations),
+        })
     }
 }
 
@@ -59,14 +86,48 @@ impl<S: State> Application<S> {
         slots: WorkSlots,
     ) -> Self {
         let (guests, topics) = guests.into_iter().map(|g| (g.state, g.topics)).unzip();
+        let inner = Arc::new(Inner {
+            guests,
+            topics,
+            http_routes,
+            config,
+            slots,
+        });
+        let (generations, _) = watch::channel(Arc::clone(&inner));
         Self {
-            inner: Arc::new(Inner {
-                guests,
-                topics,
-                http_routes,
-                config,
-                slots,
-            }),
+            inner,
+            generations: Arc::new(generations),
+        }
+    }
+
+    /// Makes `guests` and `http_routes` the application's next generation (a reload), with
+    /// the same settings and work slots: every trigger following [`Self::reloads`] serves new
+    /// work from it.
+    pub fn replace(&self, guests: Vec<AppGuest<S>>, http_routes: Option<HttpRoutes<usize>>) {
+        let (guests, topics) = guests.into_iter().map(|g| (g.state, g.topics)).unzip();
+        self.generations.send_replace(Arc::new(Inner {
+            guests,
+            topics,
+            http_routes,
+            config: self.inner.config.clone(),
+            slots: self.inner.slots.clone(),
+        }));
+    }
+
+    /// The generations made after this one, for a trigger to follow.
+    pub fn reloads(&self) -> Reloads<S> {
+        Reloads {
+            next: self.generations.subscribe(),
+            generations: Arc::clone(&self.generations),
+        }
+    }
+
+    /// The newest generation.
+    #[must_use]
+    pub fn newest(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.generations.borrow()),
+            generations: Arc::clone(&self.generations),
         }
     }
 

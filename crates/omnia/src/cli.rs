@@ -28,7 +28,7 @@ pub enum Command {
 pub const NO_COMPONENT: &str = ".";
 
 /// Arguments of `run`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct RunArgs {
     /// The component: a .wasm (needs the `jit` feature) or a .bin from `omnia compile`; or a
     /// manifest of an application (an `omnia.toml`, or a directory holding one). Without it:

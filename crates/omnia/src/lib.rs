@@ -59,7 +59,7 @@ pub mod telemetry;
 pub mod trace;
 mod traits;
 
-pub use application::{AppGuest, Application, GuestScope};
+pub use application::{AppGuest, Application, GuestScope, Reloads};
 pub use cli::{Command, exit_code};
 pub use config::{FromEnv, RuntimeConfig, Setting, SettingGroup};
 pub use host_error::{HostError, HostResult};

@@ -217,6 +217,10 @@ pub trait Capabilities: Clone + Send + Sync + Sized + 'static {
     /// Makes the data of one store.
     fn store_ctx(&self, core: StoreCore) -> Self::StoreCtx;
 
+    /// The capabilities `component` uses that were not connected at start-up (no guest used
+    /// them then): a reload that brings such a guest needs a restart.
+    fn unconnected(&self, component: &Component) -> Vec<&'static str>;
+
     /// The names of the triggers `component` exports an interface for.
     fn exported_triggers(engine: &Engine, component: &Component) -> Vec<&'static str>;
 

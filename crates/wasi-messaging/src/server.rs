@@ -20,7 +20,7 @@
 //! the grace period; unsettled ones are redelivered by the backend (JetStream) after
 //! `ack_wait`.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -109,6 +109,7 @@ where
     let broker = Arc::clone(entry.broker());
     let several = app.guests().len() > 1;
     let mut inboxes = Vec::new();
+    let mut by_guest = Vec::new();
     for (index, state) in app.guests().iter().enumerate() {
         if !exports_handler(state.engine(), state.instance_pre().component()) {
             continue;
@@ -120,6 +121,7 @@ where
         } else {
             consumer?
         };
+        by_guest.push((state.id().to_owned(), Arc::clone(&consumer)));
         for subscription in subscriptions {
             let inbox = broker
                 .subscribe(&subscription)
@@ -140,6 +142,30 @@ where
             inboxes.push((Arc::clone(&consumer), subscription, inbox));
         }
     }
+    // A reload's generation of a guest takes the messages delivered after it (its topics are
+    // the same: the runtime refuses a reload that changes them); those in flight finish on the
+    // generation they started on.
+    let mut reloads = app.reloads();
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let app = tokio::select! {
+                next = reloads.next() => match next {
+                    Some(app) => app,
+                    None => break,
+                },
+                () = stop.requested() => break,
+            };
+            for (id, consumer) in &by_guest {
+                let reloaded = app.guests().iter().find(|guest| guest.id() == id.as_str());
+                if let Some(state) = reloaded
+                    && let Err(err) = consumer.reload(state)
+                {
+                    tracing::error!("messaging: guest {id:?} is not reloaded: {err:#}");
+                }
+            }
+        }
+    });
     Ok(Box::pin(async move {
         let mut consumers = JoinSet::new();
         for (consumer, subscription, inbox) in inboxes {
@@ -165,12 +191,8 @@ fn subscriptions<B>(topics: Option<&[String]>, entry: &WasiMessaging<B>) -> Vec<
     }
 }
 
-/// The consumer of `state`'s messages, its export checked.
-fn consumer<S: State>(
-    state: &S,
-    broker: Arc<dyn Broker>,
-    subscriptions: &[Subscription],
-) -> Result<Arc<Consumer<S>>> {
+/// `state`'s handler, its export checked.
+fn handler_pre<S: State>(state: &S) -> Result<bindings::MessagingHostPre<S::StoreCtx>> {
     let pre = bindings::MessagingHostPre::new(state.instance_pre().clone())
         .map_err(anyhow::Error::from)
         .context("the component's wasi:messaging/incoming-handler export has an unexpected type")?;
@@ -180,6 +202,16 @@ fn consumer<S: State>(
         (wasmtime::component::Resource<Message>,),
         (Result<(), bindings::wasi::messaging::types::Error>,),
     >(state.instance_pre(), HANDLER_EXPORT_PREFIX, "handle")?;
+    Ok(pre)
+}
+
+/// The consumer of `state`'s messages, its export checked.
+fn consumer<S: State>(
+    state: &S,
+    broker: Arc<dyn Broker>,
+    subscriptions: &[Subscription],
+) -> Result<Arc<Consumer<S>>> {
+    let pre = handler_pre(state)?;
     if subscriptions.is_empty() {
         anyhow::bail!(
             "the component exports wasi:messaging/incoming-handler but no topic is configured: \
@@ -187,16 +219,24 @@ fn consumer<S: State>(
         );
     }
     Ok(Arc::new(Consumer {
-        pre,
-        state: state.clone(),
+        guest: RwLock::new(Arc::new(Callee {
+            pre,
+            state: state.clone(),
+        })),
         broker,
     }))
 }
 
 struct Consumer<S: State> {
+    /// The guest messages go to: replaced when a reload brings a new generation of it.
+    guest: RwLock<Arc<Callee<S>>>,
+    broker: Arc<dyn Broker>,
+}
+
+/// A guest's handler, ready to be called.
+struct Callee<S: State> {
     pre: bindings::MessagingHostPre<S::StoreCtx>,
     state: S,
-    broker: Arc<dyn Broker>,
 }
 
 impl<S: State> Consumer<S> {
@@ -228,8 +268,10 @@ impl<S: State> Consumer<S> {
                 break;
             };
             // Back-pressure: wait for one of the runtime's work slots (shared with HTTP).
+            // The work slots are the application's, the same in every generation.
+            let callee = self.callee();
             let admission = tokio::select! {
-                admission = self.state.slots().admit() => admission,
+                admission = callee.state.slots().admit() => admission,
                 () = shutdown.requested() => {
                     let _ = delivery.nak(Duration::ZERO).await;
                     break;
@@ -260,13 +302,29 @@ impl<S: State> Consumer<S> {
         }
     }
 
+    /// The guest messages go to now.
+    fn callee(&self) -> Arc<Callee<S>> {
+        Arc::clone(&self.guest.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sends new messages to `state` (the same guest, reloaded).
+    fn reload(&self, state: &S) -> Result<()> {
+        let pre = handler_pre(state)?;
+        *self.guest.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Callee {
+            pre,
+            state: state.clone(),
+        });
+        Ok(())
+    }
+
     /// Runs the guest on one message and settles it.
     async fn handle(&self, subscription: &Subscription, delivery: Box<dyn Delivery>) {
+        let callee = self.callee();
         let message = delivery.message().clone();
         let work = message_span(subscription, &message, delivery.attempt());
         let span = work.span.clone();
         let topic = message.topic.as_deref().unwrap_or(&subscription.topic);
-        let mut store = self.state.new_store(work);
+        let mut store = callee.state.new_store(work);
         let resource = match store.data_mut().core().table.push(message.clone()) {
             Ok(resource) => resource,
             Err(err) => {
@@ -275,12 +333,12 @@ impl<S: State> Consumer<S> {
                 return;
             }
         };
-        let timeout = self.state.config().request_timeout;
-        let call = Call::new("messaging", self.state.id(), topic, span.clone(), timeout)
+        let timeout = callee.state.config().request_timeout;
+        let call = Call::new("messaging", callee.state.id(), topic, span.clone(), timeout)
             .watching(&mut store);
         let outcome = call
             .run(async {
-                let guest = self.pre.instantiate_async(&mut store).await?;
+                let guest = callee.pre.instantiate_async(&mut store).await?;
                 guest
                     .wasi_messaging_incoming_handler()
                     .call_handle(&mut store, resource)

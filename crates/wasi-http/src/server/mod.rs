@@ -44,7 +44,7 @@ mod response_body;
 pub mod reuse;
 
 use std::convert::Infallible;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -115,35 +115,7 @@ where
     S: State,
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    let several = app.guests().len() > 1;
-    let mut guests = Vec::with_capacity(app.guests().len());
-    for state in app.guests() {
-        let serves = exports_handler(state.engine(), state.instance_pre().component());
-        let guest = if serves {
-            let dispatch = dispatch(state, &config);
-            let dispatch = if several {
-                dispatch.with_context(|| format!("guest {:?}", state.id()))?
-            } else {
-                dispatch?
-            };
-            Some(Guest {
-                state: state.clone(),
-                dispatch,
-            })
-        } else {
-            None
-        };
-        guests.push(guest);
-    }
-    let routes = match app.http_routes() {
-        Some(table) => Routing::Table(table.clone()),
-        None => Routing::Sole(
-            guests
-                .iter()
-                .position(Option::is_some)
-                .context("no guest of the application serves HTTP")?,
-        ),
-    };
+    let served = Served::new(&app, &config)?;
     let policy = ConnectionPolicy {
         header_timeout: app.config().header_timeout,
         idle_timeout: app.config().idle_timeout,
@@ -170,13 +142,28 @@ where
         .client_share
         .unwrap_or(app.config().max_concurrency / 2)
         .max(1);
+    let mut reloads = app.reloads();
     let handler = Arc::new(Handler {
-        guests,
-        routes,
+        served: RwLock::new(Arc::new(served)),
         shares: ClientShares::new(share),
         waiters: Arc::default(),
         app,
         config,
+    });
+    // A reload's generation serves the requests that arrive after it; those in flight finish
+    // on the one they started on (each holds it).
+    let mut stop = shutdown.clone();
+    let reloaded = Arc::clone(&handler);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                next = reloads.next() => match next {
+                    Some(app) => reloaded.reload(&app),
+                    None => break,
+                },
+                () = stop.requested() => break,
+            }
+        }
     });
     Ok(Box::pin(listener.serve(
         move |conn| {
@@ -238,15 +225,73 @@ struct Handler<S: State>
 where
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    /// The guests, by their index in the application; `None` for one that does not serve HTTP.
-    guests: Vec<Option<Guest<S>>>,
-    routes: Routing,
+    /// The generation of the application new requests go to.
+    served: RwLock<Arc<Served<S>>>,
     /// The work slots each client holds (`OMNIA_HTTP_CLIENT_SHARE`).
     shares: Arc<ClientShares>,
     /// The requests waiting for their body, to be cut first when every slot is taken.
     waiters: Arc<BodyWaiters>,
     app: Application<S>,
     config: Arc<HttpConfig>,
+}
+
+/// One generation of the application as this trigger serves it: how each guest is called,
+/// and which takes a request.
+struct Served<S: State>
+where
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    /// The guests, by their index in the application; `None` for one that does not serve HTTP.
+    guests: Vec<Option<Guest<S>>>,
+    routes: Routing,
+}
+
+impl<S> Served<S>
+where
+    S: State,
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    /// The guests of `app` that serve HTTP, each ready to be called, and the routes.
+    fn new(app: &Application<S>, config: &HttpConfig) -> Result<Self> {
+        let several = app.guests().len() > 1;
+        let mut guests = Vec::with_capacity(app.guests().len());
+        for state in app.guests() {
+            let serves = exports_handler(state.engine(), state.instance_pre().component());
+            let guest = if serves {
+                let dispatch = dispatch(state, config);
+                let dispatch = if several {
+                    dispatch.with_context(|| format!("guest {:?}", state.id()))?
+                } else {
+                    dispatch?
+                };
+                Some(Guest {
+                    state: state.clone(),
+                    dispatch,
+                })
+            } else {
+                None
+            };
+            guests.push(guest);
+        }
+        let routes = match (app.http_routes(), guests.iter().position(Option::is_some)) {
+            (Some(table), _) => Routing::Table(table.clone()),
+            (None, Some(sole)) => Routing::Sole(sole),
+            // A generation without an HTTP guest (after a reload): no request has a route.
+            (None, None) => Routing::Table(HttpRoutes::new(Vec::new())?),
+        };
+        Ok(Self { guests, routes })
+    }
+
+    /// The guest that takes `req` and the request as it is given to it (see
+    /// [`request::routed`]); `None` if no route takes it.
+    fn route<B>(&self, req: Request<B>) -> Option<(&Guest<S>, Request<B>)> {
+        let (index, req) = match &self.routes {
+            Routing::Table(table) => request::routed(req, table)?,
+            Routing::Sole(index) => (*index, req),
+        };
+        // A route goes to a guest that serves HTTP: checked at start-up.
+        Some((self.guests.get(index)?.as_ref()?, req))
+    }
 }
 
 /// One guest that serves HTTP, and how it is called.
@@ -315,7 +360,8 @@ where
             Ok(req) => req,
             Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
         };
-        let Some((guest, mut req)) = self.route(req) else {
+        let served = self.served();
+        let Some((guest, mut req)) = served.route(req) else {
             return answers::plain(StatusCode::NOT_FOUND, "no route\n");
         };
         let max_body = self.config.max_body;
@@ -403,15 +449,20 @@ where
         response
     }
 
-    /// The guest that takes `req` and the request as it is given to it (see
-    /// [`request::routed`]); `None` if no route takes it.
-    fn route<B>(&self, req: Request<B>) -> Option<(&Guest<S>, Request<B>)> {
-        let (index, req) = match &self.routes {
-            Routing::Table(table) => request::routed(req, table)?,
-            Routing::Sole(index) => (*index, req),
-        };
-        // A route goes to a guest that serves HTTP: checked at start-up.
-        Some((self.guests.get(index)?.as_ref()?, req))
+    /// The generation new requests go to.
+    fn served(&self) -> Arc<Served<S>> {
+        Arc::clone(&self.served.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Serves new requests from `app`'s generation; if it cannot be served (a guest's export
+    /// has an unexpected type), keeps the one it has and says why.
+    fn reload(&self, app: &Application<S>) {
+        match Served::new(app, &self.config) {
+            Ok(served) => {
+                *self.served.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(served);
+            }
+            Err(err) => tracing::error!("http: the reloaded application is not served: {err:#}"),
+        }
     }
 
     /// A work slot for `req`, within its client's share (see [`clients`]); or the body of the

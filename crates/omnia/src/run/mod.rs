@@ -1,6 +1,13 @@
 //! `runtime_run`: what `omnia run` and `omnia compile` do, for any set of capabilities.
+//!
+//! `omnia run` reads what to run (a [`RunPlan`]), checks every setting and grant, compiles and
+//! links every guest, connects the capabilities they use, and starts the triggers; on `SIGHUP`
+//! it does the same again for a new generation of the application (see [`reload`]).
+
+mod reload;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
@@ -52,24 +59,14 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     crate::listener::raise_open_file_limit();
     // Every setting is read and checked before the (possibly slow) compilation, so a typo is
     // reported in milliseconds.
-    let plan = match manifest::manifest_path(&args)? {
-        Some(path) => RunPlan::from_manifest(&Manifest::load(&path, &C::names())?, &args)?,
-        None => RunPlan::single(args),
-    };
+    let plan = plan::<C>(&args)?;
     let config = RuntimeConfig::from_env()?;
     let options = C::options()?;
-    let grants = plan
-        .guests
-        .iter()
-        .map(|guest| guest.context(Grants::from_args(&guest.args)))
-        .collect::<Result<Vec<_>>>()?;
+    let grants = grants(&plan)?;
     telemetry::init(C::tracing_layers(&options)?);
     let engines = Engines::new(&plan.engine_config(&config));
     let build = crate::cli::build_summary(C::profile(), &C::describe());
-    let mut loaded = Vec::new();
-    for guest in &plan.guests {
-        loaded.push(guest.context(component::load(&engines, &guest.args.component))?);
-    }
+    let loaded = load(&plan, &engines)?;
 
     // A component on its own may be a command (or a WASI 0.1 module), run once.
     if let ([guest], [(engine, loaded)]) = (&plan.guests[..], &loaded[..]) {
@@ -111,38 +108,100 @@ async fn run_component<C: Capabilities>(args: RunArgs) -> Result<()> {
     }
     // Every guest is linked and checked against its routes before anything connects or
     // listens: a mistake in the tenth guest is reported before the first serves a request.
-    let mut pres = Vec::new();
-    for (guest, (engine, loaded)) in plan.guests.iter().zip(loaded) {
-        pres.push(check_guest::<C>(
-            &engine,
-            loaded,
-            guest,
-            plan.guests.len(),
-            &build,
-        )?);
-    }
-    let components: Vec<Component> = pres.iter().map(|pre| pre.component().clone()).collect();
+    let http_routes = plan.http_routes.clone();
+    let linked = link::<C>(plan, grants, loaded, &build)?;
+    let components: Vec<Component> = linked
+        .iter()
+        .map(|(_, _, pre)| pre.component().clone())
+        .collect();
     let capabilities = C::connect(options, &components).await?;
     let shared = Shared::new(&config);
-    let several = plan.guests.len() > 1;
-    let mut guests = Vec::new();
-    for ((guest, grants), pre) in plan.guests.into_iter().zip(grants).zip(pres) {
-        let scoped =
-            guest.context(capabilities.for_guest(&guest.id, &guest.capability_grants, several))?;
-        guests.push(AppGuest {
-            state: Runtime::new(
-                &guest.id,
-                pre,
-                guest.config(&config),
-                &shared,
-                grants,
-                move |core| scoped.store_ctx(core),
-            ),
-            topics: guest.topics,
-        });
+    let guests = guests(linked, &capabilities, &shared, &config)?;
+    let app = Application::new(guests, http_routes, config, shared.slots().clone());
+    let reloader = reload::Reloader {
+        args,
+        engines: Arc::new(engines),
+        build,
+        shared,
+    };
+    serve::<C>(capabilities, app, reloader).await
+}
+
+/// What `omnia run` runs for `args`: the manifest's guests, or the component on its own.
+fn plan<C: Capabilities>(args: &RunArgs) -> Result<RunPlan> {
+    match manifest::manifest_path(args)? {
+        Some(path) => RunPlan::from_manifest(&Manifest::load(&path, &C::names())?, args),
+        None => Ok(RunPlan::single(args.clone())),
     }
-    let app = Application::new(guests, plan.http_routes, config, shared.slots().clone());
-    serve::<C>(capabilities, app).await
+}
+
+/// Each guest's component, compiled (or loaded precompiled) into the engine of its kind.
+fn load(plan: &RunPlan, engines: &Engines) -> Result<Vec<(Engine, component::Guest)>> {
+    plan.guests
+        .iter()
+        .map(|guest| guest.context(component::load(engines, &guest.args.component)))
+        .collect()
+}
+
+/// Each guest's grants (`--env`, `--dir`, the network), read and checked.
+fn grants(plan: &RunPlan) -> Result<Vec<Grants>> {
+    plan.guests
+        .iter()
+        .map(|guest| guest.context(Grants::from_args(&guest.args)))
+        .collect()
+}
+
+/// A guest, linked and checked (see [`check_guest`]), with its grants.
+type Linked<T> = (PlannedGuest, Grants, InstancePre<T>);
+
+/// Links and checks every guest of `plan` (`loaded`: their components, in order).
+fn link<C: Capabilities>(
+    plan: RunPlan,
+    grants: Vec<Grants>,
+    loaded: Vec<(Engine, component::Guest)>,
+    build: &str,
+) -> Result<Vec<Linked<C::StoreCtx>>> {
+    let several = plan.guests.len();
+    plan.guests
+        .into_iter()
+        .zip(grants)
+        .zip(loaded)
+        .map(|((guest, grants), (engine, loaded))| {
+            let pre = check_guest::<C>(&engine, loaded, &guest, several, build)?;
+            Ok((guest, grants, pre))
+        })
+        .collect()
+}
+
+/// The application's guests: each linked guest with the capabilities it is granted.
+fn guests<C: Capabilities>(
+    linked: Vec<Linked<C::StoreCtx>>,
+    capabilities: &C,
+    shared: &Shared,
+    config: &RuntimeConfig,
+) -> Result<Vec<AppGuest<Runtime<C::StoreCtx>>>> {
+    let several = linked.len() > 1;
+    linked
+        .into_iter()
+        .map(|(guest, grants, pre)| {
+            let scoped = guest.context(capabilities.for_guest(
+                &guest.id,
+                &guest.capability_grants,
+                several,
+            ))?;
+            Ok(AppGuest {
+                state: Runtime::new(
+                    &guest.id,
+                    pre,
+                    guest.config(config),
+                    shared,
+                    grants,
+                    move |core| scoped.store_ctx(core),
+                ),
+                topics: guest.topics,
+            })
+        })
+        .collect()
 }
 
 /// Links one guest of an application (of `guests` guests) and checks it: a component that
@@ -233,6 +292,7 @@ fn exit_flushed(code: i32) -> ! {
 async fn serve<C: Capabilities>(
     capabilities: C,
     app: Application<Runtime<C::StoreCtx>>,
+    reloader: reload::Reloader,
 ) -> Result<()> {
     let config = app.config().clone();
     let mut signals = TerminationSignals::listen()?;
@@ -240,9 +300,10 @@ async fn serve<C: Capabilities>(
     let readiness = Readiness::default();
     // The admin endpoint outlives the triggers' drain (so `/readyz` answers 503 meanwhile).
     let (stop_admin, admin_shutdown) = Shutdown::new(ADMIN_GRACE);
+    let (reload, mut reload_requests) = reload::requests()?;
     let admin = match config.admin_addr {
         Some(addr) => Some(tokio::spawn(
-            admin::bind(addr, &config, readiness.clone(), admin_shutdown).await?,
+            admin::bind(addr, &config, readiness.clone(), reload, admin_shutdown).await?,
         )),
         None => None,
     };
@@ -250,8 +311,10 @@ async fn serve<C: Capabilities>(
     let grace = config.shutdown_grace;
 
     // Ready only once every trigger listens: a probe that says ready must mean "send traffic".
+    let mut bound = Vec::new();
     for trigger in capabilities.triggers(&app, &shutdown) {
         let name = trigger.name;
+        bound.push(name);
         let serving = trigger
             .bind
             .await
@@ -270,21 +333,31 @@ async fn serve<C: Capabilities>(
         }
     }
 
-    tokio::select! {
-        signal = signals.recv() => {
-            readiness.set(false);
-            tracing::info!(
-                "{}: draining in-flight work for up to {grace:?} (send it again to exit at once)",
-                signal.name()
-            );
+    let reloads = reload::Reloads {
+        reloader: Arc::new(reloader),
+        capabilities: capabilities.clone(),
+        app: app.clone(),
+        bound,
+        readiness: readiness.clone(),
+    };
+    // Serve until a termination signal; reload on SIGHUP (or the admin's POST /reload).
+    let signal = loop {
+        tokio::select! {
+            signal = signals.recv() => break signal,
+            Some(()) = reload_requests.recv() => reloads.run().await,
+            Some(ended) = servers.join_next() => {
+                readiness.set(false);
+                stop.fire();
+                ended.context("a trigger panicked")??;
+                bail!("a trigger stopped on its own");
+            }
         }
-        Some(ended) = servers.join_next() => {
-            readiness.set(false);
-            stop.fire();
-            ended.context("a trigger panicked")??;
-            bail!("a trigger stopped on its own");
-        }
-    }
+    };
+    readiness.set(false);
+    tracing::info!(
+        "{}: draining in-flight work for up to {grace:?} (send it again to exit at once)",
+        signal.name()
+    );
     stop.fire();
     let drained = async {
         while let Some(ended) = servers.join_next().await {
