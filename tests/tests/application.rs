@@ -596,55 +596,12 @@ async fn sighup_reloads_the_application_under_load_without_failing_a_request() {
         assert_eq!(get(&server, "/b", &[]).await.0, expected, "round {round}");
     }
 
-    // A manifest that does not hold: the application before it keeps serving.
-    std::fs::write(
-        &path,
-        "[[guest]]\nid = \"a\"\nsource.path = \"no-such.wasm\"\nroutes.http = [\"/a\"]\n",
-    )
-    .unwrap();
-    // (This time through the admin endpoint.)
-    let asked = omnia_tests::request(
-        http::Method::POST,
-        &server.admin_url("/reload"),
-        &[],
-        bytes::Bytes::new(),
-        false,
-    )
-    .await
-    .unwrap();
-    assert_eq!(asked.status, 202);
-    logged(&server, "the last reload failed", 1);
-    assert_eq!(get(&server, "/a", &[]).await.0, 200);
-    let ready = omnia_tests::get(&server.admin_url("/readyz"))
-        .await
-        .unwrap();
-    assert_eq!(ready.status, 200);
-    assert!(
-        ready.text().contains("the last reload failed"),
-        "{}",
-        ready.text()
-    );
-    // A component the manifest's digest does not pin is refused at reload too.
     let pinned = format!(
         "{}digest = \"sha256:{}\"\n",
         a("http-hello"),
         "0".repeat(64)
     );
-    std::fs::write(&path, pinned).unwrap();
-    server.signal("HUP");
-    logged(&server, "the last reload failed", 2);
-    assert!(server.log().contains("digest: "), "{}", server.log());
-    assert_eq!(get(&server, "/a", &[]).await.0, 200);
-    assert_eq!(
-        server
-            .metric("omnia_reloads_total{result=\"failed\"}")
-            .await,
-        2
-    );
-    assert_eq!(
-        server.metric("omnia_reloads_total{result=\"ok\"}").await,
-        10
-    );
+    refused_reloads(&server, &path, &pinned).await;
 
     stop.store(true, Ordering::Relaxed);
     let mut failed = Vec::new();
@@ -695,5 +652,55 @@ async fn a_reload_sends_new_messages_to_the_new_handler_and_keeps_the_topics() {
             .contains("routes.messaging changed (from {\"worker\": [\"jobs.*\", \"jobs.*.out\"]} to {\"worker\": [\"jobs.>\"]})"),
         "{}",
         server.log()
+    );
+}
+
+/// Two reloads that must not take: a missing component (asked for through the admin
+/// endpoint) and a digest mismatch (`pinned`, by `SIGHUP`); the application before them keeps
+/// serving `/a`, and `/readyz` and the metrics say so.
+async fn refused_reloads(server: &Omnia, path: &Path, pinned: &str) {
+    // A manifest that does not hold: the application before it keeps serving.
+    std::fs::write(
+        path,
+        "[[guest]]\nid = \"a\"\nsource.path = \"no-such.wasm\"\nroutes.http = [\"/a\"]\n",
+    )
+    .unwrap();
+    // (This time through the admin endpoint.)
+    let asked = omnia_tests::request(
+        http::Method::POST,
+        &server.admin_url("/reload"),
+        &[],
+        bytes::Bytes::new(),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked.status, 202);
+    logged(server, "the last reload failed", 1);
+    assert_eq!(get(server, "/a", &[]).await.0, 200);
+    let ready = omnia_tests::get(&server.admin_url("/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status, 200);
+    assert!(
+        ready.text().contains("the last reload failed"),
+        "{}",
+        ready.text()
+    );
+    // A component the manifest's digest does not pin is refused at reload too.
+    std::fs::write(path, pinned).unwrap();
+    server.signal("HUP");
+    logged(server, "the last reload failed", 2);
+    assert!(server.log().contains("digest: "), "{}", server.log());
+    assert_eq!(get(server, "/a", &[]).await.0, 200);
+    assert_eq!(
+        server
+            .metric("omnia_reloads_total{result=\"failed\"}")
+            .await,
+        2
+    );
+    assert_eq!(
+        server.metric("omnia_reloads_total{result=\"ok\"}").await,
+        10
     );
 }
