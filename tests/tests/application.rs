@@ -704,3 +704,65 @@ async fn refused_reloads(server: &Omnia, path: &Path, pinned: &str) {
         10
     );
 }
+
+#[tokio::test]
+async fn a_guest_calls_another_in_process_as_its_grants_allow() {
+    let dir = workdir("local");
+    let text = [
+        guest(
+            "front",
+            "http-fetch",
+            "routes.http = [\"/fetch\"]\n[guest.grants]\n\
+             http = { hosts = [\"api.omnia.local\", \"front.omnia.local\", \"nobody.omnia.local\"] }",
+        ),
+        guest("api", "http-echo", "routes.http = [\"/api\"]"),
+        guest("secret", "http-echo", "routes.http = [\"/secret\"]"),
+    ]
+    .concat();
+    let server = Omnia::serve(
+        &omnia(),
+        &manifest(&dir, &text),
+        &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")],
+    );
+    // The caller's trace goes on into the callee.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let (status, text) = get(
+        &server,
+        "/fetch?url=http://api.omnia.local/api/x?y=1",
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.starts_with("upstream 200\n"), "{text}");
+    assert!(text.contains("path: /api/x?y=1\n"), "{text}");
+    assert!(text.contains("authority: api.omnia.local"), "{text}");
+    assert!(text.contains(trace), "the trace continues: {text}");
+    assert!(!text.contains("omnia-matched-route"), "{text}");
+    assert_eq!(server.metric("omnia_http_local_calls_total").await, 1);
+
+    // Not granted, or no such guest: the errors an outgoing request gets.
+    let (status, text) = get(&server, "/fetch?url=http://secret.omnia.local/secret", &[]).await;
+    assert_eq!(
+        (status, text.trim()),
+        (502, "error: ErrorCode::HttpRequestDenied")
+    );
+    let (status, text) = get(&server, "/fetch?url=http://nobody.omnia.local/", &[]).await;
+    assert_eq!(
+        (status, text.trim()),
+        (502, "error: ErrorCode::DestinationNotFound")
+    );
+
+    // Calls that lead to calls: a few are fine, past the limit the chain is cut.
+    let chain = |hops: usize| {
+        "url=http://front.omnia.local/fetch?".repeat(hops) + "url=http://api.omnia.local/api/end"
+    };
+    let (status, text) = get(&server, &format!("/fetch?{}", chain(3)), &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(text.matches("upstream 200\n").count(), 4, "{text}");
+    assert!(text.contains("path: /api/end\n"), "{text}");
+    let (status, text) = get(&server, &format!("/fetch?{}", chain(12)), &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("error: ErrorCode::LoopDetected"), "{text}");
+    assert!(!text.contains("path: /api/end"), "{text}");
+}

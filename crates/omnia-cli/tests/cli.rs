@@ -31,7 +31,10 @@ fn usage_errors_exit_2() {
     // Without a component, `run` runs ./omnia.toml; there is none here.
     let (code, _, stderr) = omnia(&["run"]);
     assert_eq!(code, 1);
-    assert!(stderr.contains("nothing to run: give a component"), "{stderr}");
+    assert!(
+        stderr.contains("nothing to run: give a component"),
+        "{stderr}"
+    );
     let (code, _, stderr) = omnia(&["serve", "x.wasm"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unrecognized subcommand"), "{stderr}");

@@ -127,6 +127,10 @@ pub struct Work {
     /// The requests of a store that serves many at once (a WASI 0.3 instance), whose work
     /// has no span or trace of its own.
     pub requests: Requests,
+    /// How many calls between guests led to this work: 0 for work from outside (a request
+    /// from the network, a message), one more for each local call (see `omnia-wasi-http`'s
+    /// `local` module), which refuses calls past its limit.
+    pub depth: u32,
 }
 
 impl Default for Work {
@@ -136,6 +140,7 @@ impl Default for Work {
             span: tracing::Span::none(),
             trace: None,
             requests: Requests::default(),
+            depth: 0,
         }
     }
 }
@@ -196,6 +201,7 @@ pub fn start_span(span: tracing::Span, parent: Option<TraceContext>) -> Work {
         span,
         trace,
         requests: Requests::default(),
+        depth: 0,
     }
 }
 

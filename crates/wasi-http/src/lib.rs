@@ -22,6 +22,7 @@
 //! The connection timeouts are the core's (`OMNIA_HTTP_HEADER_TIMEOUT`,
 //! `OMNIA_HTTP_IDLE_TIMEOUT`), shared with the admin endpoint.
 
+pub mod local;
 pub mod outgoing;
 pub mod server;
 
@@ -312,6 +313,7 @@ impl Backend for WasiHttpCtx {
 pub(crate) fn http_view<T: HostView<WasiHttpCtx>>(store: &mut T) -> WasiHttpCtxView<'_> {
     let (http, core) = store.host();
     http.policy.trace = core.work.trace;
+    http.policy.depth = core.work.depth;
     WasiHttpCtxView {
         ctx: &mut http.inner,
         table: &mut core.table,

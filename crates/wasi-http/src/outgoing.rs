@@ -1,4 +1,5 @@
-//! Outgoing requests from guests, filtered by an allow-list.
+//! Outgoing requests from guests, filtered by an allow-list; those to another guest of the
+//! application (`<id>.omnia.local`) are served in-process (see [`crate::local`]).
 //!
 //! Guests may only reach hosts named in `OMNIA_HTTP_ALLOWED_HOSTS`; with the variable unset
 //! nothing is allowed. A denied request fails in the guest with the `wasi:http` error
@@ -143,6 +144,8 @@ pub struct OutgoingPolicy {
     source: &'static str,
     /// The trace context of the store's work (set by the view, see `http_view`).
     pub(crate) trace: Option<TraceContext>,
+    /// How many local calls led to the store's work (see [`crate::local`]).
+    pub(crate) depth: u32,
 }
 
 impl OutgoingPolicy {
@@ -152,6 +155,7 @@ impl OutgoingPolicy {
             allowed: Arc::new(allowed),
             source: "OMNIA_HTTP_ALLOWED_HOSTS",
             trace: None,
+            depth: 0,
         }
     }
 
@@ -212,6 +216,17 @@ impl WasiHttpHooks for OutgoingPolicy {
             && let Ok(value) = http::HeaderValue::from_str(&trace.traceparent())
         {
             request.headers_mut().insert(TRACEPARENT, value);
+        }
+        if let Some(guest) = crate::local::guest_of(&host) {
+            let answer = crate::local::call(&guest, request, self.depth);
+            return Box::new(async move {
+                let response = answer.await?;
+                Ok((
+                    response,
+                    Box::new(async { Ok(()) })
+                        as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ))
+            });
         }
         Box::new(async move {
             use http_body_util::BodyExt;

@@ -48,14 +48,16 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response, StatusCode};
 use omnia::invoke::{Call, Failure};
 use omnia::listener::{ConnInfo, ConnectionPolicy, Listener};
-use omnia::manifest::routes::HttpRoutes;
+use omnia::manifest::routes::{HttpRoutes, MATCHED_ROUTE_HEADER, PATH_INFO_HEADER};
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
+use omnia::trace::Work;
 use omnia::{Admission, Application, HostView, Serving, Shutdown, State};
 use tracing::Instrument as _;
 use wasmtime::Engine;
@@ -65,10 +67,10 @@ use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode as P3ErrorCode;
 
-use crate::{HttpConfig, WasiHttpCtx};
+use crate::{HttpConfig, WasiHttpCtx, local};
 use answers::NoAnswer;
 use clients::ClientShares;
-use request_body::{BodyPace, BodyWaiters, LimitedBody};
+use request_body::{BodyFault, BodyPace, BodyWaiters, LimitedBody};
 
 pub use request_body::BODY_WAITS_CUT;
 pub use response_body::GuestBody;
@@ -90,6 +92,11 @@ pub static BAD_REQUESTS: Counter = Counter::new(
 pub static REQUESTS: Counter = Counter::new(
     "omnia_http_requests_total",
     "HTTP requests received by the trigger.",
+);
+/// Calls between guests (see [`crate::local`]).
+pub static LOCAL_CALLS: Counter = Counter::new(
+    "omnia_http_local_calls_total",
+    "Requests from one guest to another (http://<id>.omnia.local), served in-process.",
 );
 /// Requests refused because their client held its share of the work slots.
 pub static CLIENT_SHARE_REFUSALS: Counter = Counter::new(
@@ -131,6 +138,7 @@ where
     );
     for metric in [
         &REQUESTS,
+        &LOCAL_CALLS,
         &BAD_REQUESTS,
         &RESPONSES_TRUNCATED,
         &CLIENT_SHARE_REFUSALS,
@@ -150,6 +158,7 @@ where
         app,
         config,
     });
+    local::serve_with(Arc::new(LocalServer(Arc::clone(&handler))));
     // A reload's generation serves the requests that arrive after it; those in flight finish
     // on the one they started on (each holds it).
     let mut stop = shutdown.clone();
@@ -233,6 +242,37 @@ where
     waiters: Arc<BodyWaiters>,
     app: Application<S>,
     config: Arc<HttpConfig>,
+}
+
+/// The HTTP trigger as the server of local calls.
+struct LocalServer<S: State>(Arc<Handler<S>>)
+where
+    S::StoreCtx: HostView<WasiHttpCtx>;
+
+impl<S> local::LocalCalls for LocalServer<S>
+where
+    S: State,
+    S::StoreCtx: HostView<WasiHttpCtx>,
+{
+    fn call(&self, id: &str, request: Request<local::Body>, depth: u32) -> local::Answer {
+        let handler = Arc::clone(&self.0);
+        let id = id.to_owned();
+        Box::pin(async move { handler.local(&id, request, depth).await })
+    }
+}
+
+/// What a request brings to its guest besides itself.
+struct Arrived {
+    /// Its work slot, held until the guest is done.
+    admission: Admission,
+    /// Its span and trace context.
+    work: Work,
+    /// Its method and path, for log lines.
+    what: String,
+    /// What went wrong with its body, if anything (see [`request_body`]).
+    fault: Arc<OnceLock<BodyFault>>,
+    /// The serving thread it arrived on.
+    thread: usize,
 }
 
 /// One generation of the application as this trigger serves it: how each guest is called,
@@ -369,8 +409,7 @@ where
             return too_large;
         }
         let what = format!("{} {}", req.method(), req.uri().path());
-        let work = request::span(&mut req, conn);
-        let span = work.span.clone();
+        let work = request::span(&mut req, Some(conn));
         let fault = Arc::new(OnceLock::new());
         let req = req.map(|body| {
             LimitedBody::new(
@@ -382,6 +421,37 @@ where
             )
         });
 
+        let arrived = Arrived {
+            admission,
+            work,
+            what,
+            fault,
+            thread: conn.thread,
+        };
+        self.call_guest(guest, req, arrived).await
+    }
+
+    /// Serves `req` with `guest` (0.2: a fresh instance in a task of its own; 0.3: an instance
+    /// of the pool of the serving thread it arrived on): the response, or the status its
+    /// outcome maps to.
+    async fn call_guest<B>(
+        &self,
+        guest: &Guest<S>,
+        req: Request<B>,
+        arrived: Arrived,
+    ) -> Response<GuestBody>
+    where
+        B: Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Send + 'static,
+    {
+        let Arrived {
+            admission,
+            work,
+            what,
+            fault,
+            thread,
+        } = arrived;
+        let max_body = self.config.max_body;
+        let span = work.span.clone();
         let head = match &guest.dispatch {
             Dispatch::PerRequest(pre) => {
                 let started = per_request::spawn(
@@ -409,7 +479,7 @@ where
                 head.map(|response| response.map(|body| GuestBody::from_task(body, task)))
             }
             Dispatch::Reuse(pools) => {
-                let pool = &pools[conn.thread % pools.len()];
+                let pool = &pools[thread % pools.len()];
                 let req = match request::absolute_uri(req) {
                     Ok(req) => req.map(BodyExt::boxed_unsync),
                     Err(reason) => return answers::client_error(StatusCode::BAD_REQUEST, reason),
@@ -447,6 +517,43 @@ where
             span.record("otel.status_code", "ERROR");
         }
         response
+    }
+
+    /// Serves a local call (see [`crate::local`]): `req` to the guest `id`, the `depth`-th call
+    /// of its chain.
+    async fn local(
+        &self,
+        id: &str,
+        mut req: Request<local::Body>,
+        depth: u32,
+    ) -> Result<Response<local::Body>, wasmtime_wasi_http::Error> {
+        let served = self.served();
+        let Some(guest) = served.guests.iter().flatten().find(|g| g.state.id() == id) else {
+            tracing::warn!(
+                "http: local call to {id}{}: no guest {id:?} serves HTTP",
+                local::LOCAL_DOMAIN
+            );
+            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+        };
+        let Some(admission) = self.app.slots().try_admit() else {
+            return Err(wasmtime_wasi_http::Error::ConnectionLimitReached);
+        };
+        LOCAL_CALLS.inc();
+        // No route matched it: what the caller wrote in these headers is not the runtime's.
+        req.headers_mut().remove(MATCHED_ROUTE_HEADER);
+        req.headers_mut().remove(PATH_INFO_HEADER);
+        let what = format!("{} {}{}", req.method(), id, req.uri().path());
+        let mut work = request::span(&mut req, None);
+        work.depth = depth;
+        let arrived = Arrived {
+            admission,
+            work,
+            what,
+            fault: Arc::new(OnceLock::new()),
+            thread: 0,
+        };
+        let response = self.call_guest(guest, req, arrived).await;
+        Ok(response.map(BodyExt::boxed_unsync))
     }
 
     /// The generation new requests go to.

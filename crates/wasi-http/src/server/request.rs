@@ -14,7 +14,7 @@ use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
 use super::authority;
 
 /// The request's span (OpenTelemetry HTTP server conventions), its parent the client's
-/// `traceparent`, if any.
+/// `traceparent`, if any; `conn` is the connection it came on (none for a local call).
 ///
 /// When the runtime records a span for the request, the request's `traceparent` is rewritten
 /// to name that span (the client's span is its parent), as a tracing proxy forwards a request.
@@ -22,7 +22,7 @@ use super::authority;
 /// instance serves many requests), then makes its spans children of the request's span, and a
 /// guest that forwards the header propagates the trace through it. When nothing records spans
 /// the header is left as the client sent it.
-pub(super) fn span<B>(req: &mut Request<B>, conn: ConnInfo) -> Work {
+pub(super) fn span<B>(req: &mut Request<B>, conn: Option<ConnInfo>) -> Work {
     let method = req.method().as_str();
     let parent = req
         .headers()
@@ -40,10 +40,16 @@ pub(super) fn span<B>(req: &mut Request<B>, conn: ConnInfo) -> Work {
         url.path = req.uri().path(),
         url.scheme = "http",
         network.protocol.version = ?req.version(),
-        server.address = %conn.local.ip(),
-        server.port = conn.local.port(),
-        client.address = %conn.peer.ip(),
+        server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
+        client.address = tracing::field::Empty,
     );
+    // A local call (see `crate::local`) comes through no connection.
+    if let Some(conn) = conn {
+        span.record("server.address", tracing::field::display(conn.local.ip()));
+        span.record("server.port", conn.local.port());
+        span.record("client.address", tracing::field::display(conn.peer.ip()));
+    }
     let work = omnia::trace::start_span(span, parent);
     if let Some(trace) = work.trace
         && Some(trace) != parent
