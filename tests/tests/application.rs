@@ -766,3 +766,39 @@ async fn a_guest_calls_another_in_process_as_its_grants_allow() {
     assert!(text.contains("error: ErrorCode::LoopDetected"), "{text}");
     assert!(!text.contains("path: /api/end"), "{text}");
 }
+
+#[tokio::test]
+async fn a_guests_concurrency_limit_caps_it_alone() {
+    let dir = workdir("cap");
+    let text = [
+        guest(
+            "capped",
+            "http-echo",
+            "routes.http = [\"/sleep\"]\n[guest.limits]\nconcurrency = 2",
+        ),
+        guest("free", "http-hello", "routes.http = [\"/free\"]"),
+    ]
+    .concat();
+    let server = Omnia::serve(&omnia(), &manifest(&dir, &text), &[]);
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let url = server.url("/sleep/1000");
+            tokio::spawn(async move { omnia_tests::get(&url).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The other guest is not held back meanwhile.
+    assert_eq!(get(&server, "/free", &[]).await.0, 200);
+    let mut statuses = Vec::new();
+    for task in slow {
+        statuses.push(
+            task.await
+                .unwrap()
+                .expect("the runtime answers")
+                .status
+                .as_u16(),
+        );
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503, 503]);
+}

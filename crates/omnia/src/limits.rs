@@ -28,7 +28,6 @@ pub struct WorkSlots {
 /// One slot of [`WorkSlots`], held for as long as a request or message is handled.
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
-    /// What a trigger holds for as long as the slot (a client's share of the slots).
     guard: Option<Box<dyn Send + Sync>>,
 }
 
@@ -48,10 +47,14 @@ impl Admission {
     }
 
     /// This admission, also holding `guard` until it is dropped (the HTTP trigger's share of
-    /// the slots per client, which must be given back with the slot).
+    /// the slots per client, a guest's place in its own [`GuestCap`]: what must be given back
+    /// with the slot).
     #[must_use]
     pub fn holding(mut self, guard: impl Send + Sync + 'static) -> Self {
-        self.guard = Some(Box::new(guard));
+        self.guard = Some(match self.guard.take() {
+            Some(held) => Box::new((held, guard)),
+            None => Box::new(guard),
+        });
         self
     }
 }
@@ -60,6 +63,38 @@ impl Drop for Admission {
     fn drop(&mut self) {
         metrics::WORK_IN_FLIGHT.add(-1);
         drop(self.guard.take());
+    }
+}
+
+/// One guest's own cap on its work in flight (`[guest.limits] concurrency`), within the
+/// runtime's [`WorkSlots`]: a place in it is taken with the work slot and held as long
+/// (see [`Admission::holding`]). Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct GuestCap(Option<Arc<Semaphore>>);
+
+/// A place within a [`GuestCap`] (nothing to hold for a guest without one).
+pub type CapPlace = Option<OwnedSemaphorePermit>;
+
+impl GuestCap {
+    /// A cap of `limit` (none if `None`).
+    pub fn new(limit: Option<usize>) -> Self {
+        Self(limit.map(|n| Arc::new(Semaphore::new(n))))
+    }
+
+    /// A place now, or `None` if the guest has its limit in flight.
+    pub fn try_take(&self) -> Option<CapPlace> {
+        match &self.0 {
+            None => Some(None),
+            Some(semaphore) => Arc::clone(semaphore).try_acquire_owned().ok().map(Some),
+        }
+    }
+
+    /// A place, once one is free.
+    pub async fn take(&self) -> CapPlace {
+        match &self.0 {
+            None => None,
+            Some(semaphore) => Arc::clone(semaphore).acquire_owned().await.ok(),
+        }
     }
 }
 

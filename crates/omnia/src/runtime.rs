@@ -10,7 +10,7 @@ use wasmtime_wasi::WasiCtx;
 use crate::config::RuntimeConfig;
 use crate::grants::Grants;
 use crate::guest_output::{GuestOutput, Target, output_limit};
-use crate::limits::{GuestLimits, MemoryBudget, WorkSlots};
+use crate::limits::{GuestCap, GuestLimits, MemoryBudget, WorkSlots};
 use crate::metrics;
 use crate::store::{StoreCore, StoreView};
 use crate::telemetry::{LogLimit, suppressed_note};
@@ -36,6 +36,8 @@ struct Inner<T: 'static> {
     shared: Shared,
     /// What each store is granted (`--env`, `--dir`, the network).
     grants: Grants,
+    /// The guest's own cap on its work in flight.
+    cap: GuestCap,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
 
@@ -77,14 +79,15 @@ impl<T: 'static> Clone for Runtime<T> {
 
 impl<T: StoreView> Runtime<T> {
     /// The guest `id` serving `pre` under `config` (the runtime's settings with its own
-    /// limits), sharing `shared` with the other guests, each store with `grants`; `make_ctx`
-    /// adds the capabilities' data to each store's core.
+    /// limits), sharing `shared` with the other guests, each store with `grants`, at most `cap`
+    /// of its work in flight; `make_ctx` adds the capabilities' data to each store's core.
     pub fn new(
         id: &str,
         pre: InstancePre<T>,
         config: RuntimeConfig,
         shared: &Shared,
         grants: Grants,
+        cap: GuestCap,
         make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
     ) -> Self {
         Self {
@@ -94,6 +97,7 @@ impl<T: StoreView> Runtime<T> {
                 config,
                 shared: shared.clone(),
                 grants,
+                cap,
                 make_ctx: Box::new(make_ctx),
             }),
         }
@@ -152,6 +156,10 @@ impl<T: StoreView> State for Runtime<T> {
 
     fn slots(&self) -> &WorkSlots {
         &self.inner.shared.slots
+    }
+
+    fn cap(&self) -> &GuestCap {
+        &self.inner.cap
     }
 
     fn new_store(&self, work: Work) -> Store<T> {

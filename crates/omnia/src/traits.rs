@@ -120,6 +120,10 @@ pub trait State: Clone + Send + Sync + 'static {
     /// before making its store.
     fn slots(&self) -> &WorkSlots;
 
+    /// The guest's own cap on its work in flight (`[guest.limits] concurrency`): take a place
+    /// in it with the work slot, and hold both as long.
+    fn cap(&self) -> &crate::limits::GuestCap;
+
     /// A fresh store for one request or message (`work`: its span and trace context, see
     /// [`trace::start_span`](crate::trace::start_span)), with the memory limits (per instance
     /// and the process-wide budget) and the epoch deadline callback set.

@@ -268,10 +268,17 @@ impl<S: State> Consumer<S> {
                 break;
             };
             // Back-pressure: wait for one of the runtime's work slots (shared with HTTP).
-            // The work slots are the application's, the same in every generation.
+            // The guest's own cap first, then the application's work slots.
             let callee = self.callee();
+            let place = tokio::select! {
+                place = callee.state.cap().take() => place,
+                () = shutdown.requested() => {
+                    let _ = delivery.nak(Duration::ZERO).await;
+                    break;
+                }
+            };
             let admission = tokio::select! {
-                admission = callee.state.slots().admit() => admission,
+                admission = callee.state.slots().admit() => admission.holding(place),
                 () = shutdown.requested() => {
                     let _ = delivery.nak(Duration::ZERO).await;
                     break;

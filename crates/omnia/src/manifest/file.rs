@@ -25,6 +25,7 @@
 //! [guest.limits]                  # each defaults to the runtime's setting
 //! memory = "64MiB"                # OMNIA_MAX_MEMORY, per instance
 //! request_timeout = "10s"         # OMNIA_REQUEST_TIMEOUT
+//! concurrency = 32                # at most this many of its requests at once (no default cap)
 //! ```
 
 use std::fmt::Write as _;
@@ -95,6 +96,7 @@ struct RoutesEntry {
 struct LimitsEntry {
     memory: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
+    concurrency: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +404,21 @@ fn guest_limits(named: &Named<'_>, limits: LimitsEntry) -> Result<GuestLimits> {
             .map(|s| {
                 parse_positive_duration(s.get_ref())
                     .map_err(|e| named(s.span().start, "limits.request_timeout", &e))
+            })
+            .transpose()?,
+        concurrency: limits
+            .concurrency
+            .map(|n| {
+                usize::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        named(
+                            n.span().start,
+                            "limits.concurrency",
+                            &format!("{} is not a count of requests: give 1 or more", n.get_ref()),
+                        )
+                    })
             })
             .transpose()?,
     })

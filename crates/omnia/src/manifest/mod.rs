@@ -94,6 +94,9 @@ pub struct GuestLimits {
     pub memory: Option<usize>,
     /// How long a request or message may take.
     pub request_timeout: Option<Duration>,
+    /// How many of its requests and messages may be in flight at once, within the runtime's
+    /// `OMNIA_MAX_CONCURRENCY`; `None`: no cap of its own.
+    pub concurrency: Option<usize>,
 }
 
 /// A directory given to every guest (upstream's `[[mount]]`).

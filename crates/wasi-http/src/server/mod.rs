@@ -404,6 +404,12 @@ where
         let Some((guest, mut req)) = served.route(req) else {
             return answers::plain(StatusCode::NOT_FOUND, "no route\n");
         };
+        let Some(place) = guest.state.cap().try_take() else {
+            return answers::unavailable(
+                "server busy: this route's guest has its limits.concurrency requests in flight\n",
+            );
+        };
+        let admission = admission.holding(place);
         let max_body = self.config.max_body;
         if let Some(too_large) = too_large(&req, max_body) {
             return too_large;
@@ -535,9 +541,12 @@ where
             );
             return Err(wasmtime_wasi_http::Error::DestinationNotFound);
         };
-        let Some(admission) = self.app.slots().try_admit() else {
+        let (Some(place), Some(admission)) =
+            (guest.state.cap().try_take(), self.app.slots().try_admit())
+        else {
             return Err(wasmtime_wasi_http::Error::ConnectionLimitReached);
         };
+        let admission = admission.holding(place);
         LOCAL_CALLS.inc();
         // No route matched it: what the caller wrote in these headers is not the runtime's.
         req.headers_mut().remove(MATCHED_ROUTE_HEADER);

@@ -151,6 +151,11 @@ fn every_mistake_names_the_line_the_guest_and_the_key() {
             format!("{a}[guest.limits]\nrequest_timeout = \"0s\"\n"),
             "omnia.toml:5: guest \"a\": limits.request_timeout: ",
         ),
+        (
+            format!("{a}[guest.limits]\nconcurrency = 0\n"),
+            "omnia.toml:5: guest \"a\": limits.concurrency: 0 is not a count of requests: give 1 \
+             or more",
+        ),
     ]);
 }
 
