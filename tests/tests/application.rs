@@ -802,3 +802,70 @@ async fn a_guests_concurrency_limit_caps_it_alone() {
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 200, 503, 503]);
 }
+
+#[tokio::test]
+async fn a_0_3_guests_instance_limits_are_its_own() {
+    let dir = workdir("instances");
+    let text = [
+        guest(
+            "once",
+            "p3-http-hello",
+            "routes.http = [\"/once\"]\n[guest.limits]\ninstance_reuse = 1",
+        ),
+        guest("many", "p3-http-hello", "routes.http = [\"/many\"]"),
+    ]
+    .concat();
+    let server = Omnia::serve(
+        &omnia(),
+        &manifest(&dir, &text),
+        &[("OMNIA_ADMIN_ADDR", "127.0.0.1:0")],
+    );
+    let instances = || server.metric("omnia_instantiations_total");
+    for _ in 0..10 {
+        assert_eq!(get(&server, "/many", &[]).await.0, 200);
+    }
+    let reused = instances().await;
+    assert!(reused <= 4, "{reused} instances for 10 requests with reuse");
+    for _ in 0..10 {
+        assert_eq!(get(&server, "/once", &[]).await.0, 200);
+    }
+    let once = instances().await - reused;
+    assert!(
+        once >= 10,
+        "{once} instances for 10 requests with instance_reuse = 1"
+    );
+}
+
+#[tokio::test]
+async fn request_spans_name_the_guest_that_served_them() {
+    use omnia_tests::otlp::{OtlpReceiver, Protocol};
+    let receiver = OtlpReceiver::start(Protocol::Grpc);
+    let dir = workdir("spans");
+    let text = [
+        guest("a", "http-echo", "routes.http = [\"/a\"]"),
+        guest("b", "p3-http-hello", "routes.http = [\"/b\"]"),
+    ]
+    .concat();
+    let endpoint = receiver.endpoint();
+    let server = Omnia::serve(
+        &omnia(),
+        &manifest(&dir, &text),
+        &[
+            ("OTEL_GRPC_URL", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    for (path, id) in [("/a/x", "a"), ("/b/y", "b")] {
+        assert_eq!(get(&server, path, &[]).await.0, 200);
+        let span = receiver
+            .wait_for_span(
+                |span| span.attributes.get("url.path").map(String::as_str) == Some(path),
+                Duration::from_secs(10),
+            )
+            .unwrap_or_else(|| panic!("no span for {path}: {:?}", receiver.spans()));
+        assert_eq!(
+            span.attributes.get("omnia.component").map(String::as_str),
+            Some(id)
+        );
+    }
+}

@@ -36,7 +36,9 @@ struct Inner<T: 'static> {
     shared: Shared,
     /// What each store is granted (`--env`, `--dir`, the network).
     grants: Grants,
-    /// The guest's own cap on its work in flight.
+    /// The guest's own limits, as the manifest gives them.
+    limits: crate::manifest::GuestLimits,
+    /// The guest's own cap on its work in flight (`limits.concurrency`).
     cap: GuestCap,
     make_ctx: Box<dyn Fn(StoreCore) -> T + Send + Sync>,
 }
@@ -79,15 +81,16 @@ impl<T: 'static> Clone for Runtime<T> {
 
 impl<T: StoreView> Runtime<T> {
     /// The guest `id` serving `pre` under `config` (the runtime's settings with its own
-    /// limits), sharing `shared` with the other guests, each store with `grants`, at most `cap`
-    /// of its work in flight; `make_ctx` adds the capabilities' data to each store's core.
+    /// limits), sharing `shared` with the other guests, each store with `grants`, its own
+    /// `limits` kept for the triggers; `make_ctx` adds the capabilities' data to each store's
+    /// core.
     pub fn new(
         id: &str,
         pre: InstancePre<T>,
         config: RuntimeConfig,
         shared: &Shared,
         grants: Grants,
-        cap: GuestCap,
+        limits: crate::manifest::GuestLimits,
         make_ctx: impl Fn(StoreCore) -> T + Send + Sync + 'static,
     ) -> Self {
         Self {
@@ -97,7 +100,8 @@ impl<T: StoreView> Runtime<T> {
                 config,
                 shared: shared.clone(),
                 grants,
-                cap,
+                limits,
+                cap: GuestCap::new(limits.concurrency),
                 make_ctx: Box::new(make_ctx),
             }),
         }
@@ -160,6 +164,10 @@ impl<T: StoreView> State for Runtime<T> {
 
     fn cap(&self) -> &GuestCap {
         &self.inner.cap
+    }
+
+    fn limits(&self) -> &crate::manifest::GuestLimits {
+        &self.inner.limits
     }
 
     fn new_store(&self, work: Work) -> Store<T> {

@@ -124,6 +124,11 @@ pub trait State: Clone + Send + Sync + 'static {
     /// in it with the work slot, and hold both as long.
     fn cap(&self) -> &crate::limits::GuestCap;
 
+    /// The guest's own limits as its manifest gives them (`None` for each it leaves to the
+    /// runtime's or the trigger's setting), for the limits a trigger applies itself (a WASI 0.3
+    /// instance's concurrency and reuse).
+    fn limits(&self) -> &crate::manifest::GuestLimits;
+
     /// A fresh store for one request or message (`work`: its span and trace context, see
     /// [`trace::start_span`](crate::trace::start_span)), with the memory limits (per instance
     /// and the process-wide budget) and the epoch deadline callback set.

@@ -330,6 +330,7 @@ impl<S: State> Consumer<S> {
         let message = delivery.message().clone();
         let work = message_span(subscription, &message, delivery.attempt());
         let span = work.span.clone();
+        span.record("omnia.component", callee.state.id());
         let topic = message.topic.as_deref().unwrap_or(&subscription.topic);
         let mut store = callee.state.new_store(work);
         let resource = match store.data_mut().core().table.push(message.clone()) {
@@ -456,6 +457,7 @@ fn message_span(subscription: &Subscription, message: &Message, attempt: u64) ->
         messaging.destination.name = topic,
         messaging.message.body.size = message.data.len(),
         messaging.delivery.attempt = attempt,
+        omnia.component = tracing::field::Empty,
     );
     omnia::trace::start_span(span, parent)
 }

@@ -26,6 +26,8 @@
 //! memory = "64MiB"                # OMNIA_MAX_MEMORY, per instance
 //! request_timeout = "10s"         # OMNIA_REQUEST_TIMEOUT
 //! concurrency = 32                # at most this many of its requests at once (no default cap)
+//! instance_concurrency = 4        # WASI 0.3: OMNIA_HTTP_INSTANCE_CONCURRENCY for this guest
+//! instance_reuse = 1000           # WASI 0.3: OMNIA_HTTP_INSTANCE_REUSE for this guest
 //! ```
 
 use std::fmt::Write as _;
@@ -97,6 +99,8 @@ struct LimitsEntry {
     memory: Option<Spanned<String>>,
     request_timeout: Option<Spanned<String>>,
     concurrency: Option<Spanned<i64>>,
+    instance_concurrency: Option<Spanned<i64>>,
+    instance_reuse: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -391,6 +395,22 @@ fn guest_source(
 
 /// A guest's `[guest.limits]`, each checked as its runtime setting is.
 fn guest_limits(named: &Named<'_>, limits: LimitsEntry) -> Result<GuestLimits> {
+    // A count of requests: 1 or more.
+    let count = |n: Option<Spanned<i64>>, key: &str| {
+        n.map(|n| {
+            usize::try_from(*n.get_ref())
+                .ok()
+                .filter(|&count| count >= 1)
+                .ok_or_else(|| {
+                    named(
+                        n.span().start,
+                        key,
+                        &format!("{} is not a count of requests: give 1 or more", n.get_ref()),
+                    )
+                })
+        })
+        .transpose()
+    };
     Ok(GuestLimits {
         memory: limits
             .memory
@@ -406,21 +426,9 @@ fn guest_limits(named: &Named<'_>, limits: LimitsEntry) -> Result<GuestLimits> {
                     .map_err(|e| named(s.span().start, "limits.request_timeout", &e))
             })
             .transpose()?,
-        concurrency: limits
-            .concurrency
-            .map(|n| {
-                usize::try_from(*n.get_ref())
-                    .ok()
-                    .filter(|&n| n >= 1)
-                    .ok_or_else(|| {
-                        named(
-                            n.span().start,
-                            "limits.concurrency",
-                            &format!("{} is not a count of requests: give 1 or more", n.get_ref()),
-                        )
-                    })
-            })
-            .transpose()?,
+        concurrency: count(limits.concurrency, "limits.concurrency")?,
+        instance_concurrency: count(limits.instance_concurrency, "limits.instance_concurrency")?,
+        instance_reuse: count(limits.instance_reuse, "limits.instance_reuse")?,
     })
 }
 

@@ -97,6 +97,11 @@ pub struct GuestLimits {
     /// How many of its requests and messages may be in flight at once, within the runtime's
     /// `OMNIA_MAX_CONCURRENCY`; `None`: no cap of its own.
     pub concurrency: Option<usize>,
+    /// WASI 0.3 guests: requests one instance serves at once (`OMNIA_HTTP_INSTANCE_CONCURRENCY`).
+    pub instance_concurrency: Option<usize>,
+    /// WASI 0.3 guests: requests one instance serves before it is replaced
+    /// (`OMNIA_HTTP_INSTANCE_REUSE`).
+    pub instance_reuse: Option<usize>,
 }
 
 /// A directory given to every guest (upstream's `[[mount]]`).

@@ -21,7 +21,6 @@ use crate::config::{FromEnv, RuntimeConfig};
 use crate::engine::Engines;
 use crate::grants::Grants;
 use crate::lifecycle::{Shutdown, TerminationSignals};
-use crate::limits::GuestCap;
 use crate::manifest::{self, Manifest, PlannedGuest, RunPlan};
 use crate::traits::{Capabilities, State};
 use crate::{
@@ -197,7 +196,7 @@ fn guests<C: Capabilities>(
                     guest.config(config),
                     shared,
                     grants,
-                    GuestCap::new(guest.limits.concurrency),
+                    guest.limits,
                     move |core| scoped.store_ctx(core),
                 ),
                 topics: guest.topics,

@@ -458,6 +458,7 @@ where
         } = arrived;
         let max_body = self.config.max_body;
         let span = work.span.clone();
+        span.record("omnia.component", guest.state.id());
         let head = match &guest.dispatch {
             Dispatch::PerRequest(pre) => {
                 let started = per_request::spawn(

@@ -43,6 +43,7 @@ pub(super) fn span<B>(req: &mut Request<B>, conn: Option<ConnInfo>) -> Work {
         server.address = tracing::field::Empty,
         server.port = tracing::field::Empty,
         client.address = tracing::field::Empty,
+        omnia.component = tracing::field::Empty,
     );
     // A local call (see `crate::local`) comes through no connection.
     if let Some(conn) = conn {

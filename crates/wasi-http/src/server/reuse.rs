@@ -145,14 +145,21 @@ where
     S: State,
     S::StoreCtx: HostView<WasiHttpCtx>,
 {
-    /// A pool serving `pre`'s component, empty until the first request.
+    /// A pool serving `pre`'s component, empty until the first request, its instances'
+    /// concurrency and reuse the guest's own limits, or the trigger's settings.
     pub(super) fn new(state: S, pre: ServicePre<S::StoreCtx>, config: &HttpConfig) -> Self {
         Self {
             handler: ProxyHandler::new(Instances {
+                reuse: state
+                    .limits()
+                    .instance_reuse
+                    .unwrap_or(config.instance_reuse),
+                concurrency: state
+                    .limits()
+                    .instance_concurrency
+                    .unwrap_or(config.instance_concurrency),
                 state,
                 pre,
-                reuse: config.instance_reuse,
-                concurrency: config.instance_concurrency,
                 idle: config.instance_idle,
             }),
         }
