@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::config::RuntimeConfig;
+use crate::lifecycle::Shutdown;
 use crate::limits::WorkSlots;
 use crate::manifest::routes::HttpRoutes;
 use crate::traits::State;
@@ -37,6 +38,25 @@ struct Inner<S> {
     slots: WorkSlots,
 }
 
+impl<S> Inner<S> {
+    /// One generation of `guests`, with `http_routes`, `config` and `slots`.
+    fn new(
+        guests: Vec<AppGuest<S>>,
+        http_routes: Option<HttpRoutes<usize>>,
+        config: RuntimeConfig,
+        slots: WorkSlots,
+    ) -> Arc<Self> {
+        let (guests, topics) = guests.into_iter().map(|g| (g.state, g.topics)).unzip();
+        Arc::new(Self {
+            guests,
+            topics,
+            http_routes,
+            config,
+            slots,
+        })
+    }
+}
+
 impl<S> Clone for Application<S> {
     fn clone(&self) -> Self {
         Self {
@@ -54,9 +74,13 @@ pub struct Reloads<S> {
 
 impl<S> Reloads<S> {
     /// The next generation, once [`Application::replace`] made one (the newest, if several were
-    /// made meanwhile).
-    pub async fn next(&mut self) -> Option<Application<S>> {
-        self.next.changed().await.ok()?;
+    /// made meanwhile); `None` once `shutdown` is requested, so a trigger can follow reloads
+    /// with `while let Some(app) = reloads.next(&mut shutdown).await`.
+    pub async fn next(&mut self, shutdown: &mut Shutdown) -> Option<Application<S>> {
+        tokio::select! {
+            changed = self.next.changed() => changed.ok()?,
+            () = shutdown.requested() => return None,
+        }
         let inner = Arc::clone(&self.next.borrow_and_update());
         Some(Application {
             inner,
@@ -85,14 +109,7 @@ impl<S: State> Application<S> {
         config: RuntimeConfig,
         slots: WorkSlots,
     ) -> Self {
-        let (guests, topics) = guests.into_iter().map(|g| (g.state, g.topics)).unzip();
-        let inner = Arc::new(Inner {
-            guests,
-            topics,
-            http_routes,
-            config,
-            slots,
-        });
+        let inner = Inner::new(guests, http_routes, config, slots);
         let (generations, _) = watch::channel(Arc::clone(&inner));
         Self {
             inner,
@@ -104,14 +121,12 @@ impl<S: State> Application<S> {
     /// the same settings and work slots: every trigger following [`Self::reloads`] serves new
     /// work from it.
     pub fn replace(&self, guests: Vec<AppGuest<S>>, http_routes: Option<HttpRoutes<usize>>) {
-        let (guests, topics) = guests.into_iter().map(|g| (g.state, g.topics)).unzip();
-        self.generations.send_replace(Arc::new(Inner {
+        self.generations.send_replace(Inner::new(
             guests,
-            topics,
             http_routes,
-            config: self.inner.config.clone(),
-            slots: self.inner.slots.clone(),
-        }));
+            self.inner.config.clone(),
+            self.inner.slots.clone(),
+        ));
     }
 
     /// The generations made after this one, for a trigger to follow.
@@ -134,6 +149,20 @@ impl<S: State> Application<S> {
     /// The guests, in the manifest's order.
     pub fn guests(&self) -> &[S] {
         &self.inner.guests
+    }
+
+    /// `result`, its error naming `guest` when the application has several (one guest on its
+    /// own needs no name), for what a trigger finds wrong with a guest as it binds.
+    ///
+    /// # Errors
+    ///
+    /// `result`'s.
+    pub fn named<T>(&self, guest: &S, result: Result<T>) -> Result<T> {
+        if self.guests().len() > 1 {
+            result.with_context(|| format!("guest {:?}", guest.id()))
+        } else {
+            result
+        }
     }
 
     /// The topics guest `index` is routed; `None` for a guest run without a manifest, which

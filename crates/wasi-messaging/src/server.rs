@@ -115,12 +115,7 @@ where
             continue;
         }
         let subscriptions = subscriptions(app.topics(index), &entry);
-        let consumer = consumer(state, Arc::clone(&broker), &subscriptions);
-        let consumer = if several {
-            consumer.with_context(|| format!("guest {:?}", state.id()))?
-        } else {
-            consumer?
-        };
+        let consumer = app.named(state, consumer(state, Arc::clone(&broker), &subscriptions))?;
         by_guest.push((state.id().to_owned(), Arc::clone(&consumer)));
         for subscription in subscriptions {
             let inbox = broker
@@ -148,14 +143,7 @@ where
     let mut reloads = app.reloads();
     let mut stop = shutdown.clone();
     tokio::spawn(async move {
-        loop {
-            let app = tokio::select! {
-                next = reloads.next() => match next {
-                    Some(app) => app,
-                    None => break,
-                },
-                () = stop.requested() => break,
-            };
+        while let Some(app) = reloads.next(&mut stop).await {
             for (id, consumer) in &by_guest {
                 let reloaded = app.guests().iter().find(|guest| guest.id() == id.as_str());
                 if let Some(state) = reloaded

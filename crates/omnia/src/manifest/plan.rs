@@ -9,8 +9,7 @@ use anyhow::{Result, bail};
 use super::routes::HttpRoutes;
 use super::{GuestLimits, Manifest};
 use crate::cli::{NO_COMPONENT, RunArgs};
-use crate::config::RuntimeConfig;
-use crate::config::var;
+use crate::config::{RuntimeConfig, var};
 
 /// The name of the manifest `omnia run DIR` looks for in `DIR`.
 pub const MANIFEST_NAME: &str = "omnia.toml";
@@ -99,6 +98,15 @@ pub struct PlannedGuest {
 }
 
 impl PlannedGuest {
+    /// What an error about this guest begins with: `FILE:LINE: guest "id": ` for a manifest's
+    /// guest, nothing for a component on its own (whose errors name its file already).
+    pub fn prefix(&self) -> String {
+        self.origin
+            .as_ref()
+            .map(|origin| format!("{origin}: "))
+            .unwrap_or_default()
+    }
+
     /// `result`, its error on one line prefixed with where the guest is declared (a
     /// manifest's guest; the errors of a component on its own name its file already).
     pub fn context<T>(&self, result: Result<T>) -> Result<T> {

@@ -216,13 +216,7 @@ fn check_guest<C: Capabilities>(
     build: &str,
 ) -> Result<InstancePre<C::StoreCtx>> {
     let file = &guest.args.component;
-    // Errors begin with where the guest is declared (a component on its own: its file, which
-    // they name anyway).
-    let at = guest
-        .origin
-        .as_ref()
-        .map(|origin| format!("{origin}: "))
-        .unwrap_or_default();
+    let at = guest.prefix();
     let component::Guest::Component(component) = loaded else {
         bail!(
             "{at}{} is a WASI 0.1 module, which runs as a command on its own (omnia run \

@@ -119,11 +119,7 @@ fn reload<C: Capabilities>(
     let linked = super::link::<C>(plan, grants, loaded, &reloader.build)?;
     for (guest, _, pre) in &linked {
         let component = pre.component();
-        let at = guest
-            .origin
-            .as_deref()
-            .map(|origin| format!("{origin}: "))
-            .unwrap_or_default();
+        let at = guest.prefix();
         let triggers = C::exported_triggers(component.engine(), component);
         if let Some(trigger) = triggers.iter().find(|t| !bound.contains(t)) {
             bail!(

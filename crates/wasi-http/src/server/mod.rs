@@ -164,14 +164,8 @@ where
     let mut stop = shutdown.clone();
     let reloaded = Arc::clone(&handler);
     tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                next = reloads.next() => match next {
-                    Some(app) => reloaded.reload(&app),
-                    None => break,
-                },
-                () = stop.requested() => break,
-            }
+        while let Some(app) = reloads.next(&mut stop).await {
+            reloaded.reload(&app);
         }
     });
     Ok(Box::pin(listener.serve(
@@ -293,17 +287,11 @@ where
 {
     /// The guests of `app` that serve HTTP, each ready to be called, and the routes.
     fn new(app: &Application<S>, config: &HttpConfig) -> Result<Self> {
-        let several = app.guests().len() > 1;
         let mut guests = Vec::with_capacity(app.guests().len());
         for state in app.guests() {
             let serves = exports_handler(state.engine(), state.instance_pre().component());
             let guest = if serves {
-                let dispatch = dispatch(state, config);
-                let dispatch = if several {
-                    dispatch.with_context(|| format!("guest {:?}", state.id()))?
-                } else {
-                    dispatch?
-                };
+                let dispatch = app.named(state, dispatch(state, config))?;
                 Some(Guest {
                     state: state.clone(),
                     dispatch,
