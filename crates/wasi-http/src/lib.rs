@@ -293,14 +293,13 @@ impl Backend for WasiHttpCtx {
             return Ok(self.clone());
         }
         let grants: HttpGrants = guest.grants()?;
-        let mut allowed = Vec::new();
-        for host in &grants.hosts {
-            if host.contains(',') {
-                anyhow::bail!("hosts: {host:?}: one host per entry");
-            }
-            allowed.push(host.as_str());
+        if let Some(host) = grants.hosts.iter().find(|host| host.contains(',')) {
+            anyhow::bail!("hosts: {host:?}: one host per entry");
         }
-        let allowed = AllowList::parse(&allowed.join(",")).context("hosts")?;
+        // Read as OMNIA_HTTP_ALLOWED_HOSTS's entries are: trimmed, empty ones skipped.
+        let entries = grants.hosts.iter().map(|host| host.trim());
+        let allowed =
+            AllowList::from_entries(entries.filter(|host| !host.is_empty())).context("hosts")?;
         Ok(Self {
             inner: wasmtime_wasi_http::WasiHttpCtx::new(),
             policy: OutgoingPolicy::granted(allowed),

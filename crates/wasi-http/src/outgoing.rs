@@ -33,10 +33,16 @@ struct Pattern {
 impl AllowList {
     /// Parses the `OMNIA_HTTP_ALLOWED_HOSTS` form.
     pub fn parse(s: &str) -> Result<Self> {
-        let mut patterns = Vec::new();
-        for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            patterns.push(Pattern::parse(item)?);
-        }
+        Self::from_entries(s.split(',').map(str::trim).filter(|i| !i.is_empty()))
+    }
+
+    /// The list of `entries`, each one pattern as `OMNIA_HTTP_ALLOWED_HOSTS` lists them (a
+    /// guest's `http = { hosts = [...] }`).
+    pub fn from_entries<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        let patterns = entries
+            .into_iter()
+            .map(Pattern::parse)
+            .collect::<Result<_>>()?;
         Ok(Self { patterns })
     }
 

@@ -161,13 +161,13 @@ fn link<C: Capabilities>(
     loaded: Vec<(Engine, component::Guest)>,
     build: &str,
 ) -> Result<Vec<Linked<C::StoreCtx>>> {
-    let several = plan.guests.len();
+    let count = plan.guests.len();
     plan.guests
         .into_iter()
         .zip(grants)
         .zip(loaded)
         .map(|((guest, grants), (engine, loaded))| {
-            let pre = check_guest::<C>(&engine, loaded, &guest, several, build)?;
+            let pre = check_guest::<C>(&engine, loaded, &guest, count, build)?;
             Ok((guest, grants, pre))
         })
         .collect()
