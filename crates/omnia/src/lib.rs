@@ -63,7 +63,7 @@ pub use application::{AppGuest, Application, GuestScope, Reloads};
 pub use cli::{Command, exit_code};
 pub use config::{FromEnv, RuntimeConfig, Setting, SettingGroup};
 pub use host_error::{HostError, HostResult};
-pub use lifecycle::Shutdown;
+pub use lifecycle::{Shutdown, ShutdownTrigger};
 pub use limits::{Admission, WorkSlots};
 pub use run::run;
 pub use runtime::{Runtime, Shared};

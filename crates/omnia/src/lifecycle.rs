@@ -48,6 +48,23 @@ impl Shutdown {
     pub fn grace(&self) -> Duration {
         self.grace
     }
+
+    /// A signal of its own that also fires when this one does, with the same grace period: for
+    /// work that may be stopped alone (a subscription a reload removes) or with everything
+    /// else. Dropping the returned trigger without firing it leaves the child to the parent.
+    pub fn child(&self) -> (ShutdownTrigger, Shutdown) {
+        let (trigger, child) = Shutdown::new(self.grace);
+        let tx = trigger.tx.clone();
+        let mut parent = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = parent.requested() => { tx.send_replace(true); }
+                // Every child receiver is gone: nothing is left to tell.
+                () = tx.closed() => {}
+            }
+        });
+        (trigger, child)
+    }
 }
 
 impl ShutdownTrigger {
@@ -106,5 +123,31 @@ impl TerminationSignals {
             _ = self.term.recv() => TerminationSignal::Term,
             _ = self.int.recv() => TerminationSignal::Int,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_child_fires_alone_or_with_its_parent() {
+        let (parent_trigger, parent) = Shutdown::new(Duration::from_secs(3));
+        let (first_trigger, mut first) = parent.child();
+        let (_second_trigger, mut second) = parent.child();
+        assert_eq!(first.grace(), Duration::from_secs(3));
+
+        first_trigger.fire();
+        first.requested().await;
+        assert!(!parent.is_requested(), "a child's trigger fired its parent");
+        assert!(
+            !second.is_requested(),
+            "a child's trigger fired its sibling"
+        );
+
+        parent_trigger.fire();
+        tokio::time::timeout(Duration::from_secs(5), second.requested())
+            .await
+            .expect("the parent's signal did not reach its child");
     }
 }

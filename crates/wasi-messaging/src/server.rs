@@ -20,6 +20,7 @@
 //! the grace period; unsettled ones are redelivered by the backend (JetStream) after
 //! `ack_wait`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use omnia::invoke::{Call, Failure, Outcome};
 use omnia::metrics::{self, Counter, Metric};
 use omnia::telemetry::{LogLimit, suppressed_note};
 use omnia::trace::{SPAN_TARGET, TRACEPARENT, TraceContext, Work};
-use omnia::{Application, HostView, Serving, Shutdown, State, StoreView};
+use omnia::{Application, HostView, Serving, Shutdown, ShutdownTrigger, State, StoreView};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
@@ -93,10 +94,16 @@ pub fn exports_handler(engine: &Engine, component: &Component) -> bool {
 /// `routes.messaging`, or for a guest run on its own, every configured subscription); the
 /// returned future handles messages until `shutdown`, then drains. A subscription that cannot
 /// be made (an unknown stream, a bad subject) fails here, at start-up.
+///
+/// A reload's generation of a guest takes the messages delivered after it; those in flight
+/// finish on the generation they started on. A reload that routes a topic anew subscribes to
+/// it (before a topic that moved to another guest is let go, so nothing published meanwhile
+/// is missed) and one that drops a topic stops taking its messages and lets those in flight
+/// finish, as at shutdown.
 pub async fn bind<S, B>(
     app: Application<S>,
     entry: WasiMessaging<B>,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> Result<Serving>
 where
     S: State,
@@ -106,65 +113,198 @@ where
     for metric in [&MESSAGES_HANDLED, &MESSAGES_FAILED, &MESSAGES_DEAD_LETTERED] {
         metrics::register(Metric::Counter(metric));
     }
-    let broker = Arc::clone(entry.broker());
-    let several = app.guests().len() > 1;
-    let mut inboxes = Vec::new();
-    let mut by_guest = Vec::new();
-    for (index, state) in app.guests().iter().enumerate() {
-        if !exports_handler(state.engine(), state.instance_pre().component()) {
-            continue;
-        }
-        let subscriptions = subscriptions(app.topics(index), &entry);
-        let consumer = app.named(state, consumer(state, Arc::clone(&broker), &subscriptions))?;
-        by_guest.push((state.id().to_owned(), Arc::clone(&consumer)));
-        for subscription in subscriptions {
-            let inbox = broker
-                .subscribe(&subscription)
-                .await
-                .with_context(|| format!("cannot subscribe to {:?}", subscription.topic))?;
-            tracing::info!(
-                topic = %subscription.topic,
-                "messaging: subscribed to {} ({}, {} at once){}",
-                subscription.topic,
-                broker.guarantee(&subscription),
-                subscription.concurrency,
-                if several {
-                    format!(" for guest {:?}", state.id())
-                } else {
-                    String::new()
-                }
-            );
-            inboxes.push((Arc::clone(&consumer), subscription, inbox));
-        }
-    }
-    // A reload's generation of a guest takes the messages delivered after it (its topics are
-    // the same: the runtime refuses a reload that changes them); those in flight finish on the
-    // generation they started on.
+    let mut subscribed = Subscribed {
+        broker: Arc::clone(entry.broker()),
+        consumers: HashMap::new(),
+        running: HashMap::new(),
+        tasks: JoinSet::new(),
+        shutdown: shutdown.clone(),
+    };
+    subscribed.start(&app, &entry).await?;
     let mut reloads = app.reloads();
-    let mut stop = shutdown.clone();
-    tokio::spawn(async move {
-        while let Some(app) = reloads.next(&mut stop).await {
-            for (id, consumer) in &by_guest {
-                let reloaded = app.guests().iter().find(|guest| guest.id() == id.as_str());
-                if let Some(state) = reloaded
-                    && let Err(err) = consumer.reload(state)
-                {
-                    tracing::error!("messaging: guest {id:?} is not reloaded: {err:#}");
-                }
-            }
-        }
-    });
     Ok(Box::pin(async move {
-        let mut consumers = JoinSet::new();
-        for (consumer, subscription, inbox) in inboxes {
-            let shutdown = shutdown.clone();
-            consumers.spawn(async move { consumer.run(subscription, inbox, shutdown).await });
+        let mut stop = shutdown.clone();
+        while let Some(app) = reloads.next(&mut stop).await {
+            subscribed.reload(&app, &entry).await;
         }
-        shutdown.requested().await;
-        while consumers.join_next().await.is_some() {}
+        while subscribed.tasks.join_next().await.is_some() {}
         tracing::info!("messaging: drained");
         Ok(())
     }))
+}
+
+/// What the trigger is subscribed to, and for which guest.
+struct Subscribed<S: State> {
+    broker: Arc<dyn Broker>,
+    /// Each handling guest's consumer, by guest id.
+    consumers: HashMap<String, Arc<Consumer<S>>>,
+    /// Each subscription's own stop signal, by guest id and topic.
+    running: HashMap<(String, String), ShutdownTrigger>,
+    /// Each subscription's consumer loop.
+    tasks: JoinSet<()>,
+    shutdown: Shutdown,
+}
+
+impl<S: State> Subscribed<S> {
+    /// Subscribes each handling guest of `app` to its topics; the first failure is returned.
+    async fn start<B>(&mut self, app: &Application<S>, entry: &WasiMessaging<B>) -> Result<()> {
+        let several = app.guests().len() > 1;
+        for (state, subscriptions) in handlers(app, entry) {
+            let consumer = app.named(
+                state,
+                consumer(state, Arc::clone(&self.broker), &subscriptions),
+            )?;
+            self.consumers
+                .insert(state.id().to_owned(), Arc::clone(&consumer));
+            for subscription in subscriptions {
+                let inbox = self
+                    .broker
+                    .subscribe(&subscription)
+                    .await
+                    .with_context(|| format!("cannot subscribe to {:?}", subscription.topic))?;
+                log_subscribed(&*self.broker, &subscription, several.then(|| state.id()));
+                self.spawn(&consumer, state.id(), subscription, Some(inbox));
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows a reload: new generations of the guests take new messages, topics routed anew
+    /// are subscribed to, and those no longer routed (or whose guest is gone) are stopped. What
+    /// cannot be done is logged; the rest still is.
+    async fn reload<B>(&mut self, app: &Application<S>, entry: &WasiMessaging<B>) {
+        let mut wanted = HashSet::new();
+        for (state, subscriptions) in handlers(app, entry) {
+            let id = state.id();
+            let consumer = match self.consumers.get(id) {
+                Some(consumer) => {
+                    if let Err(err) = consumer.reload(state) {
+                        tracing::error!("messaging: guest {id:?} is not reloaded: {err:#}");
+                    }
+                    Arc::clone(consumer)
+                }
+                None => match consumer(state, Arc::clone(&self.broker), &subscriptions) {
+                    Ok(consumer) => {
+                        self.consumers.insert(id.to_owned(), Arc::clone(&consumer));
+                        consumer
+                    }
+                    Err(err) => {
+                        tracing::error!("messaging: guest {id:?} takes no messages: {err:#}");
+                        continue;
+                    }
+                },
+            };
+            for subscription in subscriptions {
+                let key = (id.to_owned(), subscription.topic.clone());
+                if !self.running.contains_key(&key) {
+                    tracing::info!(
+                        topic = %subscription.topic,
+                        "messaging: reload routes {} to guest {id:?}", subscription.topic
+                    );
+                    // Subscribed before any old subscription is let go below; if it cannot be
+                    // made now, the consumer's task keeps trying.
+                    let inbox = self.broker.subscribe(&subscription).await.ok();
+                    if inbox.is_some() {
+                        log_subscribed(&*self.broker, &subscription, Some(id));
+                    }
+                    self.spawn(&consumer, id, subscription, inbox);
+                }
+                wanted.insert(key);
+            }
+        }
+        self.running.retain(|(id, topic), stop| {
+            let keep = wanted.contains(&(id.clone(), topic.clone()));
+            if !keep {
+                tracing::info!(topic, "messaging: reload no longer routes {topic} to guest {id:?}: unsubscribing once its messages in flight are handled");
+                stop.fire();
+            }
+            keep
+        });
+        let ids: HashSet<&str> = wanted.iter().map(|(id, _)| id.as_str()).collect();
+        self.consumers.retain(|id, _| ids.contains(id.as_str()));
+    }
+
+    /// Runs `consumer` on one subscription until shutdown or until a reload stops it. Without
+    /// an `inbox` (a reload), it subscribes first, and tries again while it cannot.
+    fn spawn(
+        &mut self,
+        consumer: &Arc<Consumer<S>>,
+        guest: &str,
+        subscription: Subscription,
+        inbox: Option<Box<dyn Inbox>>,
+    ) {
+        let (stop, mut shutdown) = self.shutdown.child();
+        self.running
+            .insert((guest.to_owned(), subscription.topic.clone()), stop);
+        let consumer = Arc::clone(consumer);
+        let broker = Arc::clone(&self.broker);
+        let guest = guest.to_owned();
+        self.tasks.spawn(async move {
+            let inbox = if let Some(inbox) = inbox {
+                inbox
+            } else {
+                let subscribing = subscribe_until_done(&*broker, &subscription, &guest);
+                tokio::select! {
+                    inbox = subscribing => inbox,
+                    () = shutdown.requested() => return,
+                }
+            };
+            consumer.run(subscription, inbox, shutdown).await;
+        });
+    }
+}
+
+/// Each guest of `app` that exports the handler, with its subscriptions.
+fn handlers<'a, S: State, B>(
+    app: &'a Application<S>,
+    entry: &WasiMessaging<B>,
+) -> Vec<(&'a S, Vec<Subscription>)> {
+    app.guests()
+        .iter()
+        .enumerate()
+        .filter(|(_, state)| exports_handler(state.engine(), state.instance_pre().component()))
+        .map(|(index, state)| (state, subscriptions(app.topics(index), entry)))
+        .collect()
+}
+
+/// Subscribes as `subscription` says, trying again (1 s, doubling to 30 s) while the backend
+/// refuses: a reload has already been accepted, so a subscription it adds is made as soon as
+/// it can be, each failure logged.
+async fn subscribe_until_done(
+    broker: &dyn Broker,
+    subscription: &Subscription,
+    guest: &str,
+) -> Box<dyn Inbox> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match broker.subscribe(subscription).await {
+            Ok(inbox) => {
+                log_subscribed(broker, subscription, Some(guest));
+                return inbox;
+            }
+            Err(err) => {
+                tracing::error!(
+                    topic = %subscription.topic,
+                    "messaging: cannot subscribe to {:?} for guest {guest:?}: {err:#}; trying \
+                     again in {wait:?}",
+                    subscription.topic
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn log_subscribed(broker: &dyn Broker, subscription: &Subscription, guest: Option<&str>) {
+    tracing::info!(
+        topic = %subscription.topic,
+        "messaging: subscribed to {} ({}, {} at once){}",
+        subscription.topic,
+        broker.guarantee(subscription),
+        subscription.concurrency,
+        guest.map(|id| format!(" for guest {id:?}")).unwrap_or_default()
+    );
 }
 
 /// The subscriptions of a guest routed `topics`, each with the settings configured for its

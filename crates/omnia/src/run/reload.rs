@@ -6,11 +6,11 @@
 //!
 //! What a process set up at start-up stays: the triggers it started and the backends it
 //! connected. A new generation that needs another trigger (the first message handler) or
-//! capability (the first key-value guest), or changes a guest's message topics (which are
-//! subscriptions), is refused with a message saying to restart. Digests are checked again, so a
-//! file replaced by one the manifest does not pin is refused too.
+//! capability (the first key-value guest), or a larger memory limit than the engine's instance
+//! slots were sized for, is refused with a message saying to restart. Message topics may
+//! change: the messaging trigger subscribes and unsubscribes to follow. Digests are checked
+//! again, so a file replaced by one the manifest does not pin is refused too.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -21,7 +21,7 @@ use crate::admin::Readiness;
 use crate::cli::RunArgs;
 use crate::engine::Engines;
 use crate::metrics::{self, CounterFamily, Metric};
-use crate::traits::{Capabilities, State};
+use crate::traits::Capabilities;
 use crate::{Application, Runtime, Shared};
 
 /// Reloads by outcome.
@@ -135,32 +135,6 @@ fn reload<C: Capabilities>(
                 unconnected.join(", ")
             );
         }
-    }
-    let topics = |pairs: Vec<(String, Option<Vec<String>>)>| -> BTreeMap<String, Vec<String>> {
-        pairs
-            .into_iter()
-            .filter_map(|(id, topics)| Some((id, topics?)))
-            .filter(|(_, topics)| !topics.is_empty())
-            .collect()
-    };
-    let before = topics(
-        app.guests()
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.id().to_owned(), app.topics(i).map(<[String]>::to_vec)))
-            .collect(),
-    );
-    let after = topics(
-        linked
-            .iter()
-            .map(|(g, _, _)| (g.id.clone(), g.topics.clone()))
-            .collect(),
-    );
-    if before != after {
-        bail!(
-            "routes.messaging changed (from {before:?} to {after:?}): the subscriptions are made \
-             at start-up; restart omnia to subscribe anew"
-        );
     }
     let config = app.config().clone();
     let guests = super::guests(linked, capabilities, &reloader.shared, &config)?;
