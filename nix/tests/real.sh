@@ -182,8 +182,8 @@ sys.exit(1 if problems else 0)
 EOF
   ); then ok "$1"; else bad "$1" "$out"; fi
 }
-unit_check "unit: ExecStart runs the profile's omnia on the component" '
-if not re.fullmatch(r"/nix/store/[a-z0-9]{32}-omnia-http-kv-0\.1\.0/bin/omnia run /nix/store/[a-z0-9]{32}-app\.bin", one("Service", "ExecStart") or ""):
+unit_check "unit: ExecStart runs the profile's omnia on /etc/omnia/app.bin (the same path in every generation)" '
+if not re.fullmatch(r"/nix/store/[a-z0-9]{32}-omnia-http-kv-0\.1\.0/bin/omnia run /etc/omnia/app\.bin", one("Service", "ExecStart") or ""):
     problems.append("ExecStart=%s" % get("Service", "ExecStart"))'
 unit_check "unit: runs as an unprivileged user (DynamicUser, or User= a system user)" '
 if one("Service", "DynamicUser") != "true" and not one("Service", "User"):
@@ -235,10 +235,13 @@ if ev "(nixos.eval [ omnia.nixosModules.default { services.omnia.lisen = \"x\"; 
 elif grep -q "The option \`services.omnia.lisen' does not exist" "$tmp/err"; then ok "the module system refuses a misspelt option"
 else bad "the module system refuses a misspelt option" "$(errtail)"; fi
 for vm in $vms; do
-  check "$vm: the node evaluates; omnia's unit runs its package on the guest after its backends" true \
+  check "$vm: the node evaluates; omnia's unit runs its package on the guest's /etc link, after its backends" true \
     "let a = C.$vm.drvArgs; e = nixos.eval [ a.nodes.machine ]; o = e.config.services.omnia; u = e.units.omnia;
          after = lib.optional e.config.services.nats.enable \"nats.service\" ++ lib.optional e.config.services.redis.servers.\"\".enable \"redis.service\";
-     in has \"ExecStart=\${o.package}/bin/omnia run \${o.component}\n\" u
+         linked = builtins.head (builtins.attrNames e.etc);
+     in e.failedAssertions == [ ] && builtins.attrNames e.etc == [ linked ] && e.etc.\${linked}.source == \"\${o.component}\"
+     && builtins.elem linked [ \"omnia/app.wasm\" \"omnia/app.bin\" ]
+     && has \"ExecStart=\${o.package}/bin/omnia run /etc/\${linked}\n\" u
      && builtins.all (s: has \" \${s}\" (builtins.head (builtins.match \".*(After=[^\n]*).*\" u))) after"
 done
 

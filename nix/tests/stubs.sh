@@ -24,7 +24,7 @@ prelude="let
   node = def: (lib.evalModules { modules = [ np.lib.nixosOptions module def ]; moduleArgs = { inherit pkgs; }; }).config;
   # A VM test's node with services.omnia set to \`cfg\` (evaluating its derivation evaluates the
   # node's units, as building the system would).
-  omnia = cfg: (pkgs.testers.runNixOSTest { name = \"x\"; testScript = \"\"; nodes.machine = { imports = [ module ]; services.omnia = { enable = true; package = pkg; component = $PWD/Cargo.toml; } // cfg; }; }).drvPath;
+  omnia = cfg: (pkgs.testers.runNixOSTest { name = \"x\"; testScript = \"\"; nodes.machine = { imports = [ module ]; services.omnia = { enable = true; package = pkg; component = $PWD/tests/guests/bin/kv-http.wasm; } // cfg; }; }).drvPath;
 in "
 ev() { nix-instantiate --eval --strict --json -E "$prelude $1"; }
 

@@ -5,6 +5,8 @@
 #   nixos/lib/systemd-unit-options.nix   unitOption, service options, checkService
 #   nixos/lib/systemd-lib.nix            unitConfig, serviceConfig, attrsToSection, serviceToUnit
 #   nixos/modules/system/boot/systemd.nix  systemd.services, systemd.globalEnvironment
+#   nixos/modules/system/etc/etc.nix     environment.etc (its options, and the arguments its `etc`
+#                                        derivation's makeEtcEntry gets for each file)
 #   nixos/modules/config/users-groups.nix  users.users / users.groups (the options used)
 #   nixos/modules/services/databases/redis.nix, services/networking/nats.nix (enable & co.)
 # Everything else a full NixOS evaluation would check is out of reach here.
@@ -51,6 +53,36 @@ let
       else lib.mergeEqualOption loc defs';
   };
   listOfUnits = mkOption { default = [ ]; type = types.listOf unitNameType; };
+  # systemd-lib.nix unitConfig: X-Restart-Triggers / X-Reload-Triggers name a file of the
+  # triggers (paths as their store copies), so a changed trigger changes that line.
+  triggers = name: xs: "${pkgs.writeText name (lib.pipe xs [
+    lib.flatten
+    (map (x: if lib.isPath x then "${x}" else x))
+    toString
+  ])}";
+
+  # nixos/modules/system/etc/etc.nix, environment.etc's submodule (nixpkgs since 24.11, read from
+  # forks of 2025-2026: the locked revision's file is not readable here; descriptions left out).
+  etcModule = { config, options, name, ... }: {
+    options = {
+      enable = mkOption { default = true; type = types.bool; };
+      gid = mkOption { default = 0; type = types.int; };
+      group = mkOption { default = "+${toString config.gid}"; type = types.str; };
+      mode = mkOption { default = "symlink"; example = "0600"; type = types.str; };
+      source = mkOption { type = types.path; };
+      target = mkOption { type = types.str; };
+      text = mkOption { default = null; type = types.nullOr types.lines; };
+      uid = mkOption { default = 0; type = types.int; };
+      user = mkOption { default = "+${toString config.uid}"; type = types.str; };
+    };
+    config = {
+      source = lib.mkIf (config.text != null) (
+        let name' = "etc-" + lib.replaceStrings [ "/" ] [ "-" ] name; in
+        lib.mkDerivedConfig options.text (pkgs.writeText name')
+      );
+      target = lib.mkDefault name;
+    };
+  };
 
   serviceModule = { name, config, options, ... }: {
     options = {
@@ -71,7 +103,10 @@ let
       startLimitBurst = mkOption { type = types.int; };
       startLimitIntervalSec = mkOption { type = types.int; };
       restartTriggers = mkOption { default = [ ]; type = types.listOf types.unspecified; };
+      reloadTriggers = mkOption { default = [ ]; type = types.listOf unitOption; };
       restartIfChanged = mkOption { default = true; type = types.bool; };
+      reloadIfChanged = mkOption { default = false; type = types.bool; };
+      stopIfChanged = mkOption { default = true; type = types.bool; };
       environment = mkOption { default = { }; type = with types; attrsOf (nullOr (oneOf [ str path package ])); };
       path = mkOption { default = [ ]; type = with types; listOf (oneOf [ package str ]); };
       serviceConfig = mkOption { default = { }; type = types.addCheck (types.attrsOf unitOption) checkService; };
@@ -105,6 +140,8 @@ let
         // optionalAttrs (config.bindsTo != [ ]) { BindsTo = toString config.bindsTo; }
         // optionalAttrs (config.partOf != [ ]) { PartOf = toString config.partOf; }
         // optionalAttrs (config.conflicts != [ ]) { Conflicts = toString config.conflicts; }
+        // optionalAttrs (config.restartTriggers != [ ]) { X-Restart-Triggers = triggers "X-Restart-Triggers-${name}" config.restartTriggers; }
+        // optionalAttrs (config.reloadTriggers != [ ]) { X-Reload-Triggers = triggers "X-Reload-Triggers-${name}" config.reloadTriggers; }
         // optionalAttrs (config.description != "") { Description = config.description; }
         // optionalAttrs (config.onFailure != [ ]) { OnFailure = toString config.onFailure; }
         // optionalAttrs options.startLimitIntervalSec.isDefined { StartLimitIntervalSec = toString config.startLimitIntervalSec; }
@@ -163,6 +200,7 @@ let
         settings = mkOption { type = types.attrsOf types.anything; default = { }; };
       };
       environment.systemPackages = mkOption { type = types.listOf types.package; default = [ ]; };
+      environment.etc = mkOption { default = { }; type = types.attrsOf (types.submodule etcModule); };
       networking.firewall.allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
       assertions = mkOption { type = types.listOf types.unspecified; default = [ ]; internal = true; };
       warnings = mkOption { type = types.listOf types.str; default = [ ]; internal = true; };
@@ -180,7 +218,9 @@ let
       [Service]
     ''
     + concatMapStrings (n: optionalString (env.${n} != null) "Environment=${builtins.toJSON "${n}=${env.${n}}"}\n") (attrNames env)
-    + optionalString (!def.restartIfChanged) "X-RestartIfChanged=false\n"
+    + (if def.reloadIfChanged then "X-ReloadIfChanged=true\n"
+       else optionalString (!def.restartIfChanged) "X-RestartIfChanged=false\n")
+    + optionalString (!def.stopIfChanged) "X-StopIfChanged=false\n"
     + attrsToSection def.serviceConfig
     + optionalString (def.wantedBy != [ ]) ''
 
@@ -200,6 +240,10 @@ in
     {
       inherit (result) config options;
       units = lib.mapAttrs (serviceToUnit cfg) (lib.filterAttrs (_: s: s.enable) cfg.systemd.services);
+      # etc.nix: what its `etc` derivation gets for each enabled file (makeEtcEntry's source,
+      # "${source}" copying a local path to the store, target, mode), by target.
+      etc = lib.listToAttrs (map (f: { name = f.target; value = { source = "${f.source}"; inherit (f) mode; }; })
+        (lib.filter (f: f.enable) (lib.attrValues cfg.environment.etc)));
       failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
     };
 }

@@ -15,13 +15,15 @@
 let
   platform = lib.systems.elaborate { inherit system; };
 
-  recorder = drvBuilder: args:
+  # A recorder (above); `recorderWith env` puts `env` in its derivation too, so that its output
+  # path depends on it.
+  recorderWith = env: drvBuilder: args:
     let name = args.name or "${args.pname}-${args.version}"; in
-    builtins.derivation {
+    builtins.derivation ({
       inherit name system;
       builder = "/bin/sh";
       args = [ "-c" "echo ${drvBuilder} > $out" ];
-    }
+    } // env)
     // (args.passthru or { })
     // lib.optionalAttrs (args ? pname) { inherit (args) pname; }
     // lib.optionalAttrs (args ? version) { inherit (args) version; }
@@ -30,8 +32,9 @@ let
       drvArgs = args;
       meta = args.meta or { };
       # `prev: { ... }` or `final: prev: { ... }`, as in make-derivation.nix.
-      overrideAttrs = f: let g = f args; in recorder drvBuilder (args // (if builtins.isFunction g then g args else g));
+      overrideAttrs = f: let g = f args; in recorderWith env drvBuilder (args // (if builtins.isFunction g then g args else g));
     };
+  recorder = recorderWith { };
 
   # stdenv.mkDerivation takes attributes or `finalAttrs: attributes` (make-derivation.nix).
   mkDerivation = argsOrFn:
@@ -74,7 +77,8 @@ let
     # trivial-builders (all end in stdenv.mkDerivation; recorded under their own name).
     runCommand = name: env: buildCommand: recorder "runCommand" (env // { inherit name buildCommand; });
     runCommandLocal = pkgs.runCommand;
-    writeText = name: text: recorder "writeText" { inherit name text; };
+    # Its output depends on the text, as the real one's does (a unit's X-Reload-Triggers file).
+    writeText = name: text: recorderWith { inherit text; } "writeText" { inherit name text; };
     writeTextFile = args: recorder "writeTextFile" args;
     writeShellScriptBin = name: text: recorder "writeShellScriptBin" { inherit name text; meta.mainProgram = name; };
     writeShellApplication = args: recorder "writeShellApplication" args;

@@ -70,7 +70,7 @@
               drv = drvWith system;
             }).runNixOSTest;
           } // builtins.listToAttrs (map (n: { name = n; value = pkg n; })
-            [ "redis" "nats-server" "natscli" "cargo-nextest" "wrk" "skopeo" "umoci" "pkg-config" "curl" ]);
+            [ "redis" "nats-server" "natscli" "cargo-nextest" "wrk" "skopeo" "umoci" "pkg-config" "curl" "coreutils" ]);
         in
         pkgs;
     in

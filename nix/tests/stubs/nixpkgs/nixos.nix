@@ -9,6 +9,10 @@
 #                             (a module: name, nodes, defaults, testScript, ...)
 #   systemd.services.<name>   nixos/lib/systemd-unit-options.nix, nixos/modules/system/boot/systemd.nix
 #   environment.systemPackages nixos/modules/config/system-path.nix
+#   environment.etc           nixos/modules/system/etc/etc.nix
+#   assertions, warnings      nixos/modules/misc/assertions.nix (a failed assertion fails the
+#                             system as nixos/modules/system/activation/top-level.nix does, with
+#                             lib/asserts.nix checkAssertWarn's message)
 #   services.redis.servers    nixos/modules/services/databases/redis.nix
 #   services.nats             nixos/modules/services/networking/nats.nix
 #   virtualisation.*          nixos/modules/virtualisation/qemu-vm.nix, podman/default.nix
@@ -48,11 +52,34 @@ let
       stopIfChanged = opt types.bool true;
       reloadIfChanged = opt types.bool false;
       restartTriggers = opt (types.listOf types.unspecified) [ ];
-      reloadTriggers = opt (types.listOf types.unspecified) [ ];
+      reloadTriggers = opt (types.listOf unitOption) [ ];
       startLimitBurst = mkOption { type = types.int; };
       startLimitIntervalSec = mkOption { type = types.int; };
       reload = opt types.lines "";
       startAt = opt (types.either types.str (types.listOf types.str)) [ ];
+    };
+  };
+
+  # nixos/modules/system/etc/etc.nix (the same options in nixpkgs since 24.11, read from forks of
+  # 2025-2026: the locked revision's file is not readable here). The real `text` becomes `source`
+  # through `mkDerivedConfig options.text (pkgs.writeText "etc-<name with - for />")`, at the
+  # priority of `text`; here through a stand-in derivation, at a definition's usual priority.
+  etcOptions = { name, config, ... }: {
+    options = {
+      enable = opt types.bool true;
+      target = mkOption { type = types.str; };
+      text = opt (types.nullOr types.lines) null;
+      source = mkOption { type = types.path; };
+      mode = opt types.str "symlink";
+      uid = opt types.int 0;
+      gid = opt types.int 0;
+      user = opt types.str "+${toString config.uid}";
+      group = opt types.str "+${toString config.gid}";
+    };
+    config = {
+      source = lib.mkIf (config.text != null)
+        (drv ("etc-" + builtins.replaceStrings [ "/" ] [ "-" ] name) { } { inherit (config) text; });
+      target = lib.mkDefault name;
     };
   };
 
@@ -61,6 +88,9 @@ let
     options = {
       systemd.services = opt (types.attrsOf (types.submodule serviceOptions)) { };
       environment.systemPackages = opt (types.listOf types.package) [ ];
+      environment.etc = opt (types.attrsOf (types.submodule etcOptions)) { };
+      assertions = opt (types.listOf types.unspecified) [ ];
+      warnings = opt (types.listOf types.str) [ ];
       environment.variables = opt (types.attrsOf types.str) { };
       networking.hostName = opt types.str "nixos";
       networking.firewall.allowedTCPPorts = opt (types.listOf types.port) [ ];
@@ -140,7 +170,11 @@ in
         modules = [ nixosOptions test.defaults node ];
         moduleArgs = { inherit pkgs name; };
       }).config) test.nodes;
-      checked = builtins.all (n: force { inherit (nodes.${n}) systemd environment services; }) (builtins.attrNames nodes)
+      # top-level.nix: lib.asserts.checkAssertWarn config.assertions config.warnings.
+      failedAssertions = node: map (a: a.message) (builtins.filter (a: !a.assertion) node.assertions);
+      assertionsHold = node: failedAssertions node == [ ]
+        || throw "\nFailed assertions:\n${builtins.concatStringsSep "\n" (map (m: "- ${m}") (failedAssertions node))}";
+      checked = builtins.all (n: assertionsHold nodes.${n} && force { inherit (nodes.${n}) systemd environment services; }) (builtins.attrNames nodes)
         && builtins.isString (if builtins.isFunction test.testScript then test.testScript { inherit nodes; } else "${test.testScript}")
         && builtins.isString "${test.name}";
     in
