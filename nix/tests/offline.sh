@@ -110,6 +110,19 @@ check "the AOT-only VM test precompiles its guest inside the VM, with the full r
 check "a JIT VM test serves the .wasm as it is" true \
   nix eval --json ".#checks.x86_64-linux.vm-full.stubArgs" "${O[@]}" \
   --apply 'a: let m = a.nodes.machine { pkgs = { }; }; in builtins.match ".*kv-http.wasm" (toString m.services.omnia.component) != null'
+check "the AOT-only VM test links its precompiled guest (a path outside the store) at /etc/omnia/app.bin and runs that" true \
+  nix eval --json ".#checks.x86_64-linux.vm-http-kv.stubNodes.machine" "${O[@]}" \
+  --apply 'm: builtins.attrNames m.environment.etc == [ "omnia/app.bin" ]
+    && m.environment.etc."omnia/app.bin".source == "/var/lib/omnia-app/kv-http.bin"
+    && builtins.match "/nix/store/[^ ]*-package-omnia-http-kv/bin/omnia run /etc/omnia/app.bin" m.systemd.services.omnia.serviceConfig.ExecStart != null
+    && m.systemd.services.omnia.reloadTriggers == [ "/var/lib/omnia-app/kv-http.bin" ]'
+check "a JIT VM test links its .wasm at /etc/omnia/app.wasm, runs that, and reloads when it changes" true \
+  nix eval --json ".#checks.x86_64-linux.vm-full.stubNodes.machine" "${O[@]}" \
+  --apply 'm: let o = m.systemd.services.omnia; in builtins.attrNames m.environment.etc == [ "omnia/app.wasm" ]
+    && m.environment.etc."omnia/app.wasm".source == m.services.omnia.component
+    && builtins.match ".*/bin/omnia run /etc/omnia/app.wasm" o.serviceConfig.ExecStart != null
+    && o.reloadTriggers == [ m.services.omnia.component ]
+    && builtins.match ".*/bin/kill -HUP [$]MAINPID" o.serviceConfig.ExecReload != null'
 # crane's own defaults (v0.23.4): `doCheck = args.doCheck or true` in buildDepsOnly and
 # cargoNextest; buildDepsOnly adds `--all-targets` (the dev-dependencies) only when it is true.
 check "checks.tests runs nextest and the AOT build (crane's doCheck is not turned off)" true \

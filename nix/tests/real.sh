@@ -185,6 +185,16 @@ EOF
 unit_check "unit: ExecStart runs the profile's omnia on /etc/omnia/app.bin (the same path in every generation)" '
 if not re.fullmatch(r"/nix/store/[a-z0-9]{32}-omnia-http-kv-0\.1\.0/bin/omnia run /etc/omnia/app\.bin", one("Service", "ExecStart") or ""):
     problems.append("ExecStart=%s" % get("Service", "ExecStart"))'
+unit_check "unit: ExecReload sends SIGHUP to the main process (systemctl reload omnia)" '
+if not re.fullmatch(r"/nix/store/[a-z0-9]{32}-coreutils/bin/kill -HUP \$MAINPID", one("Service", "ExecReload") or ""):
+    problems.append("ExecReload=%s" % get("Service", "ExecReload"))'
+unit_check "unit: a reload trigger (X-Reload-Triggers), and no X-ReloadIfChanged (a changed unit restarts)" '
+if not re.fullmatch(r"/nix/store/[a-z0-9]{32}-X-Reload-Triggers-omnia", one("Unit", "X-Reload-Triggers") or ""):
+    problems.append("X-Reload-Triggers=%s" % get("Unit", "X-Reload-Triggers"))
+for k in ("X-ReloadIfChanged", "X-RestartIfChanged"):
+    if get("Service", k): problems.append("%s=%s" % (k, get("Service", k)))'
+check "the README's example links app.bin's store copy at /etc/omnia/app.bin (a symlink), and nothing else" true \
+  "($ex).nixosConfigurations.web.etc == { \"omnia/app.bin\" = { source = \"\${$tmp/app.bin}\"; mode = \"symlink\"; }; }"
 unit_check "unit: runs as an unprivileged user (DynamicUser, or User= a system user)" '
 if one("Service", "DynamicUser") != "true" and not one("Service", "User"):
     problems.append("DynamicUser=%s User=%s" % (get("Service", "DynamicUser"), get("Service", "User")))'
@@ -223,6 +233,24 @@ for k in ("After", "Wants"):
     for w in ("network-online.target", "redis.service"):
         if w not in v: problems.append("%s=%s lacks %s" % (k, v, w))
 if get("Install", "WantedBy") != ["multi-user.target"]: problems.append("WantedBy=%s" % get("Install", "WantedBy"))'
+# switch-to-configuration (switch-to-configuration-ng's compare_units) reloads a unit whose file
+# differs from the running one's in X-Reload-Triggers alone, and restarts it for any other difference.
+mkdir -p "$tmp/v1" "$tmp/v2" "$tmp/dir"
+echo one >"$tmp/v1/app.bin"; echo two >"$tmp/v2/app.bin"; : >"$tmp/dir/omnia.toml"
+check "a new component changes only X-Reload-Triggers (a reload); a new package changes ExecStart (a restart)" \
+  '{"component":["X-Reload-Triggers"],"package":["ExecStart"]}' \
+  "let unit = c: p: (nixos.eval [ omnia.nixosModules.default { services.omnia = { enable = true; component = c; package = p; }; } ]).units.omnia;
+       keys = a: b: let lb = lib.splitString \"\n\" b; in map (l: builtins.head (lib.splitString \"=\" l)) (builtins.filter (l: !(builtins.elem l lb)) (lib.splitString \"\n\" a));
+   in { component = keys (unit $tmp/v1/app.bin P.omnia-full) (unit $tmp/v2/app.bin P.omnia-full);
+        package = keys (unit $tmp/v1/app.bin P.omnia-full) (unit $tmp/v1/app.bin P.omnia-http-kv); }"
+check "an application (a directory) runs as /etc/omnia/app, linked to the directory's store copy, its reload trigger" true \
+  "let e = nixos.eval [ omnia.nixosModules.default { services.omnia = { enable = true; component = $tmp/dir; }; } ]; in
+   e.failedAssertions == [ ] && e.etc == { \"omnia/app\" = { source = \"\${$tmp/dir}\"; mode = \"symlink\"; }; }
+   && lib.hasSuffix \"/bin/omnia run /etc/omnia/app\" e.config.systemd.services.omnia.serviceConfig.ExecStart
+   && e.config.systemd.services.omnia.reloadTriggers == [ $tmp/dir ]"
+check "a lone omnia.toml fails an assertion that asks for its directory" true \
+  "let e = nixos.eval [ omnia.nixosModules.default { services.omnia = { enable = true; component = $tmp/dir/omnia.toml; }; } ]; in
+   builtins.length e.failedAssertions == 1 && lib.hasPrefix \"services.omnia.component is a manifest ($tmp/dir/omnia.toml): give the directory holding it\" (builtins.head e.failedAssertions)"
 check "defaults: packages.default, 127.0.0.1:8080, no environment file" true \
   "let u = (nixos.eval [ omnia.nixosModules.default { services.omnia = { enable = true; component = $tmp/app.bin; }; } ]).units.omnia; in
    lib.hasInfix \"-omnia-full-0.1.0/bin/omnia run \" u && lib.hasInfix \"OMNIA_HTTP_ADDR=127.0.0.1:8080\" u && !(lib.hasInfix \"EnvironmentFile\" u)"

@@ -92,6 +92,34 @@ fails_with "module: a required option left unset" \
   "The option \`services.omnia.component' was accessed but has no value defined. Try setting the option." \
   ev '(node { services.omnia = { enable = true; package = pkg; }; }).systemd.services.omnia.serviceConfig.ExecStart'
 
+echo "== the NixOS module: a new component is a reload, not a restart (stand-in NixOS options)"
+# The module's settings for a component `c` (app c), and for an application: examples/app.
+app="(c: node { services.omnia = { enable = true; package = pkg; component = c; }; })"
+dir=$PWD/examples/app
+check "module: an application (a directory) runs as /etc/omnia/app" true \
+  ev "lib.hasSuffix \"/bin/omnia run /etc/omnia/app\" ($app $dir).systemd.services.omnia.serviceConfig.ExecStart"
+check "module: environment.etc.\"omnia/app\" links the directory (a symlink), and nothing else" true \
+  ev "let etc = ($app $dir).environment.etc; in builtins.attrNames etc == [ \"omnia/app\" ]
+      && etc.\"omnia/app\".source == $dir && etc.\"omnia/app\".target == \"omnia/app\" && etc.\"omnia/app\".mode == \"symlink\""
+check "module: the component is a reload trigger of the unit" true \
+  ev "builtins.elem $dir ($app $dir).systemd.services.omnia.reloadTriggers"
+check "module: ExecReload sends SIGHUP to the main process" true \
+  ev "builtins.match \"/nix/store/[a-z0-9]{32}-coreutils/bin/kill -HUP [\$]MAINPID\" ($app $dir).systemd.services.omnia.serviceConfig.ExecReload != null"
+check "module: a .bin is linked as app.bin (here a path outside the store), a .wasm as app.wasm" \
+  '[["omnia/app.bin","/var/lib/omnia-app/kv-http.bin","run /etc/omnia/app.bin"],["omnia/app.wasm","'$PWD'/tests/guests/bin/kv-http.wasm","run /etc/omnia/app.wasm"]]' \
+  ev "map (c: let n = $app c; name = builtins.head (builtins.attrNames n.environment.etc); in
+      [ name (toString n.environment.etc.\${name}.source) (builtins.head (builtins.match \".*/bin/omnia (run .*)\" n.systemd.services.omnia.serviceConfig.ExecStart)) ])
+      [ \"/var/lib/omnia-app/kv-http.bin\" $PWD/tests/guests/bin/kv-http.wasm ]"
+fails_with "module: a lone omnia.toml is refused (a failed assertion fails the system)" \
+  "Failed assertions:
+- services.omnia.component is a manifest ($dir/omnia.toml): give the directory holding it" \
+  ev "omnia { component = $dir/omnia.toml; }"
+fails_with "environment.etc: source is types.path (an absolute path)" \
+  "A definition for option \`environment.etc.x.source' is not of type \`absolute path'." \
+  ev '(node { environment.etc.x.source = "relative/file"; }).environment.etc.x.source'
+check "environment.etc: target defaults to the name; text is null, mode symlink, user +0" '["a/b",null,"symlink","+0"]' \
+  ev 'let e = (node { environment.etc."a/b".source = /x; }).environment.etc."a/b"; in [ e.target e.text e.mode e.user ]'
+
 echo "== nixpkgs builders (dockerTools, testers.runNixOSTest, runCommand)"
 fails_with "buildLayeredImage: a closed argument set" "called with unexpected argument 'entrypoint'" \
   ev '(pkgs.dockerTools.buildLayeredImage { name = "x"; entrypoint = [ "/bin/x" ]; }).drvPath'
