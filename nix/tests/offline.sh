@@ -123,6 +123,17 @@ check "a JIT VM test links its .wasm at /etc/omnia/app.wasm, runs that, and relo
     && builtins.match ".*/bin/omnia run /etc/omnia/app.wasm" o.serviceConfig.ExecStart != null
     && o.reloadTriggers == [ m.services.omnia.component ]
     && builtins.match ".*/bin/kill -HUP [$]MAINPID" o.serviceConfig.ExecReload != null'
+# The line the VM tests wait for is the one crates/omnia/src/run/reload.rs logs on success.
+reloaded=$(sed -n 's/.*tracing::info!("\(reloaded: {guests}[^"]*\)");.*/\1/p' crates/omnia/src/run/reload.rs | sed 's/{guests}/1/')
+for vm in "full" "http-kv" "kv-nats" "messaging"; do
+  script=$(nix eval --raw ".#checks.x86_64-linux.vm-$vm.stubArgs.testScript" "${O[@]}" 2>"$nix_err")
+  if [ -n "$reloaded" ] && grep -qF 'machine.succeed("systemctl reload omnia.service")' <<<"$script" \
+    && grep -qF "grep -F '$reloaded'" <<<"$script" && grep -qF 'incr//hits | grep -x 3' <<<"$script"; then
+    ok "vm-$vm reloads omnia, waits for reload.rs's \"$reloaded\" and counts on"
+  else
+    bad "vm-$vm reloads omnia, waits for reload.rs's \"$reloaded\" and counts on" "$( (echo "$script" | grep -n 'reload'; tail -3 "$nix_err") | head -8)"
+  fi
+done
 # crane's own defaults (v0.23.4): `doCheck = args.doCheck or true` in buildDepsOnly and
 # cargoNextest; buildDepsOnly adds `--all-targets` (the dev-dependencies) only when it is true.
 check "checks.tests runs nextest and the AOT build (crane's doCheck is not turned off)" true \

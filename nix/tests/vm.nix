@@ -5,6 +5,10 @@
 # Omnia starts as soon as its backend's unit has started, which (both are `Type=simple`) can be
 # before the backend listens: Omnia exits, and the module's restart policy (every 2 s, no start
 # limit) brings it back until the backend answers, as it would on a real machine.
+#
+# The module links the component at /etc/omnia/app.wasm (or app.bin: an AOT-only profile's,
+# precompiled in the VM to a path outside the store, which environment.etc links as it is) and
+# `systemctl reload` makes Omnia read it again (SIGHUP) without a restart: the counter goes on.
 { pkgs, self }:
 {
   # `wasm` is served as it is, or, given a JIT `compiler` (for an AOT-only `package`),
@@ -66,6 +70,14 @@
             machine.succeed("curl -sf -X POST http://127.0.0.1:8080/incr//hits | grep -x 1")
             machine.succeed("curl -sf -X POST http://127.0.0.1:8080/incr//hits | grep -x 2")
             machine.succeed("${readBack} | grep -x 2")
+        with subtest("systemctl reload: Omnia reads the component again, same process, and serves on"):
+            pid = machine.succeed("systemctl show --property MainPID --value omnia.service").strip()
+            machine.succeed("systemctl reload omnia.service")
+            machine.wait_until_succeeds(
+                "journalctl -u omnia.service --no-pager | grep -F 'reloaded: 1 guest(s); new work goes to them'"
+            )
+            machine.succeed(f"test \"$(systemctl show --property MainPID --value omnia.service)\" = {pid}")
+            machine.succeed("curl -sf -X POST http://127.0.0.1:8080/incr//hits | grep -x 3")
         with subtest("SIGTERM drains and stops cleanly"):
             machine.succeed("systemctl stop omnia.service")
             machine.fail("systemctl is-failed omnia.service")
