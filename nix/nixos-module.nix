@@ -19,9 +19,9 @@
 # (SIGHUP, as `systemctl reload omnia` does): Omnia reads, compiles and checks the new component
 # while the old one serves, requests in flight finish on the old one, and one that fails to load
 # leaves the old one serving (the error is logged and shown on /readyz). What a reload cannot
-# change needs `systemctl restart omnia`: a trigger or backend that no guest used at start-up, a
-# guest's message topics, a memory limit above the largest one at start-up (Omnia logs which,
-# and keeps the old version serving). A new package or any other setting changes the unit, and
+# change needs `systemctl restart omnia`: a trigger or backend that no guest used at start-up,
+# a memory limit above the largest one at start-up (Omnia logs which, and keeps the old version
+# serving). A new package or any other setting changes the unit, and
 # switching restarts it.
 { self }:
 { config, lib, pkgs, ... }:
