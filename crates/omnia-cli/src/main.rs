@@ -21,6 +21,8 @@ use omnia_wasi_config::ConfigDefault;
 use omnia_wasi_http::WasiHttpCtx;
 #[cfg(feature = "otel")]
 use omnia_wasi_otel::DefaultOtel;
+#[cfg(feature = "sql")]
+use omnia_wasi_sql::SqlDefault;
 
 omnia::runtime!({
     #[cfg(feature = "http")]
@@ -33,6 +35,8 @@ omnia::runtime!({
     "config": ConfigDefault,
     #[cfg(feature = "otel")]
     "otel": DefaultOtel,
+    #[cfg(feature = "sql")]
+    "sql": SqlDefault,
 });
 
 #[tokio::main]

@@ -124,7 +124,7 @@ fn version_names_capabilities_backends_and_wasmtime() {
     assert_eq!(code, 0);
     assert!(
         stdout.contains(
-            "(features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel)"
+            "(features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel, sql[sqlite])"
         ),
         "{stdout}"
     );

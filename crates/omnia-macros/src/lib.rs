@@ -40,6 +40,7 @@ const KEYS: &[(&str, bool, &str)] = &[
     ("messaging", true, "Messaging"),
     ("config", false, "Config"),
     ("otel", false, "Telemetry (OpenTelemetry)"),
+    ("sql", false, "SQL"),
 ];
 
 /// Declares a runtime's capabilities and generates its `Cli` and `runtime_run`.
