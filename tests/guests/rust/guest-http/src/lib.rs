@@ -2,7 +2,7 @@
 //! `Guest` and calls `guest_http::export!(Component);`.
 //!
 //! The bindings are for the widest world the HTTP guests need, `omnia:guests/guest-http`
-//! (wasi:http/proxy plus wasi:keyvalue and wasi:config): a component imports only the
+//! (wasi:http/proxy plus wasi:keyvalue, wasi:config and wasi:sql): a component imports only the
 //! interfaces its code calls, so a plain HTTP guest still imports no wasi:keyvalue.
 
 wit_bindgen::generate!({
@@ -19,6 +19,23 @@ pub use wasi::http::types::{
     ResponseOutparam,
 };
 pub use wasi::io::streams::StreamError;
+
+/// Percent-decodes `text` (`%XX` is a byte); `None` if an escape is malformed or the result is
+/// not UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = text.bytes();
+    let mut decoded = Vec::with_capacity(text.len());
+    while let Some(byte) = bytes.next() {
+        if byte == b'%' {
+            let high = (bytes.next()? as char).to_digit(16)?;
+            let low = (bytes.next()? as char).to_digit(16)?;
+            decoded.push((high << 4 | low) as u8);
+        } else {
+            decoded.push(byte);
+        }
+    }
+    String::from_utf8(decoded).ok()
+}
 
 /// Sends a complete response: status, headers, body.
 pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &[u8])], body: &[u8]) {

@@ -28,7 +28,9 @@
 use guest_http::wasi::keyvalue::atomics::{self, Cas, CasError};
 use guest_http::wasi::keyvalue::batch;
 use guest_http::wasi::keyvalue::store::{self, Bucket, Error};
-use guest_http::{read_body, respond, Guest, IncomingRequest, Method, ResponseOutparam};
+use guest_http::{
+    percent_decode, read_body, respond, Guest, IncomingRequest, Method, ResponseOutparam,
+};
 
 /// How many swaps `/cas-incr` tries before it gives up.
 const MAX_CAS_ATTEMPTS: u32 = 1000;
@@ -264,20 +266,9 @@ fn bucket_name(rest: &str) -> Result<String, Reply> {
 
 /// Percent-decodes a path segment: `%XX` is a byte, and the result must be UTF-8.
 fn decode(segment: &str) -> Result<String, Reply> {
-    let malformed = || bad_request(format!("bad percent-encoding in {segment:?}"));
-    let mut bytes = segment.bytes();
-    let mut decoded = Vec::with_capacity(segment.len());
-    while let Some(byte) = bytes.next() {
-        if byte == b'%' {
-            let high = bytes.next().and_then(hex_digit).ok_or_else(malformed)?;
-            let low = bytes.next().and_then(hex_digit).ok_or_else(malformed)?;
-            decoded.push(high << 4 | low);
-        } else {
-            decoded.push(byte);
-        }
-    }
-    String::from_utf8(decoded)
-        .map_err(|_| bad_request(format!("{segment:?} does not decode to UTF-8")))
+    percent_decode(segment).ok_or_else(|| {
+        bad_request(format!("bad percent-encoding in {segment:?}, or not UTF-8 once decoded"))
+    })
 }
 
 /// The query parameter `name` as a decimal u64, if it is there.
