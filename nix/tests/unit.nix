@@ -10,7 +10,7 @@ let
 
   tests = {
     namesFromFiles = { expr = builtins.attrNames ps; expected = [ "full" "http" "http-kv" "http-otel" "kv-nats" "messaging" ]; };
-    fullFeatures = { expr = ps.full.features; expected = [ "config" "http" "jit" "keyvalue" "keyvalue-nats" "keyvalue-redis" "messaging" "messaging-nats" "otel" ]; };
+    fullFeatures = { expr = ps.full.features; expected = [ "config" "http" "jit" "keyvalue" "keyvalue-nats" "keyvalue-redis" "messaging" "messaging-nats" "otel" "sql" ]; };
     messagingProfile = { expr = [ ps.messaging.features ps.messaging.services ]; expected = [ [ "http" "jit" "keyvalue-nats" "messaging-nats" ] [ "nats" ] ]; };
     fullServices = { expr = ps.full.services; expected = [ "nats" "redis" ]; };
     httpKvIsAotOnly = { expr = ps.http-kv.features; expected = [ "http" "keyvalue-redis" ]; };

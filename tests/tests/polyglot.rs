@@ -1,5 +1,5 @@
-//! Real polyglot guests: componentize-py and componentize-js HTTP handlers (and a Python
-//! key-value counter) served by `omnia run`.
+//! Real polyglot guests: componentize-py and componentize-js HTTP handlers (and Python guests
+//! of key-value, messaging and SQL) served by `omnia run`.
 //! (Built by `tests/guests/build-polyglot`; JIT-compiling each takes several seconds.)
 
 use bytes::Bytes;
@@ -57,6 +57,49 @@ async fn python_keyvalue_counter() {
             .starts_with("keyvalue error: other: invalid bucket name"),
         "{}",
         bad.text()
+    );
+}
+
+#[tokio::test]
+async fn python_sql_guest() {
+    let server = Omnia::serve(&omnia(), &guests::polyglot("py-sql"), &[]);
+    let sql = |op: &'static str, body: &'static str| {
+        let url = server.url(&format!("/{op}/"));
+        async move {
+            let response = request(
+                Method::POST,
+                &url,
+                &[],
+                Bytes::from_static(body.as_bytes()),
+                true,
+            )
+            .await
+            .unwrap();
+            (response.status, response.text())
+        }
+    };
+    let created = sql("exec", "CREATE TABLE t (n INTEGER, s TEXT, b BLOB)").await;
+    assert_eq!(created, (StatusCode::OK, "0".into()));
+    let inserted = sql(
+        "exec",
+        "INSERT INTO t VALUES (?, ?, X'00ff')\n42\nx'); DROP TABLE t; --",
+    )
+    .await;
+    assert_eq!(inserted, (StatusCode::OK, "1".into()));
+    let rows = sql("query", "SELECT n, s, b, NULL AS z FROM t").await;
+    assert_eq!(
+        rows,
+        (
+            StatusCode::OK,
+            "n=int64:42\ns=str:x'); DROP TABLE t; --\nb=binary:00ff\nz=null\n".into()
+        )
+    );
+    let refused = sql("exec", "BEGIN").await;
+    assert_eq!(refused.0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        refused.1.starts_with("sql error: refused: "),
+        "{}",
+        refused.1
     );
 }
 

@@ -319,13 +319,20 @@ fn exec(
 ) -> backend::Result<u64> {
     watched(conn, limits, || {
         let mut statement = prepare(conn, sql, params)?;
+        // SQLite's count of changed rows is the last INSERT, UPDATE or DELETE's: a statement
+        // that changed none (DDL, say) would report the one before it.
+        let before = conn.total_changes();
         let changed = statement.raw_execute().map_err(|err| match err {
             rusqlite::Error::ExecuteReturnedResults => {
                 Error::Refused("the statement returns rows: run it with query, not exec".into())
             }
             other => from_sqlite_error(other),
         })?;
-        Ok(changed as u64)
+        Ok(if conn.total_changes() == before {
+            0
+        } else {
+            changed as u64
+        })
     })
 }
 
@@ -446,6 +453,12 @@ mod tests {
         .unwrap();
         let rows = db.query("SELECT * FROM t", vec![], limits).await.unwrap();
         assert_eq!(rows.rows, vec![row, vec![Value::Null; 7]]);
+        // A statement that changes no row says 0, not the count of the one before it.
+        let changed = db
+            .exec("CREATE TABLE u (v TEXT)", vec![], limits)
+            .await
+            .unwrap();
+        assert_eq!(changed, 0);
         assert_eq!(rows.columns[1], ("b".into(), ColumnKind::Boolean));
     }
 
