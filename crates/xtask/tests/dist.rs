@@ -140,7 +140,7 @@ fn every_binary_names_its_profile_and_features() {
     let expected = [
         (
             "full",
-            "(profile: full; features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel)",
+            "(profile: full; features: jit, http, keyvalue[memory,redis,nats], messaging[memory,nats], config, otel, sql[sqlite])",
         ),
         ("http", "(profile: http; features: jit, http)"),
         (
