@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
+use rustix::process::{Pid, Signal, kill_process};
 
 /// The Redis server binary (Debian's `redis-server`, 7.0).
 const REDIS_SERVER: &str = "redis-server";
@@ -54,6 +55,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`RedisServer::restart`] / [`NatsServer::restart`] keep retrying while the old
 /// port is still taken.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`kill`] waits for a killed server's children to exit.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many fresh ports `start` tries when another process grabbed the one it picked.
 const PORT_ATTEMPTS: usize = 5;
 /// Connect, read and write timeout of the native clients.
@@ -140,8 +143,8 @@ impl ServerProcess {
         self.port
     }
 
-    /// Kills the server with SIGKILL and waits for it to exit. Does nothing if it is not
-    /// running.
+    /// Kills the server, and the processes it started (PostgreSQL's backends), with SIGKILL and
+    /// waits for them to exit. Does nothing if it is not running.
     pub fn kill(&mut self) {
         kill(&mut self.child);
     }
@@ -573,6 +576,22 @@ fn launch(
     ready: &str,
     probe: &dyn Fn() -> bool,
 ) -> Result<Child, Failure> {
+    let mut command = Command::new(self::program(program));
+    command.args(args);
+    launch_command(program, &mut command, dir, ready, START_TIMEOUT, probe)
+}
+
+/// Spawns `command` (the server `name`) in `dir`, stdout and stderr appended to
+/// `dir/server.log`, and waits up to `timeout` until the log of this run contains `ready` and
+/// `probe` succeeds.
+fn launch_command(
+    name: &str,
+    command: &mut Command,
+    dir: &Path,
+    ready: &str,
+    timeout: Duration,
+    probe: &dyn Fn() -> bool,
+) -> Result<Child, Failure> {
     let log_path = dir.join("server.log");
     let log = OpenOptions::new()
         .create(true)
@@ -580,33 +599,32 @@ fn launch(
         .open(&log_path)
         .expect("server log opens");
     let offset = log.metadata().expect("server log metadata").len();
-    let mut child = Command::new(self::program(program))
-        .args(args)
+    let child = command
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("server log clones"))
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|err| panic!("{program} starts: {err}"));
+        .unwrap_or_else(|err| panic!("{name} starts: {err}"));
+    let mut child = Some(child);
     let started = Instant::now();
     loop {
         let text = read_log(dir, offset);
         if text.contains(ready) && probe() {
-            return Ok(child);
+            return Ok(child.take().expect("server child"));
         }
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(Ok(Some(status))) = child.as_mut().map(Child::try_wait) {
             let text = read_log(dir, offset);
             return Err(if text.to_lowercase().contains("address already in use") {
                 Failure::PortInUse
             } else {
-                Failure::Other(format!("{program} exited with {status}:\n{text}"))
+                Failure::Other(format!("{name} exited with {status}:\n{text}"))
             });
         }
-        if started.elapsed() > START_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
+        if started.elapsed() > timeout {
+            kill(&mut child);
             return Err(Failure::Other(format!(
-                "{program} not ready after {START_TIMEOUT:?}:\n{}",
+                "{name} not ready after {timeout:?}:\n{}",
                 read_log(dir, offset)
             )));
         }
@@ -639,11 +657,86 @@ fn read_log(dir: &Path, offset: u64) -> String {
     String::from_utf8_lossy(&bytes[start..]).into_owned()
 }
 
+/// Kills the server `child` and the processes it started with SIGKILL, and waits until they
+/// are gone (for the server's children, up to [`KILL_TIMEOUT`]). Does nothing for `None`.
+///
+/// The children matter for PostgreSQL: its postmaster runs each connection and background task
+/// in a process of its own (in a session of its own, so a signal to the postmaster's group
+/// misses them). Killed alone, the postmaster leaves them running until they notice, still
+/// attached to its shared memory, which a restart then refuses; a real crash (the OOM killer, a
+/// container stopped) takes them all. So the server is first stopped (SIGSTOP), which keeps it
+/// from starting another process between the listing of its children (from `/proc`) and the
+/// kill. Only direct children are looked for: no server here has grandchildren.
 fn kill(child: &mut Option<Child>) {
-    if let Some(mut child) = child.take() {
-        let _ = child.kill();
-        let _ = child.wait();
+    let Some(mut child) = child.take() else {
+        return;
+    };
+    let pid = child.id();
+    // Once reaped, its pid may belong to another process: signal only a child not yet waited for.
+    let running = matches!(child.try_wait(), Ok(None));
+    let children = if running && signal(pid, Signal::STOP) {
+        wait_until_stopped(pid);
+        children_of(pid)
+    } else {
+        Vec::new()
+    };
+    let _ = child.kill();
+    for &pid in &children {
+        signal(pid, Signal::KILL);
     }
+    let _ = child.wait();
+    let started = Instant::now();
+    while children.iter().any(|&pid| is_alive(pid)) && started.elapsed() < KILL_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` to process `pid`; whether it was sent.
+fn signal(pid: u32, signal: Signal) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .is_some_and(|pid| kill_process(pid, signal).is_ok())
+}
+
+/// The state letter and parent of process `pid`, from `/proc/{pid}/stat`; `None` if there is
+/// no such process.
+fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; `comm` may itself contain spaces and parentheses.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+/// Waits (up to 1 s) until `pid` is stopped or has exited, so it is no longer in the middle of
+/// starting a process.
+fn wait_until_stopped(pid: u32) {
+    let started = Instant::now();
+    while matches!(proc_stat(pid), Some((state, _)) if !matches!(state, 'T' | 'Z' | 'X'))
+        && started.elapsed() < Duration::from_secs(1)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|&child| proc_stat(child).is_some_and(|(_, parent)| parent == pid))
+        .collect()
+}
+
+/// Whether `pid` is a live process: it exists and is not a zombie (a killed server's children
+/// are reparented to init, which may be slow to reap them, or never in a container).
+fn is_alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
 }
 
 fn is_running(child: &mut Option<Child>) -> bool {
