@@ -1,18 +1,18 @@
-//! Real Redis and NATS servers, owned by the test that needs them.
+//! Real Redis, NATS and PostgreSQL servers, owned by the test that needs them.
 //!
 //! Capability tests must show that what a guest stores reaches the real backend byte for byte,
 //! that a native client sees it (and the guest sees what a native client wrote), and that omnia
 //! survives a backend that dies and comes back. A mock proves none of that, so each test starts
-//! its own `redis-server` or `nats-server` as a child process: on a free loopback port, with its
-//! own temporary directory, so tests run in parallel without sharing state, and with
-//! [`kill`](ServerProcess::kill) / [`restart`](ServerProcess::restart) on the same port for fault
-//! tests. The binaries come from Debian's `redis-server` and `nats-server` packages, which
-//! `tests/setup` installs.
+//! its own `redis-server`, `nats-server` or `postgres` as a child process: on a free loopback
+//! port, with its own temporary directory, so tests run in parallel without sharing state, and
+//! with [`kill`](ServerProcess::kill) / [`restart`](ServerProcess::restart) on the same port for
+//! fault tests. The binaries come from Debian's `redis-server`, `nats-server` and `postgresql`
+//! packages, which `tests/setup` installs.
 //!
 //! Talking to the servers needs no extra machinery in tests: [`RedisServer::command`] is a tiny
-//! RESP2 client over a std `TcpStream`, and [`NatsServer::kv_get`] / [`NatsServer::kv_put`] use
-//! `async-nats` on a private runtime, so both work from plain `#[test]` functions and from inside
-//! `#[tokio::test]` alike.
+//! RESP2 client over a std `TcpStream`, [`NatsServer::kv_get`] / [`NatsServer::kv_put`] use
+//! `async-nats` on a private runtime, and [`PostgresServer::psql`] runs the stock `psql`, so all
+//! work from plain `#[test]` functions and from inside `#[tokio::test]` alike.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use rustix::process::{Pid, Signal, kill_process};
+
+mod postgres;
+
+pub use postgres::PostgresServer;
 
 /// The Redis server binary (Debian's `redis-server`, 7.0).
 const REDIS_SERVER: &str = "redis-server";
@@ -101,9 +105,9 @@ impl Resp {
 }
 
 /// A server process the harness owns: a port that stays the same across restarts, the child,
-/// and a temporary directory for its files and log. Killed when dropped. [`RedisServer`] and
-/// [`NatsServer`] dereference to it for [`kill`](Self::kill), [`restart`](Self::restart) and
-/// the rest.
+/// and a temporary directory for its files and log. Killed when dropped. [`RedisServer`],
+/// [`NatsServer`] and [`PostgresServer`] dereference to it for [`kill`](Self::kill),
+/// [`restart`](Self::restart) and the rest.
 pub struct ServerProcess {
     name: &'static str,
     launch: Launch,
@@ -185,6 +189,8 @@ macro_rules! deref_to_process {
         }
     };
 }
+
+use deref_to_process;
 
 deref_to_process!(RedisServer);
 deref_to_process!(NatsServer);
