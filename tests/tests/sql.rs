@@ -142,11 +142,12 @@ async fn a_parameter_stays_data_and_what_a_guest_may_not_do_is_refused() {
 }
 
 #[tokio::test]
-async fn a_query_past_a_limit_is_an_error_and_omnia_keeps_serving() {
+async fn a_statement_past_a_limit_is_an_error_and_omnia_keeps_serving() {
     let server = serve(&[
         ("OMNIA_SQL_MAX_ROWS", "5"),
         ("OMNIA_SQL_MAX_RESULT_BYTES", "4KiB"),
         ("OMNIA_SQL_STATEMENT_TIMEOUT", "300ms"),
+        ("OMNIA_SQLITE_MAX_SIZE", "256KiB"),
     ]);
     let numbers = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT ?) \
                    SELECT i FROM n";
@@ -169,6 +170,19 @@ async fn a_query_past_a_limit_is_an_error_and_omnia_keeps_serving() {
     assert_eq!(status, 500, "{body}");
     assert!(
         body.contains("timed out: the statement ran past 300ms"),
+        "{body}"
+    );
+    exec(&server, "", &["CREATE TABLE big (b BLOB)"]).await;
+    let (status, body) = sql(
+        &server,
+        "exec",
+        "",
+        &["INSERT INTO big VALUES (zeroblob(1048576))"],
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("database full: the write would grow it past OMNIA_SQLITE_MAX_SIZE"),
         "{body}"
     );
     assert_eq!(

@@ -147,6 +147,8 @@ pub enum Error {
     Statement(String),
     /// The result is over [`Limits::max_rows`] or [`Limits::max_result_bytes`].
     TooLarge(String),
+    /// A write would grow the database past its size limit.
+    Full(String),
     /// The statement ran past [`Limits::statement_timeout`], or waited too long for a
     /// connection.
     Timeout(String),
@@ -162,6 +164,7 @@ impl fmt::Display for Error {
             Self::Refused(m) => write!(f, "refused: {m}"),
             Self::Statement(m) => write!(f, "statement failed: {m}"),
             Self::TooLarge(m) => write!(f, "result too large: {m}"),
+            Self::Full(m) => write!(f, "database full: {m}"),
             Self::Timeout(m) => write!(f, "timed out: {m}"),
             Self::Connection(m) => write!(f, "connection: {m}"),
         }

@@ -44,7 +44,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 pub use backend::{ColumnKind, Connection, Database, Error, Limits, Rows, Value};
-pub use sqlite::{DEFAULT_POOL_WAIT, MAX_DATABASES, Sqlite, SqliteOptions};
+pub use sqlite::{DEFAULT_MAX_SIZE, DEFAULT_POOL_WAIT, MAX_DATABASES, Sqlite, SqliteOptions};
 
 /// The database `open("")` opens for a guest on its own.
 pub const DEFAULT_DATABASE: &str = "default";

@@ -27,13 +27,18 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use crate::backend::{self, ColumnKind, Connection, Database, Error, Limits, Rows, Value};
 
 /// Options of [`Sqlite`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SqliteOptions {
     /// `OMNIA_SQLITE_DIR`: where database files are; `None`: in memory.
     pub dir: Option<PathBuf>,
     /// `OMNIA_SQL_POOL_WAIT`: how long a statement waits for its database's connection.
     pub pool_wait: Duration,
+    /// `OMNIA_SQLITE_MAX_SIZE`: the most bytes one database may take (in memory or on disk).
+    pub max_size: usize,
 }
+
+/// The default of `OMNIA_SQLITE_MAX_SIZE`.
+pub const DEFAULT_MAX_SIZE: usize = 1 << 30;
 
 /// The most databases one process opens (each has a connection, and in memory its data): a
 /// guest that names a new database per request cannot grow the process without bound.
@@ -58,7 +63,13 @@ impl FromEnv for SqliteOptions {
             omnia::config::parse_positive_duration,
         )?
         .unwrap_or(DEFAULT_POOL_WAIT);
-        Ok(Self { dir, pool_wait })
+        let max_size =
+            var("OMNIA_SQLITE_MAX_SIZE", omnia::config::parse_size)?.unwrap_or(DEFAULT_MAX_SIZE);
+        Ok(Self {
+            dir,
+            pool_wait,
+            max_size,
+        })
     }
 
     fn settings() -> Vec<Setting> {
@@ -76,6 +87,13 @@ impl FromEnv for SqliteOptions {
                 value: "DURATION",
                 default: "5s",
                 help: "how long a SQL statement waits for a connection to its database before it fails",
+            },
+            Setting {
+                env: "OMNIA_SQLITE_MAX_SIZE",
+                flag: None,
+                value: "SIZE",
+                default: "1GiB",
+                help: "the most one SQLite database may take, in memory or on disk; a write past it is an error",
             },
         ]
     }
@@ -114,6 +132,10 @@ impl Sqlite {
         };
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(self.options.pool_wait)?;
+        // The size bound: SQLite refuses to grow a database past max_page_count pages.
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        let pages = i64::try_from(self.options.max_size).unwrap_or(i64::MAX) / page_size.max(1);
+        conn.pragma_update(None, "max_page_count", pages.max(1))?;
         conn.authorizer(Some(authorize));
         Ok(conn)
     }
@@ -349,6 +371,13 @@ fn from_sqlite_error(err: rusqlite::Error) -> Error {
         {
             Error::Timeout("interrupted".into())
         }
+        rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::DiskFull => {
+            Error::Full(
+                "the write would grow it past OMNIA_SQLITE_MAX_SIZE (delete rows, or ask for a \
+                 larger limit)"
+                    .into(),
+            )
+        }
         rusqlite::Error::MultipleStatement => Error::Refused(
             "more than one statement: run one statement per call (parameters are bound, never \
              spliced into the SQL)"
@@ -412,6 +441,7 @@ mod tests {
         Sqlite::new(SqliteOptions {
             dir: None,
             pool_wait: Duration::from_secs(1),
+            max_size: DEFAULT_MAX_SIZE,
         })
     }
 
@@ -518,6 +548,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_does_not_grow_past_its_size() {
+        let sqlite = Sqlite::new(SqliteOptions {
+            dir: None,
+            pool_wait: Duration::from_secs(1),
+            max_size: 256 << 10,
+        });
+        let db = sqlite.open("small").await.unwrap();
+        let limits = Limits::default();
+        db.exec("CREATE TABLE b (x BLOB)", vec![], limits)
+            .await
+            .unwrap();
+        let mut written = 0;
+        let err = loop {
+            match db
+                .exec("INSERT INTO b VALUES (zeroblob(16384))", vec![], limits)
+                .await
+            {
+                Ok(_) => written += 1,
+                Err(err) => break err,
+            }
+            assert!(written < 100, "256 KiB held {written} rows of 16 KiB");
+        };
+        assert!(matches!(err, Error::Full(_)), "{err}");
+        assert!(err.to_string().contains("OMNIA_SQLITE_MAX_SIZE"), "{err}");
+        // Deleting makes room again.
+        db.exec("DELETE FROM b", vec![], limits).await.unwrap();
+        db.exec("INSERT INTO b VALUES (zeroblob(16384))", vec![], limits)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
     async fn the_number_of_databases_is_bounded() {
         let sqlite = memory();
         for n in 0..MAX_DATABASES {
@@ -538,6 +600,7 @@ mod tests {
         let options = SqliteOptions {
             dir: Some(dir.clone()),
             pool_wait: Duration::from_secs(1),
+            max_size: DEFAULT_MAX_SIZE,
         };
         let limits = Limits::default();
         let db = Sqlite::new(options.clone()).open("kept").await.unwrap();
